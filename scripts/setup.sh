@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything aim needs on Debian 12 (as root, or with sudo available).
+# Idempotent: packages already present are left alone, so re-running costs seconds.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ccache pkg-config
+  libtorch-dev            # LibTorch 1.13 (CPU) with c10d, Gloo, TCPStore
+  libgloo-dev             # headers c10d's ProcessGroupGloo needs
+  libopenblas0-pthread    # takes over libblas.so.3: ~30x faster matmuls than reference BLAS
+  libopencv-dev           # JPEG/PNG/WebP decode (libjpeg-turbo), resize
+  libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev googletest
+  python3-torch python3-numpy   # PyTorch reference for the parity tests
+  python3-matplotlib            # plots of scaling studies
+  dataset-fashion-mnist         # the embedded default dataset
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "[setup] installing: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "[setup] all packages present"
+fi
