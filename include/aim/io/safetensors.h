@@ -1,0 +1,33 @@
+#pragma once
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace aim::io {
+
+/// Named tensors in a stable order (state-dict order when written from a module).
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;  // the "__metadata__" string map
+  NamedTensors tensors;                         // in file order
+};
+
+/// Writes the Hugging Face safetensors format (8-byte little-endian header length, JSON
+/// header, raw little-endian data). Atomic: written to a temporary beside `path`, flushed,
+/// then renamed, so a crash never leaves a half-written file under the final name.
+/// Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+/// Reads a safetensors file into CPU tensors. Every structural problem — short file,
+/// header length beyond the file, malformed JSON, unknown dtype, shape/byte-size
+/// disagreement, data past the end (truncation), overlapping tensors — throws aim::Error
+/// naming the file and the tensor. Tensors are read straight into their own storage, so
+/// peak memory is the size of the weights, not twice that.
+SafetensorsFile load_safetensors(const std::string& path);
+
+}  // namespace aim::io

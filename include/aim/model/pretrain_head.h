@@ -1,0 +1,31 @@
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include "aim/model/model_config.h"
+
+namespace aim::model {
+
+/// The pre-training prediction head (spec §4), discarded after pre-training:
+///   h = proj_in(x) + sincos(head_width); h = blocks(h); pred = proj_out(norm(h)).
+/// Names: proj_in, blocks.{i}.{norm_1,norm_2,mlp.fc1,mlp.fc2}, norm, proj_out.
+class PretrainHeadImpl : public torch::nn::Module {
+ public:
+  explicit PretrainHeadImpl(const ModelConfig& cfg);
+  /// x: post-trunk-normed tokens [B, K, d] in sequence order; order: perm [K] int64
+  /// (undefined = raster) so each token gets the head position of its own patch.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& order);
+
+  torch::nn::Linear proj_in{nullptr}, proj_out{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+
+ private:
+  torch::Tensor pos_;  // [K, head_width], raster order
+};
+TORCH_MODULE(PretrainHead);
+
+}  // namespace aim::model

@@ -1,0 +1,24 @@
+#include "aim/compat.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+namespace aim::compat {
+
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& v,
+                                        const std::optional<at::Tensor>& allowed,
+                                        bool is_causal) {
+#if AIM_HAS_SDPA
+  c10::optional<at::Tensor> mask;
+  if (allowed) mask = *allowed;
+  return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, is_causal);
+#else
+  (void)q; (void)k; (void)v; (void)allowed; (void)is_causal;
+  TORCH_CHECK(false, "aim::compat::scaled_dot_product_attention needs LibTorch >= 2.0");
+#endif
+}
+
+const char* torch_version() { return TORCH_VERSION; }
+
+}  // namespace aim::compat

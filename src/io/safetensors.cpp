@@ -1,0 +1,147 @@
+#include "aim/io/safetensors.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "aim/error.h"
+#include "aim/io/atomic_file.h"
+
+namespace aim::io {
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementation's cap
+
+const std::vector<std::pair<std::string, torch::Dtype>>& dtype_table() {
+  static const std::vector<std::pair<std::string, torch::Dtype>> table = {
+      {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16},
+      {"BF16", torch::kBFloat16}, {"I64", torch::kInt64}, {"I32", torch::kInt32},
+      {"I16", torch::kInt16}, {"I8", torch::kInt8}, {"U8", torch::kUInt8}, {"BOOL", torch::kBool}};
+  return table;
+}
+
+std::string dtype_name(torch::Dtype dtype, const std::string& tensor) {
+  for (const auto& [name, dt] : dtype_table())
+    if (dt == dtype) return name;
+  throw Error("safetensors: tensor '" + tensor + "' has dtype " + std::string(c10::toString(dtype)) +
+              ", which safetensors cannot store");
+}
+
+}  // namespace
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<torch::Tensor> data;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    if (name == "__metadata__") throw Error("safetensors: '__metadata__' is reserved and cannot name a tensor");
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    const uint64_t bytes = c.numel() * c.element_size();
+    header[name] = {{"dtype", dtype_name(c.scalar_type(), name)},
+                    {"shape", c.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(std::move(c));
+  }
+  std::string json = header.dump();
+  json.append((8 - json.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
+  AtomicFileWriter writer(path);
+  const uint64_t n = json.size();
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
+  writer.write(reinterpret_cast<const char*>(len), 8);
+  writer.write(json.data(), json.size());
+  for (const auto& t : data) writer.write(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  writer.commit();
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  auto fail = [&](const std::string& msg) -> Error { return Error("safetensors file '" + path + "': " + msg); };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw fail("cannot open (" + std::string(std::strerror(errno)) + ")");
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  if (ec) throw fail("cannot stat: " + ec.message());
+  if (file_size < 8) throw fail("only " + std::to_string(file_size) + " bytes; too small to hold a header");
+  unsigned char len[8];
+  in.read(reinterpret_cast<char*>(len), 8);
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
+  if (header_len > kMaxHeaderBytes) throw fail("header length " + std::to_string(header_len) + " exceeds the 100 MiB limit (not a safetensors file?)");
+  if (header_len > file_size - 8)
+    throw fail("header length " + std::to_string(header_len) + " runs past the end of the " +
+               std::to_string(file_size) + "-byte file (truncated?)");
+  std::string json(header_len, '\0');
+  in.read(json.data(), static_cast<std::streamsize>(header_len));
+  if (!in) throw fail("could not read the header");
+  nlohmann::ordered_json header;
+  try {
+    header = nlohmann::ordered_json::parse(json);
+  } catch (const std::exception& e) {
+    throw fail(std::string("header is not valid JSON: ") + e.what());
+  }
+  if (!header.is_object()) throw fail("header is not a JSON object");
+
+  const uint64_t data_size = file_size - 8 - header_len;
+  SafetensorsFile out;
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const auto& entry = it.value();
+    if (name == "__metadata__") {
+      if (!entry.is_object()) throw fail("__metadata__ must be an object of strings");
+      for (auto m = entry.begin(); m != entry.end(); ++m) {
+        if (!m.value().is_string()) throw fail("__metadata__['" + m.key() + "'] must be a string");
+        out.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    auto bad = [&](const std::string& msg) { return fail("tensor '" + name + "': " + msg); };
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+      throw bad("entry needs dtype, shape and data_offsets");
+    if (!entry["dtype"].is_string()) throw bad("dtype must be a string");
+    const auto dtype_str = entry["dtype"].get<std::string>();
+    std::optional<torch::Dtype> dtype;
+    for (const auto& [n, dt] : dtype_table())
+      if (n == dtype_str) dtype = dt;
+    if (!dtype) throw bad("unsupported dtype '" + dtype_str + "'");
+    std::vector<int64_t> shape;
+    if (!entry["shape"].is_array()) throw bad("shape must be an array");
+    uint64_t numel = 1;
+    for (const auto& s : entry["shape"]) {
+      if (!s.is_number_integer() || s.get<int64_t>() < 0) throw bad("shape entries must be non-negative integers");
+      shape.push_back(s.get<int64_t>());
+      numel *= static_cast<uint64_t>(shape.back());
+    }
+    const auto& offs = entry["data_offsets"];
+    if (!offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
+      throw bad("data_offsets must be [begin, end]");
+    const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
+    const uint64_t elem = c10::elementSize(*dtype);
+    if (end < begin || end - begin != numel * elem)
+      throw bad("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + ") do not hold " +
+                std::to_string(numel) + " " + dtype_str + " values");
+    if (end > data_size)
+      throw bad("data ends at byte " + std::to_string(end) + " but the file holds only " +
+                std::to_string(data_size) + " data bytes (truncated?)");
+    spans.emplace_back(begin, end);
+    auto t = torch::empty(shape, torch::TensorOptions().dtype(*dtype));
+    in.seekg(static_cast<std::streamoff>(8 + header_len + begin));
+    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(end - begin));
+    if (!in) throw bad("read failed");
+    out.tensors.emplace_back(name, std::move(t));
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].first < spans[i - 1].second) throw fail("tensor data regions overlap");
+  return out;
+}
+
+}  // namespace aim::io

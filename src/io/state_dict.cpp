@@ -1,0 +1,82 @@
+#include "aim/io/state_dict.h"
+
+#include <torch/torch.h>
+
+#include <map>
+#include <sstream>
+
+#include "aim/error.h"
+
+namespace aim::io {
+namespace {
+
+bool has_prefix(const std::string& name, const std::vector<std::string>& prefixes) {
+  if (prefixes.empty()) return true;
+  for (const auto& p : prefixes)
+    if (name.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+std::string shape_str(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+}  // namespace
+
+NamedTensors state_dict(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+NamedTensors filter_prefixes(const NamedTensors& tensors, const std::vector<std::string>& prefixes) {
+  NamedTensors out;
+  for (const auto& [name, t] : tensors)
+    if (has_prefix(name, prefixes)) out.emplace_back(name, t);
+  return out;
+}
+
+void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                     const std::vector<std::string>& prefixes) {
+  std::map<std::string, torch::Tensor> given;
+  for (const auto& [name, t] : tensors)
+    if (has_prefix(name, prefixes)) given[name] = t;
+  auto own = filter_prefixes(state_dict(module), prefixes);
+
+  std::vector<std::string> missing, unexpected, mismatched;
+  std::map<std::string, bool> used;
+  for (const auto& [name, dst] : own) {
+    auto it = given.find(name);
+    if (it == given.end()) {
+      missing.push_back(name);
+    } else {
+      used[name] = true;
+      if (it->second.sizes() != dst.sizes())
+        mismatched.push_back(name + " (expected " + shape_str(dst) + ", got " + shape_str(it->second) + ")");
+    }
+  }
+  for (const auto& [name, t] : given)
+    if (!used.count(name)) unexpected.push_back(name);
+
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+    std::ostringstream msg;
+    msg << "weights from '" << source << "' do not match the configured model:";
+    auto list = [&](const char* what, const std::vector<std::string>& names) {
+      if (names.empty()) return;
+      msg << "\n  " << what << " (" << names.size() << "):";
+      for (size_t i = 0; i < names.size() && i < 20; ++i) msg << "\n    " << names[i];
+      if (names.size() > 20) msg << "\n    ... and " << names.size() - 20 << " more";
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    list("wrong shape", mismatched);
+    throw Error(msg.str());
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, dst] : own) dst.copy_(given[name]);
+}
+
+}  // namespace aim::io

@@ -1,0 +1,56 @@
+#include "aim/model/attention.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "aim/compat.h"
+
+namespace aim::model {
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)));
+  proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(false)));
+  reset_parameters();
+}
+
+void AttentionImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::xavier_uniform_(qkv->weight);
+  torch::nn::init::xavier_uniform_(proj->weight);
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionMask& mask) {
+  const auto B = x.size(0), K = x.size(1);
+  const auto hd = dim_ / heads_;
+  // [B, K, 3, H, hd] -> [3, B, H, K, hd]
+  auto qkv_out = qkv->forward(x).view({B, K, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
+  torch::Tensor out;  // [B, H, K, hd]
+#if AIM_HAS_SDPA
+  // Fused kernels (flash / memory-efficient) on LibTorch 2.x. Pure causal steps use
+  // is_causal, which unlocks flash attention; prefix steps pass the boolean mask.
+  if (mask.bidirectional()) {
+    out = compat::scaled_dot_product_attention(q, k, v, std::nullopt, false);
+  } else if (mask.all_causal()) {
+    out = compat::scaled_dot_product_attention(q, k, v, std::nullopt, true);
+  } else {
+    out = compat::scaled_dot_product_attention(q, k, v, mask.allowed(x.device()), false);
+  }
+#else
+  // LibTorch 1.13: explicit attention, arranged so the mask rides along for free:
+  // scale q (K*hd values) rather than scores (K*K), and add the -inf mask inside the
+  // score GEMM with baddbmm instead of a separate masked_fill pass.
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  auto q3 = (q * scale).reshape({B * heads_, K, hd});
+  auto k3 = k.reshape({B * heads_, K, hd});
+  auto v3 = v.reshape({B * heads_, K, hd});
+  auto scores = mask.bidirectional()
+                    ? torch::bmm(q3, k3.transpose(1, 2))
+                    : torch::baddbmm(mask.additive(x.device(), x.scalar_type()), q3, k3.transpose(1, 2));
+  out = torch::bmm(torch::softmax(scores, -1), v3).view({B, heads_, K, hd});
+#endif
+  return proj->forward(out.transpose(1, 2).reshape({B, K, dim_}));
+}
+
+}  // namespace aim::model

@@ -1,0 +1,40 @@
+#include "aim/model/trunk.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "aim/error.h"
+
+namespace aim::model {
+
+TrunkImpl::TrunkImpl(const ModelConfig& cfg) {
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.depth; ++i)
+    blocks->push_back(Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.norm_eps));
+  post_trunk_norm = register_module("post_trunk_norm", make_layer_norm(cfg.width, cfg.norm_eps));
+}
+
+TrunkOutput TrunkImpl::forward(const torch::Tensor& tokens, const AttentionMask& mask,
+                               const std::vector<int64_t>& capture, bool normed_output) {
+  const int64_t depth = static_cast<int64_t>(blocks->size());
+  int64_t last = normed_output ? depth - 1 : -1;
+  for (auto id : capture) {
+    if (id < 0 || id >= depth)
+      throw Error("trunk: block " + std::to_string(id) + " requested, but the trunk has blocks 0.." +
+                  std::to_string(depth - 1));
+    last = std::max(last, id);
+  }
+  TrunkOutput out;
+  out.blocks.resize(capture.size());
+  auto x = tokens;
+  for (int64_t i = 0; i <= last; ++i) {
+    x = blocks[i]->as<BlockImpl>()->forward(x, mask);
+    for (size_t c = 0; c < capture.size(); ++c)
+      if (capture[c] == i) out.blocks[c] = x;
+  }
+  if (normed_output) out.normed = post_trunk_norm->forward(x);
+  return out;
+}
+
+}  // namespace aim::model

@@ -1,0 +1,54 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "aim/error.h"
+#include "aim/model/aim_encoder.h"
+#include "aim/model/layer_selection.h"
+#include "test_util.h"
+
+using namespace aim::model;
+
+TEST(LayerSelection, LastAndBest) {
+  EXPECT_EQ(select_blocks("last", "aim-600m", 24), (std::vector<int64_t>{18, 19, 20, 21, 22, 23}));
+  EXPECT_EQ(select_blocks("best", "aim-600m", 24), (std::vector<int64_t>{14, 15, 16, 17, 18, 19}));
+  EXPECT_EQ(select_blocks("best", "aim-1b", 24), (std::vector<int64_t>{12, 13, 14, 15, 16, 17}));
+  EXPECT_EQ(select_blocks("best", "aim-3b", 24), (std::vector<int64_t>{12, 13, 14, 15, 16, 17}));
+  EXPECT_EQ(select_blocks("best", "aim-7b", 32), (std::vector<int64_t>{14, 15, 16, 17, 18, 19}));
+  EXPECT_EQ(select_blocks("last", "x", 4), (std::vector<int64_t>{0, 1, 2, 3}));
+}
+
+TEST(LayerSelection, ExplicitListsAndRanges) {
+  EXPECT_EQ(select_blocks("0,4-6", "x", 8), (std::vector<int64_t>{0, 4, 5, 6}));
+  EXPECT_EQ(select_blocks("3", "x", 8), (std::vector<int64_t>{3}));
+}
+
+TEST(LayerSelection, BadSpecsAreClearErrors) {
+  EXPECT_THROW(select_blocks("best", "aim-fmnist-tiny", 4), aim::Error);
+  EXPECT_THROW(select_blocks("8", "x", 8), aim::Error);
+  EXPECT_THROW(select_blocks("a,b", "x", 8), aim::Error);
+  EXPECT_THROW(select_blocks("5-2", "x", 8), aim::Error);
+  try {
+    select_blocks("1,x", "x", 8, "probe.blocks");
+  } catch (const aim::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("probe.blocks"), std::string::npos);
+  }
+}
+
+// Features are the mean of the chosen blocks' raw outputs, before the post-trunk norm.
+TEST(LayerSelection, EncoderFeaturesAverageChosenBlocks) {
+  auto cfg = aim::test::tiny_config();
+  cfg.depth = 4;
+  torch::manual_seed(0);
+  AimEncoder enc(cfg);
+  auto images = torch::randn({2, 3, 16, 16});
+  auto tokens = enc->preprocessor->forward(images);
+  std::vector<torch::Tensor> outs;
+  auto x = tokens;
+  for (int i = 0; i < 4; ++i) {
+    x = enc->trunk->blocks[i]->as<BlockImpl>()->forward(x, AttentionMask());
+    outs.push_back(x);
+  }
+  auto expected = (outs[1] + outs[3]) / 2;
+  EXPECT_TRUE(torch::allclose(enc->features(images, {1, 3}), expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(enc->forward(images), enc->trunk->post_trunk_norm->forward(outs[3]), 1e-5, 1e-6));
+}
