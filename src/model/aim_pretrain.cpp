@@ -22,9 +22,9 @@ PretrainOutput AimPretrainModelImpl::forward(const torch::Tensor& images, const 
     tokens = tokens.index_select(1, order);
   }
   AttentionMask mask(prefix, cfg_.num_tokens(), cfg_.heads);
-  auto feats = trunk->forward(tokens, mask).normed;
   PretrainOutput out;
-  out.pred = pretrain_head->forward(feats, order);
+  out.trunk_out = trunk->forward(tokens, mask).normed;
+  out.pred = pretrain_head->forward(out.trunk_out, order);
   auto target = loss::patch_targets(images, cfg_.patch_size, cfg_.target);
   if (order.defined()) target = target.index_select(1, order);
   out.loss = loss::next_patch_loss(out.pred, target, prefix.to(out.pred.device()));

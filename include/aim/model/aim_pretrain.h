@@ -11,7 +11,8 @@
 namespace aim::model {
 
 struct PretrainOutput {
-  torch::Tensor pred;  // [B, K, P*P*C] in sequence order (position i predicts i+1)
+  torch::Tensor trunk_out;  // post-trunk-normed tokens [B, K, d], sequence order
+  torch::Tensor pred;       // [B, K, P*P*C] in sequence order (position i predicts i+1)
   loss::LossTerms loss;
 };
 
