@@ -228,6 +228,8 @@ configure_and_build() {  # configure_and_build NAME BUILD_DIR CMAKE_ARGS...
       fi
       cmake -S /src/aim -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DAIM_PYTHON=/usr/bin/python3 "$@"
+      # Build dirs persist across commits: drop outputs (e.g. a removed tool) no target makes now.
+      if [ "${gen[1]:-}" = Ninja ]; then ninja -C "$dir" -t cleandead >/dev/null; fi
       cmake --build "$dir" -j "$jobs"' _ "$dir" "$JOBS" "$@" 2>&1 | tee "$ROOT$log"; then
     RESULT[$name.build]=ok
   else
