@@ -9,9 +9,11 @@ PACKAGES=(
   libgloo-dev             # headers c10d's ProcessGroupGloo needs
   libopenblas0-pthread    # takes over libblas.so.3: ~30x faster matmuls than reference BLAS
   libopencv-dev           # JPEG/PNG/WebP decode (libjpeg-turbo), resize
+  zlib1g-dev              # reading .gz IDX files (Fashion-MNIST)
   libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
   python3-torch python3-numpy   # PyTorch reference for the parity tests
+  python3-torchvision python3-pil  # ../shared/bench/ref_loader.py, the loader benchmark's reference
   python3-matplotlib            # plots of scaling studies
   dataset-fashion-mnist         # the embedded default dataset
 )

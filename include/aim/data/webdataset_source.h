@@ -1,0 +1,124 @@
+#pragma once
+// webdataset shards in the img2dataset/DataComp layout: tar files whose members are grouped
+// by key (<key>.jpg + <key>.txt + <key>.json ...). Streamed sequentially; shards are split
+// across ranks and across "lanes" (independent sequential readers whose outputs interleave
+// round-robin), and their order is reshuffled every epoch from the seed.
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "aim/data/source.h"
+#include "aim/data/tar_reader.h"
+
+namespace aim::data {
+
+class BadSampleLog;
+
+/// One webdataset sample: every member sharing a key, extension lower-cased ("jpg", "cls").
+struct WdsSample {
+  std::string key;
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> members;
+};
+
+/// Groups consecutive tar members by key (webdataset's rule: the key is the path up to the
+/// first '.' of the file name).
+class ShardSampleReader {
+ public:
+  explicit ShardSampleReader(const std::string& path) : tar_(path) {}
+  bool ok() const { return tar_.ok(); }
+  const std::string& error() const { return tar_.error(); }
+  /// Next sample; load=false skips the data (used to seek to a saved position). Returns
+  /// false at the end, or on damage with error() set; a sample cut by damage is not returned.
+  bool next(WdsSample& sample, bool load = true);
+
+ private:
+  TarReader tar_;
+  TarEntry pending_;
+  bool have_pending_ = false, started_ = false;
+};
+
+/// Splits "dir/000123.seg.jpg" into key "dir/000123" and extension "seg.jpg".
+std::pair<std::string, std::string> split_key(const std::string& member_name);
+
+/// The image member (jpg, jpeg, png, webp, ...) and the ".cls" label of a sample; false when
+/// the sample has no image member.
+bool sample_image(WdsSample& sample, std::vector<uint8_t>** bytes, int64_t* label);
+
+struct ShardSpec {
+  std::string path;
+  int64_t max_samples = -1;  // only the first N samples (the `limit` option); -1: all
+};
+
+/// The shard list of one webdataset source, expanded and checked at start-up.
+class WebDatasetSource {
+ public:
+  /// Throws aim::Error when the patterns match no existing file. limit > 0 keeps only the
+  /// first `limit` samples in list order (shard headers are scanned to find where to cut).
+  WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1);
+  const std::string& name() const { return name_; }
+  const std::vector<ShardSpec>& shards() const { return shards_; }
+  int64_t missing_at_start() const { return missing_; }
+
+ private:
+  std::string name_;
+  std::vector<ShardSpec> shards_;
+  int64_t missing_ = 0;
+};
+
+/// Where a lane is: the epoch, the shard (index into the lane's list for that epoch), and
+/// how many samples of that shard were consumed (bad ones included).
+struct LaneCursor {
+  int64_t epoch = 0, shard = 0, offset = 0;
+  bool operator==(const LaneCursor& o) const {
+    return epoch == o.epoch && shard == o.shard && offset == o.offset;
+  }
+};
+void to_json(nlohmann::json& j, const LaneCursor& c);
+void from_json(const nlohmann::json& j, LaneCursor& c);
+
+/// One sequential reader over this rank's share of the shards. Not thread-safe: the loader
+/// serializes access to each lane.
+class WebDatasetLane {
+ public:
+  /// The epoch-e shard order is a seeded permutation; position j of it belongs to rank
+  /// j % world and, within the rank, to lane (j / world) % lanes. repeat=false: one pass.
+  WebDatasetLane(const WebDatasetSource& source, int source_id, uint64_t seed, int rank,
+                 int world, int lane, int lanes, bool repeat, BadSampleLog* log);
+  ~WebDatasetLane();
+  /// Continues from a saved cursor (re-opens the shard and skips `offset` samples).
+  void restore(const LaneCursor& cursor);
+  /// Next sample holding an image (others are reported and skipped). False when a
+  /// non-repeating lane is done. Throws aim::Error after many epochs in a row yield nothing good.
+  bool next(RawSample& out);
+  /// Tells the lane the sample just returned decoded fine (for the all-bad check).
+  void mark_good() { ++good_in_epoch_; }
+  const LaneCursor& cursor() const { return cursor_; }
+  /// Number of shards this lane reads per epoch.
+  size_t shards_per_epoch() const;
+
+  /// How many shards rank `rank` gets out of n.
+  static int64_t shards_for_rank(int64_t n, int rank, int world);
+
+ private:
+  void load_epoch(int64_t epoch);
+  bool open_current();
+
+  const WebDatasetSource& source_;
+  int source_id_;
+  uint64_t seed_;
+  int rank_, world_, lane_, lanes_;
+  bool repeat_;
+  BadSampleLog* log_;
+  LaneCursor cursor_;
+  std::vector<int64_t> order_;  // shard indices of the current epoch for this lane
+  int64_t order_epoch_ = -1;
+  std::unique_ptr<ShardSampleReader> reader_;
+  int64_t good_in_epoch_ = 0, empty_epochs_ = 0;
+  bool epoch_from_start_ = true;
+  static constexpr int kMaxEmptyEpochs = 64;
+};
+
+}  // namespace aim::data

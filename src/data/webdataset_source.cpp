@@ -1,0 +1,219 @@
+#include "aim/data/webdataset_source.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "aim/data/bad_sample_log.h"
+#include "aim/data/image_folder_source.h"
+#include "aim/data/rng.h"
+#include "aim/data/shard_list.h"
+#include "aim/error.h"
+
+namespace aim::data {
+
+std::pair<std::string, std::string> split_key(const std::string& name) {
+  size_t slash = name.rfind('/');
+  size_t dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
+  if (dot == std::string::npos) return {name, ""};
+  std::string ext = name.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return {name.substr(0, dot), ext};
+}
+
+bool ShardSampleReader::next(WdsSample& s, bool load) {
+  s.key.clear();
+  s.members.clear();
+  auto fetch = [&]() {  // next regular member's header into pending_
+    for (;;) {
+      if (!tar_.next(pending_)) return false;
+      if (pending_.regular) return true;
+      if (!tar_.skip_data()) return false;
+    }
+  };
+  if (!have_pending_) {
+    if (!fetch()) return false;
+    have_pending_ = true;
+  }
+  s.key = split_key(pending_.name).first;
+  for (;;) {
+    std::vector<uint8_t> data;
+    bool ok = load ? tar_.read_data(data) : tar_.skip_data();
+    have_pending_ = false;
+    if (!ok) return false;  // the sample was cut by damage: drop it
+    s.members.emplace_back(split_key(pending_.name).second, std::move(data));
+    if (!fetch()) return true;  // end (or damage, reported on the next call)
+    have_pending_ = true;
+    if (split_key(pending_.name).first != s.key) return true;
+  }
+}
+
+bool sample_image(WdsSample& s, std::vector<uint8_t>** bytes, int64_t* label) {
+  *bytes = nullptr;
+  *label = -1;
+  for (auto& [ext, data] : s.members) {
+    if (!*bytes && is_image_extension(ext)) *bytes = &data;
+    if (ext == "cls" && !data.empty()) {
+      std::string t(data.begin(), data.end());
+      char* end = nullptr;
+      long v = std::strtol(t.c_str(), &end, 10);
+      if (end != t.c_str()) *label = v;
+    }
+  }
+  return *bytes != nullptr;
+}
+
+WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::string>& patterns,
+                                   int64_t limit)
+    : name_(std::move(name)) {
+  std::string shown;
+  for (const auto& p : patterns) shown += (shown.empty() ? "" : " ") + p;
+  auto paths = expand_shard_patterns(patterns);
+  if (paths.empty()) throw Error("source '" + name_ + "': shard pattern '" + shown + "' matches nothing");
+  for (const auto& p : paths) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) ++missing_;
+    shards_.push_back({p, -1});
+  }
+  if (missing_ == static_cast<int64_t>(paths.size()))
+    throw Error("source '" + name_ + "': none of the " + std::to_string(paths.size()) +
+                " shards of '" + shown + "' exist (first: " + paths.front() + ")");
+  if (missing_)
+    spdlog::warn("data: source '{}': {} of {} shards are missing; they will be skipped and counted",
+                 name_, missing_, paths.size());
+  if (limit > 0) {
+    // The first `limit` samples in list order: count shard by shard (headers only) and cut.
+    std::vector<ShardSpec> kept;
+    int64_t total = 0;
+    for (auto& spec : shards_) {
+      ShardSampleReader r(spec.path);
+      if (!r.ok()) continue;
+      WdsSample s;
+      int64_t n = 0;
+      while (total + n < limit && r.next(s, false)) ++n;
+      if (n == 0) continue;
+      spec.max_samples = n;
+      kept.push_back(spec);
+      total += n;
+      if (total >= limit) break;
+    }
+    if (kept.empty()) throw Error("source '" + name_ + "': limit set but no readable samples found");
+    shards_ = std::move(kept);
+    missing_ = 0;
+  }
+}
+
+void to_json(nlohmann::json& j, const LaneCursor& c) {
+  j = nlohmann::json{{"epoch", c.epoch}, {"shard", c.shard}, {"offset", c.offset}};
+}
+void from_json(const nlohmann::json& j, LaneCursor& c) {
+  c.epoch = j.at("epoch").get<int64_t>();
+  c.shard = j.at("shard").get<int64_t>();
+  c.offset = j.at("offset").get<int64_t>();
+}
+
+int64_t WebDatasetLane::shards_for_rank(int64_t n, int rank, int world) {
+  return n > rank ? (n - rank - 1) / world + 1 : 0;
+}
+
+WebDatasetLane::WebDatasetLane(const WebDatasetSource& source, int source_id, uint64_t seed,
+                               int rank, int world, int lane, int lanes, bool repeat,
+                               BadSampleLog* log)
+    : source_(source), source_id_(source_id), seed_(seed), rank_(rank), world_(world),
+      lane_(lane), lanes_(lanes), repeat_(repeat), log_(log) {}
+
+WebDatasetLane::~WebDatasetLane() = default;
+
+void WebDatasetLane::load_epoch(int64_t epoch) {
+  const uint64_t n = source_.shards().size();
+  IndexPermutation perm(n, hash_key(seed_, static_cast<uint64_t>(Stream::kShards), source_id_, epoch));
+  order_.clear();
+  for (uint64_t j = rank_; j < n; j += world_) {
+    if (static_cast<int>((j / world_) % lanes_) != lane_) continue;
+    order_.push_back(repeat_ ? static_cast<int64_t>(perm(j)) : static_cast<int64_t>(j));
+  }
+  order_epoch_ = epoch;
+}
+
+size_t WebDatasetLane::shards_per_epoch() const {
+  int64_t mine = shards_for_rank(source_.shards().size(), rank_, world_);
+  return mine > lane_ ? (mine - lane_ - 1) / lanes_ + 1 : 0;
+}
+
+void WebDatasetLane::restore(const LaneCursor& c) {
+  cursor_ = c;
+  reader_.reset();
+  good_in_epoch_ = 0;
+  epoch_from_start_ = c.shard == 0 && c.offset == 0;
+}
+
+bool WebDatasetLane::open_current() {
+  const auto& spec = source_.shards()[order_[cursor_.shard]];
+  reader_ = std::make_unique<ShardSampleReader>(spec.path);
+  if (!reader_->ok()) {
+    if (log_) log_->report(source_.name(), spec.path, "missing or unreadable shard (" + reader_->error() + ")");
+    reader_.reset();
+    return false;
+  }
+  WdsSample skip;
+  for (int64_t k = 0; k < cursor_.offset; ++k)
+    if (!reader_->next(skip, false)) break;
+  return true;
+}
+
+bool WebDatasetLane::next(RawSample& out) {
+  for (;;) {
+    if (!reader_) {
+      if (order_epoch_ != cursor_.epoch) load_epoch(cursor_.epoch);
+      if (cursor_.shard >= static_cast<int64_t>(order_.size())) {
+        if (!repeat_) return false;
+        // A lane may own only a few shards in an epoch, all bad by bad luck; the next epoch
+        // deals it others. Many empty epochs in a row means the data itself is unusable.
+        empty_epochs_ = (epoch_from_start_ && good_in_epoch_ == 0) ? empty_epochs_ + 1 : 0;
+        if (empty_epochs_ >= kMaxEmptyEpochs)
+          throw Error("source '" + source_.name() + "': " + std::to_string(kMaxEmptyEpochs) +
+                      " epochs in a row of this rank's shards (lane " + std::to_string(lane_) +
+                      ") gave no decodable image");
+        cursor_ = LaneCursor{cursor_.epoch + 1, 0, 0};
+        good_in_epoch_ = 0;
+        epoch_from_start_ = true;
+        continue;
+      }
+      if (!open_current()) {
+        ++cursor_.shard;
+        cursor_.offset = 0;
+        continue;
+      }
+    }
+    const auto& spec = source_.shards()[order_[cursor_.shard]];
+    bool capped = spec.max_samples >= 0 && cursor_.offset >= spec.max_samples;
+    WdsSample s;
+    if (capped || !reader_->next(s, true)) {
+      if (!capped && !reader_->ok() && log_)
+        log_->report(source_.name(), spec.path + " after sample " + std::to_string(cursor_.offset),
+                     reader_->error());
+      reader_.reset();
+      ++cursor_.shard;
+      cursor_.offset = 0;
+      continue;
+    }
+    ++cursor_.offset;
+    std::vector<uint8_t>* bytes = nullptr;
+    int64_t label = -1;
+    if (!sample_image(s, &bytes, &label)) {
+      std::string exts;
+      for (const auto& m : s.members) exts += (exts.empty() ? "" : ",") + m.first;
+      if (log_) log_->report(source_.name(), spec.path + ":" + s.key, "no image member (has: " + exts + ")");
+      continue;
+    }
+    out.bytes = std::move(*bytes);
+    out.pixels.release();
+    out.label = label;
+    out.where = spec.path + ":" + s.key;
+    return true;
+  }
+}
+
+}  // namespace aim::data
