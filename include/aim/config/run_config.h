@@ -1,0 +1,98 @@
+#pragma once
+// The configuration of an aim-train run: YAML file + dotted key=value overrides, resolved
+// into typed structs and validated before any compute. docs/config.md lists every key.
+//
+//   model:  ModelConfig (presets via model.preset; explicit keys override the preset)
+//   data:   sources (weighted mixture), val, augment, loader threads
+//   optim:  OptimConfig (spec §7)
+//   train:  TrainConfig (steps, batch split, precision, run directory, cadences)
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aim/data/loader.h"
+#include "aim/data/transforms.h"
+#include "aim/model/model_config.h"
+#include "aim/train/optimizer.h"
+
+namespace aim::config {
+
+struct TrainConfig {
+  int64_t steps = 500000;           // optimizer steps (iterations of the lr schedule)
+  int64_t batch_size = 4096;        // global, over all ranks and accumulation micro-steps
+  int64_t micro_batch_size = 256;   // per rank, per forward/backward
+  std::string precision = "bf16";   // bf16 | fp32 (the trainer uses fp32 on CPU and logs it)
+  uint64_t seed = 0;                // model init, data order, augmentation, prefix lengths
+  std::string out_dir = "runs/aim-600m";
+  int64_t log_every = 10;           // steps between metrics.jsonl records
+  int64_t ckpt_every = 5000;        // steps between checkpoints; 0 = no periodic checkpoints
+  int64_t keep_checkpoints = 3;     // newest complete checkpoints kept on disk
+  int64_t val_every = 25000;        // steps between validations (needs data.val); 0 = never
+  int64_t val_batches = 50;         // micro-batches per validation; 0 = one full pass
+  int64_t max_nonfinite = 5;        // consecutive non-finite steps before the run stops
+  double peak_tflops = 0;           // per-device peak for MFU; 0 = detect
+  std::string device = "auto";      // auto | cpu | cuda
+  int threads = 0;                  // CPU intra-op threads; 0 = LibTorch's default
+
+  bool operator==(const TrainConfig& o) const;
+};
+
+struct DataSection {
+  std::vector<data::SourceConfig> sources;  // required: at least one
+  std::optional<data::SourceConfig> val;    // held-out validation source; none = no validation
+  data::AugmentConfig augment = default_augment();
+  int workers = 8;       // decode threads per rank
+  int prefetch = 3;      // batches in flight ahead of the trainer
+  int stream_lanes = 8;  // sequential readers per streaming source and rank
+
+  /// AugmentConfig's defaults with the released recipe's ColorJitter probability (0.8).
+  static data::AugmentConfig default_augment();
+  bool operator==(const DataSection& o) const;
+};
+
+struct RunConfig {
+  model::ModelConfig model;
+  DataSection data;
+  train::OptimConfig optim;
+  TrainConfig train;
+
+  bool operator==(const RunConfig& o) const;
+  bool operator!=(const RunConfig& o) const { return !(*this == o); }
+};
+
+/// Reads a YAML config file, applies `key=value` overrides (dotted paths; list entries as
+/// `data.sources.1.weight` or `data.sources[1].weight`; values parsed as YAML, so
+/// `optim.betas=[0.9,0.99]` works), and converts it with type checks. Throws aim::Error
+/// naming the file/override, the key and the expectation (unknown keys get a did-you-mean).
+/// Does not validate ranges or paths: call validate().
+RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::string>& overrides = {});
+
+/// The same from YAML text; `origin` names it in error messages.
+RunConfig config_from_yaml_string(const std::string& yaml, const std::vector<std::string>& overrides = {},
+                                  const std::string& origin = "<string>");
+
+/// Checks every value against its allowed range and the cross-key rules (patch divides image,
+/// heads divide width, batch_size divisible by micro_batch_size × world_size, source kinds and
+/// weights, ...). With check_paths, also that data paths exist (image_folder roots, idx files,
+/// the first shard of each webdataset pattern). Throws aim::Error naming the key.
+void validate(const RunConfig& cfg, int world_size = 1, bool check_paths = true);
+
+/// The fully resolved config as YAML: every key, re-loadable into an equal RunConfig.
+std::string to_yaml(const RunConfig& cfg);
+
+/// Stable 64-bit hash (16 hex digits) of the resolved config, to compare configs across ranks.
+std::string fingerprint(const RunConfig& cfg);
+
+/// The loader settings for the training mixture (train=true) or the validation source
+/// (train=false; throws aim::Error when data.val is not set). Batch size is the per-rank
+/// micro-batch; image size and channels come from the model; the seed from train.seed.
+data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int world_size);
+
+/// Every valid dotted key ("train.steps", "data.sources[].weight", ...), in schema order.
+std::vector<std::string> config_keys();
+
+/// Edit distance, for did-you-mean suggestions.
+size_t levenshtein(const std::string& a, const std::string& b);
+
+}  // namespace aim::config
