@@ -1,0 +1,636 @@
+// The aim-train configuration: YAML + presets + dotted overrides -> RunConfig, validation,
+// the resolved YAML (round trip), fingerprints, loader mapping, committed configs, docs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+
+#include "aim/config/run_config.h"
+#include "aim/error.h"
+#include "test_util.h"
+
+namespace aim::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A small valid config that needs no files on disk.
+const char* kBase = R"(
+model: {preset: aim-fmnist-tiny}
+data:
+  sources:
+    - {name: synth, kind: synthetic, size: 100, classes: 4, height: 32, width: 32}
+train: {batch_size: 64, micro_batch_size: 16, out_dir: runs/test}
+)";
+
+RunConfig base(const std::vector<std::string>& overrides = {}) {
+  return config_from_yaml_string(kBase, overrides, "base.yaml");
+}
+
+/// Runs fn, expects aim::Error whose message contains every needle.
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+    return;
+  }
+  ADD_FAILURE() << "no aim::Error thrown (expected one mentioning '" << (needles.empty() ? "" : needles[0]) << "')";
+}
+
+void expect_invalid(const std::vector<std::string>& overrides, const std::vector<std::string>& needles,
+                    int world_size = 1) {
+  RunConfig cfg = base(overrides);
+  expect_error([&] { validate(cfg, world_size, /*check_paths=*/false); }, needles);
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigDefaults, EmptyConfigIsTheAim600mRecipeWithoutData) {
+  RunConfig cfg = config_from_yaml_string("");
+  RunConfig def;
+  EXPECT_EQ(cfg, def);
+  EXPECT_EQ(cfg.model.preset, "aim-600m");
+  EXPECT_EQ(cfg.model.width, 1536);
+  EXPECT_EQ(cfg.train.steps, 500000);
+  EXPECT_EQ(cfg.train.batch_size, 4096);
+  EXPECT_EQ(cfg.train.micro_batch_size, 256);
+  EXPECT_EQ(cfg.train.precision, "bf16");
+  EXPECT_EQ(cfg.train.out_dir, "runs/aim-600m");
+  EXPECT_EQ(cfg.train.ckpt_every, 5000);
+  EXPECT_EQ(cfg.train.val_every, 25000);
+  EXPECT_EQ(cfg.train.device, "auto");
+  EXPECT_DOUBLE_EQ(cfg.optim.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(cfg.optim.beta2, 0.95);
+  EXPECT_DOUBLE_EQ(cfg.optim.warmup, 0.025);
+  EXPECT_DOUBLE_EQ(cfg.data.augment.color_jitter, 0.8);
+  EXPECT_DOUBLE_EQ(cfg.data.augment.scale_min, 0.4);
+  EXPECT_DOUBLE_EQ(cfg.data.augment.hflip, 0.5);
+  EXPECT_EQ(cfg.data.workers, 8);
+  EXPECT_TRUE(cfg.data.sources.empty());
+  EXPECT_FALSE(cfg.data.val.has_value());
+  // Data has no default: validation asks for it.
+  expect_error([&] { validate(cfg, 1, false); }, {"data.sources", "at least one source"});
+}
+
+TEST(ConfigDefaults, SourceNamesDefaultToKindAndIndex) {
+  RunConfig cfg = config_from_yaml_string(R"(
+data:
+  sources: [{kind: synthetic}, {kind: idx, name: fm}]
+  val: {kind: idx, split: test}
+)");
+  EXPECT_EQ(cfg.data.sources[0].name, "synthetic0");
+  EXPECT_EQ(cfg.data.sources[1].name, "fm");
+  EXPECT_EQ(cfg.data.sources[1].path, "/usr/share/datasets/fashion-mnist");
+  ASSERT_TRUE(cfg.data.val.has_value());
+  EXPECT_EQ(cfg.data.val->name, "val");
+  EXPECT_EQ(cfg.data.val->split, "test");
+}
+
+TEST(ConfigDefaults, KeysListCoversEverySection) {
+  auto keys = config_keys();
+  for (const char* k : {"model.preset", "model.head_identity_attn", "model.order_seed", "data.sources[].shards",
+                        "data.sources[].weight", "data.val", "data.val.root", "data.augment.crop_scale",
+                        "data.stream_lanes", "optim.betas", "optim.warmup_start", "train.max_nonfinite",
+                        "train.peak_tflops", "train.threads"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigPreset, PresetFillsModelAndExplicitKeysWinInAnyOrder) {
+  auto a = config_from_yaml_string("model: {preset: aim-fmnist-tiny, width: 256}");
+  auto b = config_from_yaml_string("model: {width: 256, preset: aim-fmnist-tiny}");
+  model::ModelConfig want = model::preset_config("aim-fmnist-tiny");
+  want.width = 256;
+  EXPECT_EQ(a.model.width, 256);
+  EXPECT_EQ(a.model.depth, want.depth);
+  EXPECT_EQ(a.model.channels, 1);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(to_yaml(a), to_yaml(b));
+}
+
+TEST(ConfigPreset, EveryPresetLoads) {
+  for (const auto& name : model::preset_names()) {
+    auto cfg = config_from_yaml_string("model: {preset: " + name + "}");
+    RunConfig want;
+    want.model = model::preset_config(name);
+    EXPECT_EQ(cfg.model.width, want.model.width) << name;
+    EXPECT_EQ(cfg, want) << name;
+  }
+}
+
+TEST(ConfigPreset, OverrideKeysBeatFileAndPreset) {
+  auto cfg = base({"model.width=192", "model.heads=3"});
+  EXPECT_EQ(cfg.model.width, 192);
+  EXPECT_EQ(cfg.model.heads, 3);
+  EXPECT_EQ(cfg.model.depth, model::preset_config("aim-fmnist-tiny").depth);
+}
+
+TEST(ConfigPreset, PresetOverrideReplacesKeysThatOnlyRestatedTheOldPreset) {
+  const char* yaml = R"(
+model: {preset: aim-fmnist-tiny, depth: 4, img_size: 28, width: 256}
+)";
+  auto tiny = model::preset_config("aim-fmnist-tiny");
+  ASSERT_EQ(tiny.depth, 4);
+  auto cfg = config_from_yaml_string(yaml, {"model.preset=aim-fmnist-small"});
+  auto small = model::preset_config("aim-fmnist-small");
+  EXPECT_EQ(cfg.model.preset, "aim-fmnist-small");
+  EXPECT_EQ(cfg.model.depth, small.depth);     // restated the old preset: follows the new one
+  EXPECT_EQ(cfg.model.heads, small.heads);     // not in the file
+  EXPECT_EQ(cfg.model.width, 256);             // a customization: kept
+  // A resolved config (every key written) can switch presets from the command line.
+  auto resolved = config_from_yaml_string(to_yaml(config_from_yaml_string("model: {preset: aim-600m}")),
+                                          {"model.preset=aim-1b"});
+  RunConfig want;
+  want.model = model::preset_config("aim-1b");
+  EXPECT_EQ(resolved, want);
+  // Model keys given on the command line beside the preset still win.
+  auto both = config_from_yaml_string(yaml, {"model.preset=aim-fmnist-small", "model.depth=2"});
+  EXPECT_EQ(both.model.depth, 2);
+}
+
+TEST(ConfigPreset, UnknownPresetSuggestsTheClosest) {
+  expect_error([] { config_from_yaml_string("model: {preset: aim-60m}", {}, "p.yaml"); },
+               {"model.preset", "aim-fmnist-tiny", "did you mean 'aim-600m'", "p.yaml:1"});
+  expect_error([] { base({"model.preset=aim-1bb"}); }, {"model.preset", "did you mean 'aim-1b'",
+                                                        "override 'model.preset=aim-1bb'"});
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigOverride, ScalarsListsAndIndices) {
+  auto cfg = base({"train.steps=100", "optim.betas=[0.9,0.99]", "data.sources.0.weight=0.5",
+                   "train.precision=fp32", "model.head_identity_attn=false", "train.seed=7"});
+  EXPECT_EQ(cfg.train.steps, 100);
+  EXPECT_DOUBLE_EQ(cfg.optim.beta1, 0.9);
+  EXPECT_DOUBLE_EQ(cfg.optim.beta2, 0.99);
+  EXPECT_DOUBLE_EQ(cfg.data.sources[0].weight, 0.5);
+  EXPECT_EQ(cfg.train.precision, "fp32");
+  EXPECT_FALSE(cfg.model.head_identity_attn);
+  EXPECT_EQ(cfg.train.seed, 7u);
+  EXPECT_EQ(base({"data.sources[0].weight=0.25"}).data.sources[0].weight, 0.25);
+  EXPECT_EQ(base({"train.steps=5", "train.steps=6"}).train.steps, 6);  // the last one wins
+  EXPECT_EQ(base({"train.steps=1.2e6"}).train.steps, 1200000);
+  EXPECT_DOUBLE_EQ(base({"data.augment.ratio=[3/4, 4/3]"}).data.augment.ratio_max, 4.0 / 3.0);
+}
+
+TEST(ConfigOverride, AppendsSourcesAndReplacesSections) {
+  auto cfg = base({"data.sources.1.kind=idx", "data.sources.1.weight=0.2"});
+  ASSERT_EQ(cfg.data.sources.size(), 2u);
+  EXPECT_EQ(cfg.data.sources[1].kind, "idx");
+  EXPECT_EQ(cfg.data.sources[1].name, "idx1");
+  EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
+
+  auto replaced = base({"data.sources=[{kind: idx}, {kind: synthetic, weight: 3}]"});
+  ASSERT_EQ(replaced.data.sources.size(), 2u);
+  EXPECT_EQ(replaced.data.sources[1].weight, 3);
+
+  auto val = base({"data.val={kind: idx, split: test}"});
+  ASSERT_TRUE(val.data.val.has_value());
+  EXPECT_EQ(val.data.val->split, "test");
+  EXPECT_FALSE(base({"data.val={kind: idx}", "data.val=null"}).data.val.has_value());
+  EXPECT_EQ(base({"data.val.kind=synthetic"}).data.val->kind, "synthetic");
+}
+
+TEST(ConfigOverride, ShardPatternsAndStrings) {
+  auto cfg = base({"data.sources.0.kind=webdataset", "data.sources.0.shards={000..002}.tar"});
+  ASSERT_EQ(cfg.data.sources[0].shards.size(), 1u);
+  EXPECT_EQ(cfg.data.sources[0].shards[0], "{000..002}.tar");
+  auto list = base({"data.sources.0.shards=[\"a/{0..1}.tar\", b/x.tar]"});  // braces in a list: quote
+  EXPECT_EQ(list.data.sources[0].shards, (std::vector<std::string>{"a/{0..1}.tar", "b/x.tar"}));
+  EXPECT_EQ(base({"train.out_dir=runs/x=y"}).train.out_dir, "runs/x=y");  // split at the first '='
+  EXPECT_EQ(base({"data.sources.0.name=123"}).data.sources[0].name, "123");
+}
+
+TEST(ConfigOverride, Errors) {
+  expect_error([] { base({"train.stpes=5"}); },
+               {"unknown key 'train.stpes' in override 'train.stpes=5'", "did you mean 'train.steps'?"});
+  expect_error([] { base({"trian.steps=5"}); }, {"unknown key 'trian'", "did you mean 'train'?"});
+  expect_error([] { base({"train.lr=5"}); }, {"unknown key 'train.lr'", "did you mean 'optim.lr'?"});
+  expect_error([] { base({"data.sources.0.wieght=1"}); },
+               {"unknown key 'data.sources[0].wieght'", "did you mean 'data.sources[0].weight'?"});
+  expect_error([] { base({"train.steps"}); }, {"override 'train.steps'", "key=value"});
+  expect_error([] { base({"=5"}); }, {"key=value"});
+  expect_error([] { base({"data.sources.5.weight=1"}); }, {"index 5 is out of range", "has 1 entries"});
+  expect_error([] { base({"data.sources.x.weight=1"}); }, {"'data.sources' is a list", "'x'"});
+  expect_error([] { base({"train.steps.x=1"}); }, {"'train.steps' is a value"});
+  expect_error([] { base({"train..steps=1"}); }, {"malformed key"});
+  expect_error([] { base({"train.steps=abc"}); },
+               {"train.steps: expected an integer, got 'abc'", "override 'train.steps=abc'"});
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigUnknownKey, InFileNamesFileLineAndSuggestion) {
+  const char* yaml = "model:\n  preset: aim-fmnist-tiny\ntrain:\n  stpes: 10\n";
+  expect_error([&] { config_from_yaml_string(yaml, {}, "run.yaml"); },
+               {"unknown key 'train.stpes' in run.yaml:4", "did you mean 'train.steps'?"});
+  expect_error([] { config_from_yaml_string("data:\n  sources:\n    - {kind: idx, wieght: 1}\n", {}, "f.yaml"); },
+               {"unknown key 'data.sources[0].wieght' in f.yaml:3", "did you mean 'data.sources[0].weight'?"});
+  expect_error([] { config_from_yaml_string("trian: {steps: 1}"); }, {"unknown key 'trian'", "'train'"});
+  expect_error([] { config_from_yaml_string("data: {augment: {colour_jitter: 0}}"); },
+               {"'data.augment.colour_jitter'", "did you mean 'data.augment.color_jitter'?"});
+  expect_error([] { config_from_yaml_string("optim: {steps: 1}"); }, {"did you mean 'train.steps'?"});
+  expect_error([] { config_from_yaml_string("train: {zzzzzzzz: 1}"); }, {"valid keys of 'train'", "micro_batch_size"});
+}
+
+TEST(ConfigTypes, WrongTypesNameKeyExpectationAndValue) {
+  auto load = [](const std::string& yaml) { return config_from_yaml_string(yaml, {}, "t.yaml"); };
+  expect_error([&] { load("train: {steps: abc}"); }, {"train.steps: expected an integer, got 'abc'", "t.yaml:1"});
+  expect_error([&] { load("train: {steps: 1.5}"); }, {"train.steps: expected an integer, got '1.5'"});
+  expect_error([&] { load("optim: {lr: fast}"); }, {"optim.lr: expected a number, got 'fast'"});
+  expect_error([&] { load("optim: {betas: 0.9}"); }, {"optim.betas: expected a list of two numbers"});
+  expect_error([&] { load("optim: {betas: [0.9, x]}"); }, {"optim.betas[1]: expected a number, got 'x'"});
+  expect_error([&] { load("model: {head_identity_attn: maybe}"); },
+               {"model.head_identity_attn: expected true or false, got 'maybe'"});
+  expect_error([&] { load("model: {width: [1, 2]}"); }, {"model.width: expected an integer, got a list"});
+  expect_error([&] { load("model: {attention: prefx}"); }, {"model.attention", "did you mean 'prefix'"});
+  expect_error([&] { load("model: {target: pixels}"); }, {"model.target", "norm_pixel"});
+  expect_error([&] { load("model: {order: spirall}"); }, {"model.order", "did you mean 'spiral'"});
+  expect_error([&] { load("data: {sources: {kind: idx}}"); }, {"data.sources: expected a list, got a map"});
+  expect_error([&] { load("data: {sources: [idx]}"); }, {"data.sources[0]: expected a map"});
+  expect_error([&] { load("data: {sources: [{kind: webdatset}]}"); },
+               {"data.sources[0].kind", "did you mean 'webdataset'"});
+  expect_error([&] { load("data: {sources: [{kind: webdataset, shards: {a: 1}}]}"); },
+               {"data.sources[0].shards: expected a string or a list of strings"});
+  expect_error([&] { load("data: {workers: 10000000000}"); }, {"data.workers: expected a 32-bit integer"});
+  expect_error([&] { load("train: {seed: -1}"); }, {"train.seed: expected a non-negative integer"});
+  expect_error([&] { load("train: {precision: fp16}"); }, {"train.precision", "bf16, fp32", "'fp16'"});
+  expect_error([&] { load("train: {device: cud}"); }, {"train.device", "did you mean 'cuda'"});
+  expect_error([&] { load("train: {out_dir: }"); }, {"train.out_dir: expected a string, got nothing"});
+  expect_error([&] { load("train: 5"); }, {"train: expected a map"});
+  expect_error([&] { load("- a\n- b\n"); }, {"t.yaml", "top level"});
+  EXPECT_EQ(load("train: {steps: 5e5}").train.steps, 500000);
+  EXPECT_EQ(load("train: {steps: 500_000}").train.steps, 500000);
+  EXPECT_DOUBLE_EQ(load("optim: {lr: 1}").optim.lr, 1.0);
+}
+
+TEST(ConfigTypes, SyntaxErrorsNameFileAndLine) {
+  aim::test::TempDir dir;
+  std::string path = dir.file("bad.yaml");
+  std::ofstream(path) << "train:\n  steps: 10\nmodel: {preset: [\n";
+  expect_error([&] { load_run_config(path, {}); }, {path + ":", "YAML syntax error"});
+  expect_error([&] { load_run_config(dir.file("missing.yaml"), {}); }, {"missing.yaml", "does not exist"});
+}
+
+TEST(ConfigTypes, LoadRunConfigReadsFileAndOverrides) {
+  aim::test::TempDir dir;
+  std::string path = dir.file("run.yaml");
+  std::ofstream(path) << kBase;
+  auto cfg = load_run_config(path, {"train.steps=3"});
+  EXPECT_EQ(cfg.train.steps, 3);
+  EXPECT_EQ(cfg.model.preset, "aim-fmnist-tiny");
+  expect_error([&] { load_run_config(path, {"train.stpes=3"}); }, {"did you mean 'train.steps'"});
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigValidate, BaseIsValid) {
+  EXPECT_NO_THROW(validate(base(), 1, true));
+  EXPECT_NO_THROW(validate(base(), 4, true));  // 64 = 16 x 4
+}
+
+TEST(ConfigValidate, ModelShapes) {
+  expect_invalid({"model.img_size=30"}, {"model.img_size", "divisible by model.patch_size", "30 % 4"});
+  expect_invalid({"model.width=130", "model.heads=4"}, {"model.width", "divisible by model.heads", "130 % 4"});
+  expect_invalid({"model.img_size=4"}, {"model.img_size", "at least 2 patches"});  // prefix range 1..K-1 empty
+  expect_invalid({"model.channels=2"}, {"model.channels", "1 or 3"});
+  expect_invalid({"model.order=spiral"}, {"model.order", "causal"});
+  EXPECT_NO_THROW(validate(base({"model.order=spiral", "model.attention=causal"}), 1, false));
+}
+
+TEST(ConfigValidate, BatchSplit) {
+  expect_invalid({"train.micro_batch_size=24"},
+                 {"train.batch_size", "64", "24 × 1 = 24", "micro-batch sizes that work at world size 1: 64, 32, 16"});
+  expect_invalid({}, {"train.batch_size", "16 × 8 = 128", "8, 4, 2, 1"}, 8);
+  expect_invalid({}, {"train.batch_size", "not divisible by the world size 3"}, 3);
+  expect_invalid({"train.micro_batch_size=0"}, {"train.micro_batch_size", "> 0"});
+  expect_invalid({"train.batch_size=-64"}, {"train.batch_size", "> 0"});
+  EXPECT_NO_THROW(validate(base({"train.micro_batch_size=64"}), 1, false));
+  expect_error([] { validate(base(), 0, false); }, {"world_size"});
+}
+
+TEST(ConfigValidate, TrainRanges) {
+  expect_invalid({"train.steps=0"}, {"train.steps", "> 0"});
+  expect_invalid({"train.log_every=0"}, {"train.log_every"});
+  expect_invalid({"train.ckpt_every=-1"}, {"train.ckpt_every"});
+  expect_invalid({"train.keep_checkpoints=0"}, {"train.keep_checkpoints"});
+  expect_invalid({"train.val_every=-5"}, {"train.val_every"});
+  expect_invalid({"train.val_batches=-1"}, {"train.val_batches"});
+  expect_invalid({"train.max_nonfinite=0"}, {"train.max_nonfinite"});
+  expect_invalid({"train.peak_tflops=-1"}, {"train.peak_tflops"});
+  expect_invalid({"train.threads=-2"}, {"train.threads"});
+  expect_invalid({"train.out_dir="}, {"train.out_dir", "empty"});
+  RunConfig cfg = base();
+  cfg.train.precision = "fp16";  // programmatic configs bypass the YAML reader's choice check
+  expect_error([&] { validate(cfg, 1, false); }, {"train.precision", "bf16, fp32"});
+  cfg = base();
+  cfg.train.device = "tpu";
+  expect_error([&] { validate(cfg, 1, false); }, {"train.device"});
+}
+
+TEST(ConfigValidate, OptimRanges) {
+  expect_invalid({"optim.lr=0"}, {"optim.lr", "> 0"});
+  expect_invalid({"optim.betas=[0.9, 1.0]"}, {"optim.betas", "[0, 1)"});
+  expect_invalid({"optim.betas=[-0.1, 0.9]"}, {"optim.betas"});
+  expect_invalid({"optim.warmup=1"}, {"optim.warmup", "[0, 1)"});
+  expect_invalid({"optim.warmup=-0.1"}, {"optim.warmup"});
+  expect_invalid({"optim.eps=0"}, {"optim.eps"});
+  expect_invalid({"optim.weight_decay=-1"}, {"optim.weight_decay"});
+  expect_invalid({"optim.warmup_start=1"}, {"optim.warmup_start", "optim.lr"});
+  EXPECT_NO_THROW(validate(base({"optim.grad_clip=0", "optim.warmup=0"}), 1, false));
+}
+
+TEST(ConfigValidate, SourcesAndAugment) {
+  expect_invalid({"data.sources.0.weight=0"}, {"data.sources[0].weight", "> 0"});
+  expect_invalid({"data.sources.1.kind=synthetic", "data.sources.1.weight=-1"}, {"data.sources[1].weight"});
+  expect_invalid({"data.sources=[]"}, {"data.sources", "at least one source"});
+  expect_invalid({"data.sources.0.limit=0"}, {"data.sources[0].limit"});
+  expect_invalid({"data.sources.0.size=0"}, {"data.sources[0].size"});
+  expect_invalid({"data.sources.1.kind=synthetic", "data.sources.1.name=synth"},
+                 {"data.sources[1].name", "'synth'", "unique"});
+  expect_invalid({"data.sources.1.kind=image_folder"}, {"data.sources[1].root", "required"});
+  expect_invalid({"data.sources.1.kind=webdataset"}, {"data.sources[1].shards", "required"});
+  expect_invalid({"data.sources.1.kind=webdataset", "data.sources.1.shards=/x/{0..}.tar"},
+                 {"data.sources[1].shards", "{0..}"});
+  expect_invalid({"data.val={kind: image_folder}"}, {"data.val.root", "required"});
+  expect_invalid({"data.augment.crop_scale=[0.5, 0.4]"}, {"data.augment.crop_scale"});
+  expect_invalid({"data.augment.ratio=[0, 1]"}, {"data.augment.ratio"});
+  expect_invalid({"data.augment.hflip=1.5"}, {"data.augment.hflip", "[0, 1]"});
+  expect_invalid({"data.augment.color_jitter=-0.1"}, {"data.augment.color_jitter"});
+  expect_invalid({"data.augment.hue=0.6"}, {"data.augment.hue"});
+  expect_invalid({"data.augment.eval_crop_pct=0"}, {"data.augment.eval_crop_pct"});
+  expect_invalid({"data.workers=-1"}, {"data.workers"});
+  expect_invalid({"data.prefetch=0"}, {"data.prefetch"});
+  expect_invalid({"data.stream_lanes=0"}, {"data.stream_lanes"});
+  RunConfig cfg = base();
+  cfg.data.sources[0].kind = "webdatset";
+  expect_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "did you mean 'webdataset'"});
+  cfg.data.sources[0].kind = "";
+  expect_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "required"});
+}
+
+TEST(ConfigValidate, MissingPaths) {
+  aim::test::TempDir dir;
+  std::string missing = (dir.path() / "nope").string();
+  auto with = [&](const std::vector<std::string>& o) { return base(o); };
+
+  auto folder = with({"data.sources.1.kind=image_folder", "data.sources.1.root=" + missing});
+  EXPECT_NO_THROW(validate(folder, 1, /*check_paths=*/false));
+  expect_error([&] { validate(folder, 1, true); }, {"data.sources[1].root", missing, "does not exist"});
+  fs::create_directories(dir.path() / "imgs");
+  EXPECT_NO_THROW(validate(with({"data.sources.1.kind=image_folder",
+                                 "data.sources.1.root=" + (dir.path() / "imgs").string()}), 1, true));
+
+  auto idx = with({"data.val={kind: idx, split: test, path: " + dir.path().string() + "}"});
+  expect_error([&] { validate(idx, 1, true); }, {"data.val.path", "t10k-images-idx3-ubyte"});
+  std::ofstream(dir.file("t10k-images-idx3-ubyte.gz")) << "x";
+  EXPECT_NO_THROW(validate(idx, 1, true));
+  expect_error([&] { validate(with({"data.val={kind: idx, path: " + missing + "}"}), 1, true); },
+               {"data.val.path", "does not exist"});
+
+  std::string pattern = (dir.path() / "shards/{000..002}.tar").string();
+  auto wds = with({"data.sources.1.kind=webdataset", "data.sources.1.shards=" + pattern});
+  EXPECT_NO_THROW(validate(wds, 1, false));
+  expect_error([&] { validate(wds, 1, true); }, {"data.sources[1].shards", "000.tar", "does not exist", "3 shards"});
+  fs::create_directories(dir.path() / "shards");
+  std::ofstream(dir.file("shards/000.tar")) << "x";
+  EXPECT_NO_THROW(validate(wds, 1, true));
+  expect_error([&] { validate(wds, 4, true); }, {"data.sources[1].shards", "fewer than the world size 4"});
+  auto glob = with({"data.sources.1.kind=webdataset", "data.sources.1.shards=" + (dir.path() / "none*.tar").string()});
+  expect_error([&] { validate(glob, 1, true); }, {"data.sources[1].shards", "matches no files"});
+}
+
+TEST(ConfigValidate, RealFashionMnistPathIfInstalled) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  EXPECT_NO_THROW(validate(base({"data.sources.0.kind=idx", "data.val={kind: idx, split: test}"}), 1, true));
+}
+
+// ------------------------------------------------------------------------------------------
+
+const char* kEverything = R"(
+model: {preset: aim-small-32, width: 96, heads: 3, depth: 3, norm_eps: 1e-5, attention: causal,
+        order: random, order_seed: 42, target: pixel, head_identity_attn: false, head_mlp_ratio: 2}
+data:
+  sources:
+    - {name: "123", kind: webdataset, shards: ["/d/{0000..0009}.tar", "/e/x.tar::/e/y.tar"], weight: 0.7, limit: 1000}
+    - {name: "true", kind: image_folder, root: "/data/with space/train", weight: 0.2}
+    - {name: fm, kind: idx, path: /tmp/fm, split: test, weight: 0.1, root: /stray/root}
+    - {name: s, kind: synthetic, size: 77, classes: 3, height: 17, width: 19, weight: 1/3}
+  val: {name: v, kind: idx, split: test}
+  augment: {crop_scale: [0.3, 0.9], ratio: [3/4, 4/3], hflip: 0.25, color_jitter: 0.1, brightness: 0.3,
+            contrast: 0.2, saturation: 0.1, hue: 0.05, eval_crop_pct: 0.9}
+  workers: 3
+  prefetch: 5
+  stream_lanes: 2
+optim: {lr: 3.0e-4, betas: [0.8, 0.999], eps: 1e-6, weight_decay: 0.1, warmup: 0.1, warmup_start: 0, grad_clip: -1}
+train: {steps: 123, batch_size: 96, micro_batch_size: 32, precision: fp32, seed: 18446744073709551615,
+        out_dir: "runs/odd: name", log_every: 3, ckpt_every: 0, keep_checkpoints: 1, val_every: 0,
+        val_batches: 0, max_nonfinite: 2, peak_tflops: 989.5, device: cpu, threads: 2}
+)";
+
+TEST(ConfigRoundTrip, ResolvedYamlReloadsEqual) {
+  for (const std::string& yaml : {std::string(""), std::string(kBase), std::string(kEverything)}) {
+    RunConfig cfg = config_from_yaml_string(yaml);
+    std::string out = to_yaml(cfg);
+    RunConfig again = config_from_yaml_string(out, {}, "resolved.yaml");
+    EXPECT_EQ(again, cfg) << out;
+    EXPECT_EQ(to_yaml(again), out);
+  }
+  RunConfig cfg = config_from_yaml_string(kEverything);
+  EXPECT_EQ(cfg.train.seed, 18446744073709551615ull);
+  EXPECT_EQ(cfg.data.sources[0].shards.size(), 2u);
+  EXPECT_EQ(cfg.data.sources[2].root, "/stray/root");  // a non-default key of another kind is kept
+  EXPECT_DOUBLE_EQ(cfg.data.sources[3].weight, 1.0 / 3.0);
+  EXPECT_NO_THROW(validate(cfg, 1, false));
+}
+
+TEST(ConfigRoundTrip, ResolvedYamlListsEveryKey) {
+  RunConfig cfg = base({"data.val={kind: idx}"});
+  std::string out = to_yaml(cfg);
+  for (const auto& key : config_keys()) {
+    std::string leaf = key.substr(key.find_last_of('.') + 1);
+    if (key.rfind("data.sources[]", 0) == 0 || key.rfind("data.val.", 0) == 0) continue;  // per kind
+    EXPECT_NE(out.find(leaf + ":"), std::string::npos) << key << " missing from\n" << out;
+  }
+  EXPECT_NE(out.find("val:"), std::string::npos);
+  EXPECT_NE(to_yaml(base()).find("val: ~"), std::string::npos);
+}
+
+TEST(ConfigRoundTrip, ProgrammaticConfigRoundTrips) {
+  RunConfig cfg;
+  cfg.model = aim::test::tiny_config();  // preset name outside the table is not loadable...
+  cfg.model.preset = "aim-small-32";     // ...so use a real one with custom shapes
+  data::SourceConfig s;
+  s.kind = "synthetic";
+  s.name = "x";
+  cfg.data.sources.push_back(s);
+  cfg.optim.lr = 0.1 + 0.2;  // not exactly representable in short decimal
+  cfg.data.augment.ratio_max = 4.0 / 3.0;
+  EXPECT_EQ(config_from_yaml_string(to_yaml(cfg)), cfg);
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigFingerprint, StableAndSensitive) {
+  RunConfig a = base();
+  std::string fa = fingerprint(a);
+  EXPECT_EQ(fa.size(), 16u);
+  EXPECT_TRUE(std::regex_match(fa, std::regex("[0-9a-f]{16}")));
+  EXPECT_EQ(fingerprint(base()), fa);
+  EXPECT_EQ(fingerprint(config_from_yaml_string(to_yaml(a))), fa);
+  // Same config written differently: same fingerprint.
+  EXPECT_EQ(fingerprint(config_from_yaml_string(std::string(kBase) + "optim: {lr: 0.001}\n")), fa);
+  EXPECT_NE(fingerprint(base({"train.steps=501"})), fa);
+  EXPECT_NE(fingerprint(base({"data.sources.0.weight=0.9"})), fa);
+  EXPECT_NE(fingerprint(base({"optim.lr=0.0010000000000000002"})), fa);
+  EXPECT_NE(fingerprint(base({"train.out_dir=runs/other"})), fa);
+}
+
+// ------------------------------------------------------------------------------------------
+
+TEST(ConfigLoader, MapsSectionsToLoaderConfig) {
+  RunConfig cfg = base({"train.seed=9", "data.workers=2", "data.prefetch=4", "data.stream_lanes=3",
+                        "data.val={kind: idx, split: test}", "data.augment.hflip=0.1"});
+  data::LoaderConfig tr = loader_config(cfg, true, 1, 4);
+  EXPECT_EQ(tr.sources.size(), 1u);
+  EXPECT_EQ(tr.sources[0].name, "synth");
+  EXPECT_EQ(tr.img_size, 28);
+  EXPECT_EQ(tr.channels, 1);
+  EXPECT_TRUE(tr.train);
+  EXPECT_EQ(tr.batch_size, 16);  // per rank, per forward
+  EXPECT_EQ(tr.rank, 1);
+  EXPECT_EQ(tr.world_size, 4);
+  EXPECT_EQ(tr.workers, 2);
+  EXPECT_EQ(tr.prefetch, 4);
+  EXPECT_EQ(tr.stream_lanes, 3);
+  EXPECT_EQ(tr.seed, 9u);
+  EXPECT_DOUBLE_EQ(tr.augment.hflip, 0.1);
+
+  data::LoaderConfig ev = loader_config(cfg, false, 0, 1);
+  ASSERT_EQ(ev.sources.size(), 1u);
+  EXPECT_EQ(ev.sources[0].kind, "idx");
+  EXPECT_EQ(ev.sources[0].split, "test");
+  EXPECT_FALSE(ev.train);
+  expect_error([] { loader_config(base(), false, 0, 1); }, {"data.val"});
+}
+
+// ------------------------------------------------------------------------------------------
+
+std::vector<fs::path> committed_configs() {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(fs::path(AIM_SOURCE_DIR) / "configs"))
+    if (e.path().extension() == ".yaml") out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ConfigFiles, EveryCommittedConfigLoadsValidatesAndRoundTrips) {
+  auto files = committed_configs();
+  ASSERT_GE(files.size(), 6u);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.string());
+    RunConfig cfg;
+    ASSERT_NO_THROW(cfg = load_run_config(f.string(), {}));
+    EXPECT_NO_THROW(validate(cfg, 1, /*check_paths=*/false));
+    EXPECT_EQ(config_from_yaml_string(to_yaml(cfg)), cfg);
+  }
+}
+
+TEST(ConfigFiles, OfficialRecipes) {
+  for (const std::string name : {"aim-600m", "aim-1b", "aim-3b", "aim-7b"}) {
+    SCOPED_TRACE(name);
+    RunConfig cfg = load_run_config(std::string(AIM_SOURCE_DIR) + "/configs/" + name + ".yaml", {});
+    RunConfig model_only, ref;
+    model_only.model = cfg.model;
+    ref.model = model::preset_config(name);
+    EXPECT_EQ(model_only, ref);
+    EXPECT_EQ(cfg.train.steps, name == "aim-600m" ? 500000 : 1200000);
+    EXPECT_EQ(cfg.train.batch_size, 4096);
+    EXPECT_EQ(cfg.train.precision, "bf16");
+    EXPECT_EQ(cfg.train.out_dir, "runs/" + name);
+    ASSERT_EQ(cfg.data.sources.size(), 2u);
+    EXPECT_EQ(cfg.data.sources[0].kind, "webdataset");
+    EXPECT_EQ(cfg.data.sources[0].shards, std::vector<std::string>{"/data/dfn2b/{00000000..00019999}.tar"});
+    EXPECT_DOUBLE_EQ(cfg.data.sources[0].weight, 0.8);
+    EXPECT_EQ(cfg.data.sources[1].root, "/data/imagenet/train");
+    EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
+    ASSERT_TRUE(cfg.data.val.has_value());
+    EXPECT_EQ(cfg.data.val->root, "/data/imagenet/val");
+    EXPECT_DOUBLE_EQ(cfg.data.augment.color_jitter, 0.8);
+    EXPECT_DOUBLE_EQ(cfg.data.augment.ratio_max, 4.0 / 3.0);
+    // spec §7
+    EXPECT_DOUBLE_EQ(cfg.optim.lr, 1e-3);
+    EXPECT_DOUBLE_EQ(cfg.optim.beta1, 0.9);
+    EXPECT_DOUBLE_EQ(cfg.optim.beta2, 0.95);
+    EXPECT_DOUBLE_EQ(cfg.optim.weight_decay, 0.05);
+    EXPECT_DOUBLE_EQ(cfg.optim.warmup, 0.025);
+    EXPECT_DOUBLE_EQ(cfg.optim.warmup_start, 1e-6);
+    EXPECT_DOUBLE_EQ(cfg.optim.grad_clip, 1.0);
+    for (int world : {1, 8, 16}) EXPECT_NO_THROW(validate(cfg, world, false)) << world;
+    // The model section is just the preset: switching presets on the command line works.
+    EXPECT_EQ(load_run_config(std::string(AIM_SOURCE_DIR) + "/configs/" + name + ".yaml", {"model.preset=aim-7b"})
+                  .model.width, 4096);
+  }
+}
+
+TEST(ConfigFiles, FashionMnistDemo) {
+  RunConfig cfg = load_run_config(std::string(AIM_SOURCE_DIR) + "/configs/fmnist-demo.yaml", {});
+  EXPECT_EQ(cfg.model.img_size, 28);
+  EXPECT_EQ(cfg.model.channels, 1);
+  EXPECT_EQ(cfg.model.num_tokens(), 49);
+  ASSERT_EQ(cfg.data.sources.size(), 2u);
+  EXPECT_EQ(cfg.data.sources[0].kind, "idx");
+  EXPECT_EQ(cfg.data.sources[0].split, "train");
+  EXPECT_DOUBLE_EQ(cfg.data.sources[0].weight, 0.8);
+  EXPECT_EQ(cfg.data.sources[1].kind, "webdataset");
+  EXPECT_EQ(cfg.data.sources[1].shards, std::vector<std::string>{"runs/fmnist-shards/{000000..000005}.tar"});
+  EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
+  ASSERT_TRUE(cfg.data.val.has_value());
+  EXPECT_EQ(cfg.data.val->split, "test");
+  EXPECT_DOUBLE_EQ(cfg.data.augment.color_jitter, 0.0);
+  EXPECT_EQ(cfg.train.precision, "fp32");
+  EXPECT_EQ(cfg.train.batch_size, 64);
+  EXPECT_EQ(cfg.train.out_dir, "runs/fmnist-demo");
+  EXPECT_EQ(cfg.train.val_every, 100);
+  EXPECT_EQ(cfg.train.ckpt_every, 100);
+  // The idx paths are real on a machine with dataset-fashion-mnist; the shards are packed by
+  // the demo script, so only the idx sources are checked here.
+  if (fs::exists("/usr/share/datasets/fashion-mnist")) {
+    RunConfig idx_only = cfg;
+    idx_only.data.sources.pop_back();
+    EXPECT_NO_THROW(validate(idx_only, 1, true));
+  }
+}
+
+TEST(ConfigFiles, TestTinyNeedsNoFiles) {
+  RunConfig cfg = load_run_config(std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml", {});
+  EXPECT_NO_THROW(validate(cfg, 1, /*check_paths=*/true));
+  EXPECT_NO_THROW(validate(cfg, 2, true));
+  EXPECT_LE(cfg.train.steps, 10);
+  for (const auto& s : cfg.data.sources) EXPECT_EQ(s.kind, "synthetic");
+}
+
+TEST(ConfigDocs, ReferenceListsEveryKeyWithItsDefault) {
+  std::ifstream in(std::string(AIM_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  for (const auto& key : config_keys()) EXPECT_NE(doc.find("`" + key + "`"), std::string::npos) << key;
+  // Defaults as the resolved YAML of an empty config writes them (aim-600m preset).
+  RunConfig def;
+  EXPECT_NE(doc.find("| `train.steps` | `500000` |"), std::string::npos);
+  EXPECT_NE(doc.find("| `train.micro_batch_size` | `256` |"), std::string::npos);
+  EXPECT_NE(doc.find("| `data.augment.color_jitter` | `0.8` |"), std::string::npos);
+  EXPECT_NE(doc.find("| `optim.betas` | `[0.9, 0.95]` |"), std::string::npos);
+  EXPECT_EQ(def.train.steps, 500000);
+}
+
+}  // namespace
+}  // namespace aim::config
