@@ -1,6 +1,7 @@
 #include "aim/compat.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 
 namespace aim::compat {
@@ -18,6 +19,18 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
   TORCH_CHECK(false, "aim::compat::scaled_dot_product_attention needs LibTorch >= 2.0");
 #endif
 }
+
+void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
+#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+#else
+  at::autocast::set_enabled(enabled);
+  at::autocast::set_autocast_gpu_dtype(dtype);
+#endif
+}
+
+void clear_autocast_cache() { at::autocast::clear_cache(); }
 
 const char* torch_version() { return TORCH_VERSION; }
 

@@ -10,7 +10,9 @@
 #endif
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/C++17.h>
 #include <optional>
+#include <string>
 
 namespace aim::compat {
 
@@ -21,6 +23,21 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const at::Tensor& v,
                                         const std::optional<at::Tensor>& allowed,
                                         bool is_causal);
+
+/// Key of a parameter in torch::optim::Optimizer::state(): a string in 1.13, the
+/// TensorImpl pointer in 2.x.
+#if TORCH_VERSION_MAJOR >= 2
+inline void* optimizer_state_key(const at::Tensor& p) { return p.unsafeGetTensorImpl(); }
+#else
+inline std::string optimizer_state_key(const at::Tensor& p) {
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
+#endif
+
+/// Turns on mixed precision for CUDA ops (bf16 or fp16); LayerNorm, softmax and the
+/// loss stay in fp32 under autocast's own op lists.
+void set_cuda_autocast(bool enabled, at::ScalarType dtype);
+void clear_autocast_cache();
 
 /// Torch version as "major.minor.patch", for logs and run summaries.
 const char* torch_version();

@@ -1,0 +1,34 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "aim/config/run_config.h"
+#include "aim/dist/dist_env.h"
+
+namespace aim::train {
+
+struct TrainSummary {
+  int64_t steps_done = 0;       // optimizer steps completed (including resumed ones)
+  int64_t resumed_from = -1;    // step of the checkpoint resumed from, -1 for a fresh run
+  double first_loss = 0;        // first logged loss of this process's run
+  double last_loss = 0;
+  double last_val_loss = -1;    // -1 when no validation ran
+  int64_t skipped_steps = 0;    // non-finite steps skipped
+};
+
+/// Pre-trains an AIM model as `cfg` says (spec §3-7), on this process's slice of the job
+/// described by `env`: data-parallel over c10d, gradient accumulation, warmup+cosine AdamW,
+/// clipping, validation, metrics.jsonl, atomic checkpoints and exact resume from the newest
+/// complete checkpoint in train.out_dir, and a final trunk export in the official naming.
+/// Throws aim::Error on bad input or when too many consecutive steps are non-finite.
+TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env);
+
+/// Human-readable summary for --dry-run and the start of a run: parameters of trunk and
+/// head, FLOPs per image, tokens, global batch, accumulation, steps, images seen.
+std::string describe_run(const config::RunConfig& cfg, int world_size);
+
+/// Peak FLOP/s used for MFU: train.peak_tflops if set; on CPU a measured fp32 GEMM rate
+/// (~0.3 s at start); on CUDA 0 (MFU is then reported as null) unless configured.
+double peak_flops(const config::RunConfig& cfg, bool cuda);
+
+}  // namespace aim::train

@@ -1,0 +1,52 @@
+#include "aim/dist/dist_env.h"
+
+#include <cstdlib>
+#include <optional>
+
+#include "aim/error.h"
+
+namespace aim::dist {
+namespace {
+
+std::optional<int> env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0) throw Error(std::string("environment variable ") + name + "='" + v + "': expected a non-negative integer");
+  return static_cast<int>(x);
+}
+
+// SLURM_NTASKS_PER_NODE may read "4" or "4(x2)".
+std::optional<int> slurm_tasks_per_node() {
+  const char* v = std::getenv("SLURM_NTASKS_PER_NODE");
+  if (!v || !*v) return std::nullopt;
+  return std::atoi(v);
+}
+
+}  // namespace
+
+DistEnv dist_env_from_environment() {
+  DistEnv env;
+  auto rank = env_int("RANK"), world = env_int("WORLD_SIZE");
+  if (!rank && !world) {
+    rank = env_int("SLURM_PROCID");
+    world = env_int("SLURM_NTASKS");
+  }
+  if (rank.has_value() != world.has_value())
+    throw Error("distributed launch: RANK and WORLD_SIZE (or SLURM_PROCID and SLURM_NTASKS) must be set together");
+  if (!rank) return env;
+  env.rank = *rank;
+  env.world_size = *world;
+  if (env.world_size < 1 || env.rank >= env.world_size)
+    throw Error("distributed launch: rank " + std::to_string(env.rank) + " is outside world size " + std::to_string(env.world_size));
+  env.local_rank = env_int("LOCAL_RANK").value_or(env_int("SLURM_LOCALID").value_or(env.rank));
+  env.local_world_size = env_int("LOCAL_WORLD_SIZE").value_or(slurm_tasks_per_node().value_or(env.world_size));
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) env.master_addr = a;
+  else if (env.world_size > 1 && !std::getenv("SLURM_PROCID"))
+    throw Error("distributed launch: WORLD_SIZE > 1 but MASTER_ADDR is not set");
+  env.master_port = env_int("MASTER_PORT").value_or(29500);
+  return env;
+}
+
+}  // namespace aim::dist

@@ -1,0 +1,76 @@
+#include "aim/dist/local_launcher.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "aim/error.h"
+
+namespace aim::dist {
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw Error(std::string("could not find a free local port: ") + std::strerror(errno));
+  }
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+}  // namespace
+
+int launch_local(int nproc, const std::vector<std::string>& argv) {
+  if (nproc < 1) throw Error("--nproc-per-node must be >= 1");
+  const int port = free_port();
+  std::vector<pid_t> children;
+  for (int r = 0; r < nproc; ++r) {
+    pid_t pid = ::fork();
+    if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv("/proc/self/exe", args.data());
+      std::cerr << "exec failed: " << std::strerror(errno) << std::endl;
+      ::_exit(127);
+    }
+    children.push_back(pid);
+  }
+  int result = 0;
+  for (size_t alive = children.size(); alive > 0; --alive) {
+    int status = 0;
+    pid_t done = ::wait(&status);
+    if (done < 0) break;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      std::cerr << "aim: a rank (pid " << done << ") exited with status " << code << "; stopping the others" << std::endl;
+      for (pid_t c : children)
+        if (c != done) ::kill(c, SIGTERM);
+    }
+  }
+  return result;
+}
+
+}  // namespace aim::dist

@@ -1,0 +1,322 @@
+#include "aim/train/trainer.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "aim/compat.h"
+#include "aim/dist/communicator.h"
+#include "aim/dist/gradient_sync.h"
+#include "aim/error.h"
+#include "aim/io/atomic_file.h"
+#include "aim/io/safetensors.h"
+#include "aim/io/state_dict.h"
+#include "aim/model/aim_pretrain.h"
+#include "aim/model/model_stats.h"
+#include "aim/train/checkpoint.h"
+#include "aim/train/metrics_log.h"
+#include "aim/train/optimizer.h"
+#include "aim/train/prefix_sampler.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace aim::train {
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::vector<double> channel_mean(int64_t c) {
+  return c == 1 ? std::vector<double>{0.449} : std::vector<double>{0.485, 0.456, 0.406};
+}
+std::vector<double> channel_std(int64_t c) {
+  return c == 1 ? std::vector<double>{0.226} : std::vector<double>{0.229, 0.224, 0.225};
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto t = static_cast<int64_t>(s);
+  std::ostringstream o;
+  if (t >= 3600) o << t / 3600 << "h" << (t % 3600) / 60 << "m";
+  else if (t >= 60) o << t / 60 << "m" << t % 60 << "s";
+  else o << t << "s";
+  return o.str();
+}
+
+double peak_rss_gb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+}  // namespace
+
+double peak_flops(const config::RunConfig& cfg, bool cuda) {
+  if (cfg.train.peak_tflops > 0) return cfg.train.peak_tflops * 1e12;
+  if (cuda) return 0;
+  torch::NoGradGuard ng;
+  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  torch::mm(a, b);  // warm up BLAS threads
+  auto t0 = Clock::now();
+  int n = 0;
+  while (seconds_since(t0) < 0.3 || n < 2) {
+    torch::mm(a, b);
+    ++n;
+  }
+  return 2.0 * 1024 * 1024 * 1024 * n / seconds_since(t0);
+}
+
+std::string describe_run(const config::RunConfig& cfg, int world_size) {
+  const auto& m = cfg.model;
+  const auto p = model::count_parameters(m);
+  const auto f = model::count_flops(m);
+  const int64_t accum = cfg.train.batch_size / std::max<int64_t>(1, cfg.train.micro_batch_size * world_size);
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(3);
+  o << "model " << m.preset << ": " << m.img_size << "px, patch " << m.patch_size << ", " << m.num_tokens()
+    << " tokens, width " << m.width << ", depth " << m.depth << ", heads " << m.heads << " (head dim "
+    << m.head_dim() << "), attention " << model::to_string(m.attention) << ", order " << m.order << "\n"
+    << "  parameters: trunk " << p.trunk / 1e6 << " M, pre-training head " << p.pretrain_head / 1e6 << " M ("
+    << m.head_blocks << " x " << m.head_width << "), total " << p.total() / 1e6 << " M\n"
+    << "  FLOPs per image: forward " << f.forward() / 1e9 << " G (head " << 100.0 * f.head_forward / f.forward()
+    << " %), training " << f.training() / 1e9 << " G\n"
+    << "  batch: global " << cfg.train.batch_size << " = micro " << cfg.train.micro_batch_size << " x ranks "
+    << world_size << " x accumulation " << accum << "\n"
+    << "  steps " << cfg.train.steps << ", images seen " << static_cast<double>(cfg.train.steps) * cfg.train.batch_size
+    << ", training FLOPs " << static_cast<double>(cfg.train.steps) * cfg.train.batch_size * f.training() << "\n";
+  o << "  data:";
+  for (const auto& s : cfg.data.sources) o << " " << s.name << " (" << s.kind << ", weight " << s.weight << ")";
+  o << (cfg.data.val ? ", val " + cfg.data.val->name : std::string(", no validation")) << "\n";
+  return o.str();
+}
+
+TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& env) {
+  config::RunConfig cfg = cfg_in;
+  config::validate(cfg, env.world_size);
+  const auto& tc = cfg.train;
+  const auto& mc = cfg.model;
+
+  // Device and precision.
+  bool cuda = false;
+  if (tc.device == "cuda" || (tc.device == "auto" && torch::cuda::is_available())) {
+    if (!torch::cuda::is_available()) throw Error("train.device=cuda but no CUDA device is available");
+    cuda = true;
+  }
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, env.local_rank) : torch::Device(torch::kCPU);
+  const bool bf16 = cuda && tc.precision == "bf16";
+  if (!cuda && tc.precision == "bf16" && env.rank == 0)
+    spdlog::info("train.precision=bf16 applies on CUDA; training in fp32 on CPU");
+  {
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(tc.threads > 0 ? tc.threads : std::max(1, hw / std::max(1, env.local_world_size)));
+  }
+
+  std::unique_ptr<dist::Communicator> comm;
+  if (env.distributed()) {
+    comm = dist::connect(env, cuda, std::chrono::seconds(600));
+    comm->check_same_on_all_ranks(config::fingerprint(cfg), "the resolved config");
+  }
+
+  const int64_t K = mc.num_tokens();
+  const int64_t GB = tc.batch_size, micro = tc.micro_batch_size;
+  const int64_t accum = GB / (micro * env.world_size);
+  if (env.rank == 0) {
+    fs::create_directories(tc.out_dir);
+    io::write_file_atomic((fs::path(tc.out_dir) / "config.yaml").string(), config::to_yaml(cfg));
+    spdlog::info("resolved config:\n{}", config::to_yaml(cfg));
+    spdlog::info("{}", describe_run(cfg, env.world_size));
+  }
+
+  // Identical initialisation on every rank (seeded), confirmed by a broadcast from rank 0.
+  torch::manual_seed(tc.seed);
+  model::AimPretrainModel net(mc);
+  net->to(device);
+  std::vector<torch::Tensor> params = net->parameters();
+  if (comm) {
+    torch::NoGradGuard ng;
+    for (auto& p : params) comm->broadcast(p, 0);
+  }
+  auto opt = make_adamw(*net, cfg.optim);
+  std::unique_ptr<dist::GradientSync> grad_sync;
+  if (comm) grad_sync = std::make_unique<dist::GradientSync>(params);
+
+  CheckpointManager ckpt(tc.out_dir, env.rank, env.world_size, static_cast<int>(tc.keep_checkpoints));
+  data::Loader loader(config::loader_config(cfg, true, env.rank, env.world_size));
+
+  TrainSummary summary;
+  int64_t step = 0;
+  int64_t skipped_total = 0;
+  if (auto rp = ckpt.restore_latest(*net, *opt)) {
+    step = rp->step;
+    summary.resumed_from = step;
+    skipped_total = rp->meta.value("skipped_steps", int64_t(0));
+    loader.load_state(rp->loader.get<data::LoaderState>());
+    if (env.rank == 0) spdlog::info("resumed from {} (step {})", rp->path, step);
+  }
+  std::unique_ptr<MetricsLog> metrics;
+  if (env.rank == 0) metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), step);
+
+  const auto flops = model::count_flops(mc);
+  const double peak = peak_flops(cfg, cuda) * env.world_size;
+  const auto mean = channel_mean(mc.channels), stdv = channel_std(mc.channels);
+
+  auto forward_loss = [&](const data::Batch& batch, uint64_t prefix_seed) {
+    auto images = data::normalize_images(batch.images, device, mean, stdv);
+    auto prefix = prefix_lengths(prefix_seed, batch.index, K, mc.attention).to(device);
+    if (bf16) compat::set_cuda_autocast(true, at::kBFloat16);
+    auto out = net->forward(images, prefix);
+    if (bf16) {
+      compat::set_cuda_autocast(false, at::kBFloat16);
+      compat::clear_autocast_cache();
+    }
+    return out.loss;
+  };
+
+  // Validation covers the first val_batches x micro_batch_size images of the held-out pass
+  // (all of it when val_batches = 0), split over ranks by position, so the number is the
+  // same whatever the world size. Prefixes are keyed by position with their own seed.
+  auto validate_now = [&]() -> double {
+    if (!cfg.data.val) return -1;
+    torch::NoGradGuard ng;
+    data::Loader val(config::loader_config(cfg, false, env.rank, env.world_size));
+    const int64_t limit = tc.val_batches > 0 ? tc.val_batches * micro : std::numeric_limits<int64_t>::max();
+    const int64_t stream_batches = tc.val_batches > 0 ? (tc.val_batches + env.world_size - 1) / env.world_size : -1;
+    auto sum = torch::zeros({2}, torch::kFloat64);
+    int64_t streamed = 0;  // streaming sources carry no position (index -1): count per rank
+    for (int64_t b = 0;; ++b) {
+      auto batch = val.next();
+      if (!batch) break;
+      auto idx = batch->index;
+      auto positional = idx >= 0;
+      auto keep = positional.logical_and(idx < limit).logical_or(positional.logical_not().logical_and(
+          torch::full_like(positional, stream_batches < 0 || b < stream_batches)));
+      if (!keep.any().item<bool>()) break;
+      auto rows = keep.nonzero().view({-1});
+      data::Batch part = *batch;
+      part.images = batch->images.index_select(0, rows);
+      part.index = torch::where(positional, idx, torch::arange(streamed, streamed + idx.numel()) + (int64_t(1) << 40))
+                       .index_select(0, rows);
+      streamed += idx.numel();
+      auto terms = forward_loss(part, tc.seed ^ 0x76616cULL);
+      sum[0] += terms.sum.item<double>();
+      sum[1] += terms.count.item<double>();
+    }
+    if (comm) comm->all_reduce_sum_now(sum);
+    return sum[0].item<double>() / std::max(1.0, sum[1].item<double>());
+  };
+
+  auto save_checkpoint = [&](int64_t at_step) {
+    nlohmann::json meta = {{"skipped_steps", skipped_total}, {"fingerprint", config::fingerprint(cfg)},
+                           {"images_seen", at_step * GB}};
+    nlohmann::json lstate = loader.state();
+    ckpt.save(at_step, *net, *opt, lstate, meta, comm.get());
+  };
+
+  int64_t consecutive_bad = 0;
+  double window_time = 0, window_wait = 0;
+  int64_t window_steps = 0;
+  auto run_start = Clock::now();
+  const int64_t start_step = step;
+  bool first_logged = false;
+
+  while (step < tc.steps) {
+    auto t_step = Clock::now();
+    const double lr = learning_rate(step, tc.steps, cfg.optim);
+    set_learning_rate(*opt, lr);
+    clear_gradients(*opt);
+    const double global_kept = static_cast<double>(kept_targets(tc.seed, step * GB, GB, K, mc.attention));
+    auto loss_sum = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+    double wait = 0;
+    for (int64_t a = 0; a < accum; ++a) {
+      auto t_wait = Clock::now();
+      auto batch = loader.next();
+      wait += seconds_since(t_wait);
+      if (!batch) throw Error("training data ran out (a train-mode loader should never end)");
+      auto terms = forward_loss(*batch, tc.seed);
+      (terms.sum / global_kept).backward();
+      loss_sum[0] += terms.sum.detach().to(torch::kFloat64);
+      loss_sum[1] += terms.count.detach().to(torch::kFloat64);
+    }
+    if (comm) {
+      grad_sync->all_reduce(*comm);
+      comm->all_reduce_sum_now(loss_sum);
+    }
+    const double clip = cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, clip);
+    auto ls = loss_sum.cpu();
+    const double loss = ls[0].item<double>() / std::max(1.0, ls[1].item<double>());
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (finite) {
+      opt->step();
+      consecutive_bad = 0;
+    } else {
+      ++consecutive_bad;
+      ++skipped_total;
+      if (env.rank == 0)
+        spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", step + 1,
+                     loss, grad_norm, consecutive_bad);
+      if (consecutive_bad >= tc.max_nonfinite)
+        throw Error("stopping: " + std::to_string(consecutive_bad) +
+                    " consecutive non-finite steps (train.max_nonfinite); the last good checkpoint in " +
+                    ckpt.directory() + " is intact");
+    }
+    ++step;
+    if (cuda) torch::cuda::synchronize();
+    const double dt = seconds_since(t_step);
+    window_time += dt;
+    window_wait += wait;
+    ++window_steps;
+    if (!first_logged && finite) {
+      summary.first_loss = loss;
+      first_logged = true;
+    }
+    summary.last_loss = loss;
+
+    if (step % tc.log_every == 0 || step == tc.steps) {
+      const double img_s = static_cast<double>(GB * window_steps) / window_time;
+      const double tflops = img_s * flops.training() / 1e12;
+      nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                            {"img_per_s", img_s}, {"tflops", tflops},
+                            {"mfu", peak > 0 ? nlohmann::json(img_s * flops.training() / peak) : nlohmann::json(nullptr)},
+                            {"data_wait", window_wait / window_time}, {"peak_mem_gb", peak_rss_gb()},
+                            {"images_seen", step * GB}, {"skipped_steps", skipped_total}};
+      if (metrics) metrics->write(rec);
+      if (env.rank == 0) {
+        const double eta = (tc.steps - step) * (seconds_since(run_start) / static_cast<double>(step - start_step));
+        spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.1f} img/s | mfu {} | data {:.0f}% | eta {}",
+                     step, tc.steps, loss, lr, grad_norm, img_s,
+                     peak > 0 ? fmt::format("{:.1f}%", 100 * img_s * flops.training() / peak) : std::string("n/a"),
+                     100 * window_wait / window_time, format_duration(eta));
+        spdlog::info("data: {}", loader.summary());
+      }
+      window_time = window_wait = 0;
+      window_steps = 0;
+    }
+    if (tc.val_every > 0 && (step % tc.val_every == 0 || step == tc.steps) && cfg.data.val) {
+      const double val = validate_now();
+      summary.last_val_loss = val;
+      if (metrics) metrics->write({{"step", step}, {"val_loss", val}});
+      if (env.rank == 0) spdlog::info("step {} | val_loss {:.4f}", step, val);
+    }
+    if ((tc.ckpt_every > 0 && step % tc.ckpt_every == 0) || step == tc.steps) save_checkpoint(step);
+  }
+
+  if (env.rank == 0) {
+    auto trunk = io::filter_prefixes(io::state_dict(*net), {"preprocessor.", "trunk."});
+    io::save_safetensors((fs::path(tc.out_dir) / "trunk.safetensors").string(), trunk,
+                         {{"format", "pt"}, {"preset", mc.preset}, {"config", config::to_yaml(cfg)}});
+    spdlog::info("trunk exported to {} (official naming)", (fs::path(tc.out_dir) / "trunk.safetensors").string());
+  }
+  summary.steps_done = step;
+  summary.skipped_steps = skipped_total;
+  return summary;
+}
+
+}  // namespace aim::train
