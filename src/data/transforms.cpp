@@ -104,18 +104,11 @@ void to_chw_rgb(const cv::Mat& img, uint8_t* dst) {
     for (int y = 0; y < h; ++y) std::copy_n(img.ptr<uint8_t>(y), w, dst + static_cast<size_t>(y) * w);
     return;
   }
-  uint8_t* r = dst;
-  uint8_t* g = dst + plane;
-  uint8_t* b = dst + 2 * plane;
-  for (int y = 0; y < h; ++y) {
-    const uint8_t* p = img.ptr<uint8_t>(y);
-    size_t o = static_cast<size_t>(y) * w;
-    for (int x = 0; x < w; ++x, p += 3) {
-      b[o + x] = p[0];
-      g[o + x] = p[1];
-      r[o + x] = p[2];
-    }
-  }
+  // mixChannels writes straight into the batch tensor (vectorized), BGR -> planar RGB.
+  cv::Mat planes[3] = {cv::Mat(h, w, CV_8U, dst), cv::Mat(h, w, CV_8U, dst + plane),
+                       cv::Mat(h, w, CV_8U, dst + 2 * plane)};
+  const int from_to[] = {0, 2, 1, 1, 2, 0};
+  cv::mixChannels(&img, 1, planes, 3, from_to, 3);
 }
 
 }  // namespace aim::data
