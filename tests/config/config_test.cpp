@@ -589,7 +589,7 @@ TEST(ConfigFiles, FashionMnistDemo) {
   EXPECT_EQ(cfg.data.sources[0].split, "train");
   EXPECT_DOUBLE_EQ(cfg.data.sources[0].weight, 0.8);
   EXPECT_EQ(cfg.data.sources[1].kind, "webdataset");
-  EXPECT_EQ(cfg.data.sources[1].shards, std::vector<std::string>{"runs/fmnist-shards/{000000..000005}.tar"});
+  EXPECT_EQ(cfg.data.sources[1].shards, std::vector<std::string>{"runs/fmnist-shards/{00000000..00000005}.tar"});
   EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
   ASSERT_TRUE(cfg.data.val.has_value());
   EXPECT_EQ(cfg.data.val->split, "test");
