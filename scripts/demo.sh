@@ -10,12 +10,12 @@ bash scripts/setup.sh
 bash scripts/build.sh
 BIN=${AIM_BUILD_DIR:-build}/bin
 
-if [ ! -f runs/fmnist-shards/000005.tar ]; then
+if [ ! -f runs/fmnist-shards/00000005.tar ]; then
   echo "[demo] packing Fashion-MNIST train into webdataset shards (runs/fmnist-shards)"
   "$BIN/aim-data" pack --from idx --path /usr/share/datasets/fashion-mnist --split train \
       --out runs/fmnist-shards --shard-size 10000
 fi
-"$BIN/aim-data" check "runs/fmnist-shards/{000000..000005}.tar" --no-decode
+"$BIN/aim-data" check "runs/fmnist-shards/{00000000..00000005}.tar" --no-decode
 
 echo "[demo] pre-training (configs/fmnist-demo.yaml); metrics in runs/fmnist-demo/metrics.jsonl"
 "$BIN/aim-train" --config configs/fmnist-demo.yaml "$@"

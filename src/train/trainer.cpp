@@ -113,10 +113,9 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
   const bool bf16 = cuda && tc.precision == "bf16";
   if (!cuda && tc.precision == "bf16" && env.rank == 0)
     spdlog::info("train.precision=bf16 applies on CUDA; training in fp32 on CPU");
-  {
-    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(tc.threads > 0 ? tc.threads : std::max(1, hw / std::max(1, env.local_world_size)));
-  }
+  // threads=0 keeps LibTorch's default: more OpenMP threads spin-wait and slow OpenBLAS's
+  // GEMM threads on CPU (see docs/benchmarks.md).
+  if (tc.threads > 0) at::set_num_threads(tc.threads);
 
   std::unique_ptr<dist::Communicator> comm;
   if (env.distributed()) {
