@@ -304,7 +304,10 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
       if (metrics) metrics->write({{"step", step}, {"val_loss", val}});
       if (env.rank == 0) spdlog::info("step {} | val_loss {:.4f}", step, val);
     }
-    if ((tc.ckpt_every > 0 && step % tc.ckpt_every == 0) || step == tc.steps) save_checkpoint(step);
+    // Never checkpoint inside a streak of non-finite steps: the newest checkpoint stays the
+    // last state that trained cleanly.
+    if (consecutive_bad == 0 && ((tc.ckpt_every > 0 && step % tc.ckpt_every == 0) || step == tc.steps))
+      save_checkpoint(step);
   }
 
   if (env.rank == 0) {

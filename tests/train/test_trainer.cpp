@@ -142,3 +142,25 @@ TEST(Trainer, BadConfigFailsBeforeCompute) {
   EXPECT_FALSE(fs::exists(dir.file("x")));
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run"}), 0);
 }
+
+// An exploding run (lr 1e30) goes non-finite: updates are skipped and counted, the run stops
+// with a clear error after train.max_nonfinite in a row, and no checkpoint is written during
+// the streak, so the newest one is the last clean state.
+TEST(Trainer, NonFiniteStepsAreSkippedThenStop) {
+  test::TempDir dir;
+  const std::string out = dir.file("boom");
+  const int code = run({kTrainBin, "--config", kTinyYaml, "optim.lr=1e30", "optim.warmup=0", "train.steps=30",
+                        "train.ckpt_every=1", "train.max_nonfinite=3", "train.val_every=0", "train.out_dir=" + out});
+  EXPECT_EQ(code, 2);
+  auto recs = losses(out, "skipped_steps");
+  ASSERT_FALSE(recs.empty());
+  EXPECT_EQ(recs.rbegin()->second, 2.0) << "the third non-finite step stops the run before logging";
+  ASSERT_TRUE(fs::exists(out + "/checkpoints"));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(out + "/checkpoints")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  ASSERT_FALSE(names.empty());
+  const int64_t newest = std::stoll(names.back().substr(5));
+  EXPECT_LT(newest, recs.rbegin()->first) << "checkpoint written during the non-finite streak";
+  EXPECT_FALSE(fs::exists(out + "/trunk.safetensors"));
+}
