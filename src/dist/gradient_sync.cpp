@@ -2,41 +2,125 @@
 
 #include <torch/torch.h>
 
+#include <mutex>
+
 namespace aim::dist {
 
-GradientSync::GradientSync(std::vector<torch::Tensor> params, double bucket_mb) : params_(std::move(params)) {
-  const double cap = bucket_mb * 1024 * 1024;
-  double filled = 0;
-  for (size_t k = params_.size(); k-- > 0;) {
-    if (buckets_.empty() || filled >= cap) {
-      buckets_.emplace_back();
-      filled = 0;
+struct GradientSync::State {
+  Communicator* comm = nullptr;
+  std::vector<torch::Tensor> params;
+  std::vector<std::vector<size_t>> buckets;  // param indices per bucket
+  std::vector<size_t> bucket_of, offset_in_bucket;
+  std::vector<torch::Tensor> flats;          // one flat buffer per bucket
+  std::vector<size_t> pending;               // gradients still missing per bucket
+  std::vector<char> filled;                  // per param: gradient copied this step
+  std::vector<std::unique_ptr<PendingWork>> works;
+  bool armed = false;
+  size_t overlapped = 0;  // buckets launched from hooks in the last step
+  std::mutex mu;  // hooks may run on autograd's device threads
+
+  void launch(size_t b) { works[b] = comm->all_reduce_sum(flats[b]); }
+
+  // Called from the parameter's hook with this micro-batch's gradient: the value to reduce
+  // is it plus what earlier micro-batches accumulated in param.grad().
+  void on_grad(size_t k, const torch::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || filled[k]) return;
+    const size_t b = bucket_of[k];
+    auto dst = flats[b].slice(0, static_cast<int64_t>(offset_in_bucket[k]),
+                              static_cast<int64_t>(offset_in_bucket[k]) + params[k].numel());
+    const auto& acc = params[k].grad();
+    if (acc.defined()) dst.copy_((acc + grad).reshape({-1}));
+    else dst.copy_(grad.reshape({-1}));
+    filled[k] = 1;
+    if (--pending[b] == 0) {
+      launch(b);
+      ++overlapped;
     }
-    buckets_.back().push_back(k);
-    filled += static_cast<double>(params_[k].numel() * params_[k].element_size());
   }
+};
+
+GradientSync::GradientSync(std::vector<torch::Tensor> params, Communicator& comm, double bucket_mb)
+    : state_(std::make_shared<State>()) {
+  auto& s = *state_;
+  s.comm = &comm;
+  s.params = std::move(params);
+  const size_t n = s.params.size();
+  s.bucket_of.resize(n);
+  s.offset_in_bucket.resize(n);
+  s.filled.assign(n, 0);
+  const double cap = bucket_mb * 1024 * 1024;
+  double bytes = 0;
+  int64_t elems = 0;
+  for (size_t k = n; k-- > 0;) {
+    if (s.buckets.empty() || bytes >= cap) {
+      if (!s.buckets.empty()) s.flats.push_back(torch::zeros({elems}, s.params[s.buckets.back()[0]].options()));
+      s.buckets.emplace_back();
+      bytes = 0;
+      elems = 0;
+    }
+    s.bucket_of[k] = s.buckets.size() - 1;
+    s.offset_in_bucket[k] = static_cast<size_t>(elems);
+    s.buckets.back().push_back(k);
+    elems += s.params[k].numel();
+    bytes += static_cast<double>(s.params[k].numel() * s.params[k].element_size());
+  }
+  if (!s.buckets.empty()) s.flats.push_back(torch::zeros({elems}, s.params[s.buckets.back()[0]].options()));
+  s.pending.assign(s.buckets.size(), 0);
+  s.works.resize(s.buckets.size());
+  std::weak_ptr<State> weak = state_;
+  for (size_t k = 0; k < n; ++k)
+    s.params[k].register_hook([weak, k](torch::Tensor grad) {
+      if (auto st = weak.lock()) st->on_grad(k, grad);
+    });
 }
 
-void GradientSync::all_reduce(Communicator& comm) {
-  std::vector<torch::Tensor> flats;
-  std::vector<std::unique_ptr<PendingWork>> works;
-  for (const auto& bucket : buckets_) {
-    std::vector<torch::Tensor> grads;
-    for (auto k : bucket) {
-      auto& p = params_[k];
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad().reshape({-1}));
+GradientSync::~GradientSync() = default;
+
+size_t GradientSync::num_buckets() const { return state_->buckets.size(); }
+
+size_t GradientSync::overlapped_buckets() const { return state_->overlapped; }
+
+void GradientSync::arm() {
+  auto& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  for (size_t b = 0; b < s.buckets.size(); ++b) s.pending[b] = s.buckets[b].size();
+  std::fill(s.filled.begin(), s.filled.end(), 0);
+  s.overlapped = 0;
+  s.armed = true;
+}
+
+void GradientSync::finish() {
+  auto& s = *state_;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.armed = false;
+    // Parameters that received no gradient in the last backward contribute what they
+    // accumulated earlier (or zeros), so every rank reduces the same buckets.
+    for (size_t b = 0; b < s.buckets.size(); ++b) {
+      if (s.pending[b] == 0) continue;
+      for (auto k : s.buckets[b]) {
+        if (s.filled[k]) continue;
+        auto dst = s.flats[b].slice(0, static_cast<int64_t>(s.offset_in_bucket[k]),
+                                    static_cast<int64_t>(s.offset_in_bucket[k]) + s.params[k].numel());
+        const auto& acc = s.params[k].grad();
+        if (acc.defined()) dst.copy_(acc.reshape({-1}));
+        else dst.zero_();
+        s.filled[k] = 1;
+      }
+      s.pending[b] = 0;
+      s.launch(b);
     }
-    flats.push_back(torch::cat(grads));
-    works.push_back(comm.all_reduce_sum(flats.back()));
   }
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    works[b]->wait();
-    int64_t offset = 0;
-    for (auto k : buckets_[b]) {
-      auto& g = params_[k].mutable_grad();
-      g.copy_(flats[b].slice(0, offset, offset + g.numel()).view_as(g));
-      offset += g.numel();
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    s.works[b]->wait();
+    s.works[b].reset();
+    for (auto k : s.buckets[b]) {
+      auto& p = s.params[k];
+      auto src = s.flats[b].slice(0, static_cast<int64_t>(s.offset_in_bucket[k]),
+                                  static_cast<int64_t>(s.offset_in_bucket[k]) + p.numel()).view_as(p);
+      if (!p.grad().defined()) p.mutable_grad() = src.clone();
+      else p.mutable_grad().copy_(src);
     }
   }
 }

@@ -144,7 +144,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
   }
   auto opt = make_adamw(*net, cfg.optim);
   std::unique_ptr<dist::GradientSync> grad_sync;
-  if (comm) grad_sync = std::make_unique<dist::GradientSync>(params);
+  if (comm) grad_sync = std::make_unique<dist::GradientSync>(params, *comm);
 
   CheckpointManager ckpt(tc.out_dir, env.rank, env.world_size, static_cast<int>(tc.keep_checkpoints));
   data::Loader loader(config::loader_config(cfg, true, env.rank, env.world_size));
@@ -239,12 +239,16 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
       wait += seconds_since(t_wait);
       if (!batch) throw Error("training data ran out (a train-mode loader should never end)");
       auto terms = forward_loss(*batch, tc.seed);
+      if (grad_sync && a == accum - 1) grad_sync->arm();  // reduce during the last backward only
       (terms.sum / global_kept).backward();
       loss_sum[0] += terms.sum.detach().to(torch::kFloat64);
       loss_sum[1] += terms.count.detach().to(torch::kFloat64);
     }
     if (comm) {
-      grad_sync->all_reduce(*comm);
+      grad_sync->finish();
+      if (step == start_step && env.rank == 0)
+        spdlog::info("gradient all-reduce: {} buckets, {} started during backward", grad_sync->num_buckets(),
+                     grad_sync->overlapped_buckets());
       comm->all_reduce_sum_now(loss_sum);
     }
     const double clip = cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity();

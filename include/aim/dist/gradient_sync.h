@@ -1,4 +1,5 @@
 #pragma once
+#include <memory>
 #include <vector>
 
 #include <torch/types.h>
@@ -7,20 +8,30 @@
 
 namespace aim::dist {
 
-/// Sums gradients across ranks in flat buckets of ~bucket_mb each. Buckets are filled in
-/// reverse parameter order (the order backward produces gradients) and each bucket's
-/// all-reduce starts as soon as it is packed, so communication of early buckets overlaps
-/// packing and reduction of later ones. Parameters without a gradient contribute zeros.
+/// Sums gradients across ranks in flat buckets of ~bucket_mb each, overlapping the
+/// all-reduce with backward (the DDP scheme, on our own buckets over c10d): a hook on
+/// every parameter copies its gradient into its bucket as backward produces it — buckets
+/// hold parameters in reverse order, the order gradients appear — and a bucket's
+/// all-reduce starts the moment its last gradient lands, while backward goes on.
+///
+/// Per optimizer step: call arm() just before the backward of the last micro-batch
+/// (earlier micro-batches accumulate locally, like DDP's no_sync), then finish() after it.
 class GradientSync {
  public:
-  GradientSync(std::vector<torch::Tensor> params, double bucket_mb = 25.0);
-  /// In-place: every param.grad() becomes the sum over ranks.
-  void all_reduce(Communicator& comm);
-  size_t num_buckets() const { return buckets_.size(); }
+  GradientSync(std::vector<torch::Tensor> params, Communicator& comm, double bucket_mb = 25.0);
+  ~GradientSync();
+
+  void arm();
+  /// Completes buckets whose parameters got no gradient, waits for every all-reduce and
+  /// writes the sums back into param.grad().
+  void finish();
+  size_t num_buckets() const;
+  /// Buckets whose all-reduce started inside backward in the last step (overlap achieved).
+  size_t overlapped_buckets() const;
 
  private:
-  std::vector<torch::Tensor> params_;
-  std::vector<std::vector<size_t>> buckets_;  // indices into params_
+  struct State;
+  std::shared_ptr<State> state_;  // shared with the hooks
 };
 
 }  // namespace aim::dist
