@@ -6,6 +6,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <sstream>
 
@@ -108,6 +109,11 @@ std::unique_ptr<Communicator> connect(const DistEnv& env, bool cuda, std::chrono
     opts.numWorkers = env.world_size;
     opts.waitWorkers = true;
     opts.timeout = ms;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    // LibTorch >= 2.4 defaults to the libuv store backend, which distribution builds (e.g.
+    // Debian 13's 2.6) leave out; the classic backend exists everywhere.
+    opts.useLibUV = false;
+#endif
     store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
   } catch (const std::exception& e) {
     throw Error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) + " failed (rank " +
