@@ -29,7 +29,7 @@ struct TrainConfig {
   int64_t ckpt_every = 5000;        // steps between checkpoints; 0 = no periodic checkpoints
   int64_t keep_checkpoints = 3;     // newest complete checkpoints kept on disk
   int64_t val_every = 25000;        // steps between validations (needs data.val); 0 = never
-  int64_t val_batches = 50;         // micro-batches per validation; 0 = one full pass
+  int64_t val_batches = 50;         // validation images = val_batches x micro_batch_size; 0 = full pass
   int64_t max_nonfinite = 5;        // consecutive non-finite steps before the run stops
   double peak_tflops = 0;           // per-device peak for MFU; 0 = detect
   std::string device = "auto";      // auto | cpu | cuda
