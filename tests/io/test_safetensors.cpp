@@ -148,8 +148,6 @@ TEST(StateDict, NamesFollowTheOfficialCheckpoints) {
   // Trunk linears carry no bias (spec §2).
   EXPECT_FALSE(names.count("trunk.blocks.0.attn.qkv.bias"));
   EXPECT_FALSE(names.count("trunk.blocks.0.mlp.fc1.bias"));
-  auto qkv = std::find_if(io::state_dict(*net).begin(), io::state_dict(*net).end(), [](auto& p) { return p.first == "trunk.blocks.0.attn.qkv.weight"; });
-  (void)qkv;
   EXPECT_EQ(net->trunk->blocks[0]->as<model::BlockImpl>()->attn->qkv->weight.sizes(), (std::vector<int64_t>{96, 32}));
 }
 
