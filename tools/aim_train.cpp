@@ -7,9 +7,12 @@
 #include <iostream>
 
 #include "aim/config/run_config.h"
+#include "aim/dist/communicator.h"
 #include "aim/dist/dist_env.h"
 #include "aim/dist/local_launcher.h"
 #include "aim/error.h"
+#include "aim/probe/probe_runner.h"
+#include "aim/train/device.h"
 #include "aim/train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -39,10 +42,23 @@ int main(int argc, char** argv) {
       std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size);
       return 0;
     }
-    auto s = aim::train::run_training(cfg, env);
+    // One process group for training and the optional probe that follows.
+    std::unique_ptr<aim::dist::Communicator> comm;
+    if (env.distributed())
+      comm = aim::dist::connect(env, aim::train::select_device(cfg.train.device, env.local_rank).is_cuda(),
+                                std::chrono::seconds(600));
+    auto s = aim::train::run_training(cfg, env, comm.get());
     if (env.rank == 0)
       spdlog::info("done: {} steps, loss {:.4f} -> {:.4f}{}", s.steps_done, s.first_loss, s.last_loss,
                    s.last_val_loss >= 0 ? fmt::format(", val_loss {:.4f}", s.last_val_loss) : std::string());
+    if (cfg.probe.at_end) {
+      const std::string trunk = cfg.probe.weights.empty() ? cfg.train.out_dir + "/trunk.safetensors" : cfg.probe.weights;
+      auto r = aim::probe::run_probe(cfg, env, comm.get(), trunk);
+      const auto& b = r.heads[r.best];
+      if (env.rank == 0)
+        spdlog::info("probe ({}): top-1 {:.2f} %, top-5 {:.2f} % on {} images; results in {}/results.json",
+                     cfg.probe.kind, 100 * b.top1, 100 * b.top5, r.val_samples, r.out_dir);
+    }
     return 0;
   } catch (const aim::Error& e) {
     std::cerr << "aim-train: error: " << e.what() << std::endl;

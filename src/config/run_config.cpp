@@ -19,6 +19,7 @@
 
 #include "aim/data/shard_list.h"
 #include "aim/error.h"
+#include "aim/model/layer_selection.h"
 
 namespace aim::config {
 
@@ -61,6 +62,8 @@ bool same(const data::SourceConfig& a, const data::SourceConfig& b) {
 
 }  // namespace
 
+bool same_optional(const std::optional<data::SourceConfig>& a, const std::optional<data::SourceConfig>& b);
+
 bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
                   keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads) ==
@@ -84,9 +87,32 @@ bool DataSection::operator==(const DataSection& o) const {
          std::tie(workers, prefetch, stream_lanes) == std::tie(o.workers, o.prefetch, o.stream_lanes);
 }
 
-bool RunConfig::operator==(const RunConfig& o) const {
-  return same(model, o.model) && data == o.data && same(optim, o.optim) && train == o.train;
+bool same_optional(const std::optional<data::SourceConfig>& a, const std::optional<data::SourceConfig>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || same(*a, *b);
 }
+
+bool RunConfig::operator==(const RunConfig& o) const {
+  return same(model, o.model) && data == o.data && same(optim, o.optim) && train == o.train && probe == o.probe;
+}
+
+}  // namespace aim::config
+
+namespace aim::probe {
+
+bool ProbeConfig::operator==(const ProbeConfig& o) const {
+  return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
+                  label_smoothing, augment, crop_scale_min, crop_scale_max, hflip, cache_gb, epoch_size, seed,
+                  out_dir, at_end) ==
+             std::tie(o.weights, o.kind, o.features, o.blocks, o.classes, o.epochs, o.batch_size, o.lrs,
+                      o.weight_decays, o.warmup, o.label_smoothing, o.augment, o.crop_scale_min, o.crop_scale_max,
+                      o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end) &&
+         aim::config::same_optional(train_data, o.train_data) && aim::config::same_optional(val_data, o.val_data);
+}
+
+}  // namespace aim::probe
+
+namespace aim::config {
 
 size_t levenshtein(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -261,6 +287,14 @@ std::string get_choice(const std::string& key, const Node& n, const Ctx& c, cons
 std::pair<double, double> get_pair(const std::string& key, const Node& n, const Ctx& c) {
   if (!n.IsSequence() || n.size() != 2) type_error(key, "a list of two numbers [a, b]", n, c);
   return {get_double(key + "[0]", n[0], c), get_double(key + "[1]", n[1], c)};
+}
+
+std::vector<double> get_double_list(const std::string& key, const Node& n, const Ctx& c) {
+  std::vector<double> out;
+  if (n.IsScalar()) return {get_double(key, n, c)};
+  if (!n.IsSequence()) type_error(key, "a list of numbers", n, c);
+  for (size_t i = 0; i < n.size(); ++i) out.push_back(get_double(key + "[" + std::to_string(i) + "]", n[i], c));
+  return out;
 }
 
 std::vector<std::string> get_string_list(const std::string& key, const Node& n, const Ctx& c) {
@@ -487,6 +521,46 @@ const std::vector<Field<TrainConfig>>& train_fields() {
   return f;
 }
 
+const std::vector<std::string> kProbeKinds = {"attentive", "linear"};
+const std::vector<std::string> kProbeFeatures = {"trunk", "pixels"};
+
+void emit_double_list(YAML::Emitter& e, const std::vector<double>& v) {
+  e << YAML::Flow << YAML::BeginSeq;
+  for (double x : v) e << fmt_double(x);
+  e << YAML::EndSeq;
+}
+
+const std::vector<Field<probe::ProbeConfig>>& probe_fields() {
+  using P = probe::ProbeConfig;
+  static const std::vector<Field<P>> f = {
+      plain("weights", &P::weights),
+      choice("kind", &P::kind, kProbeKinds),
+      choice("features", &P::features, kProbeFeatures),
+      plain("blocks", &P::blocks),
+      {"train", nullptr, nullptr},  // a source, or null
+      {"val", nullptr, nullptr},    // a source, or null
+      plain("classes", &P::classes),
+      plain("epochs", &P::epochs),
+      plain("batch_size", &P::batch_size),
+      {"lrs", [](P& p, const Node& n, const std::string& k, const Ctx& c) { p.lrs = get_double_list(k, n, c); },
+       [](YAML::Emitter& e, const P& p) { emit_double_list(e, p.lrs); }},
+      {"weight_decays",
+       [](P& p, const Node& n, const std::string& k, const Ctx& c) { p.weight_decays = get_double_list(k, n, c); },
+       [](YAML::Emitter& e, const P& p) { emit_double_list(e, p.weight_decays); }},
+      plain("warmup", &P::warmup),
+      plain("label_smoothing", &P::label_smoothing),
+      plain("augment", &P::augment),
+      pair("crop_scale", &P::crop_scale_min, &P::crop_scale_max),
+      plain("hflip", &P::hflip),
+      plain("cache_gb", &P::cache_gb),
+      plain("epoch_size", &P::epoch_size),
+      plain("seed", &P::seed),
+      plain("out_dir", &P::out_dir),
+      plain("at_end", &P::at_end),
+  };
+  return f;
+}
+
 template <class T>
 std::vector<std::string> names_of(const std::vector<Field<T>>& fields) {
   std::vector<std::string> out;
@@ -555,10 +629,16 @@ const Schema& root_schema() {
   }();
   static const Schema optim = map_of(names_of(optim_fields()));
   static const Schema train = map_of(names_of(train_fields()));
+  static const Schema probe = [] {
+    Schema s = map_of(names_of(probe_fields()));
+    for (auto& [name, child] : s.children)
+      if (name == "train" || name == "val") child = &val;
+    return s;
+  }();
   static const Schema root = [] {
     Schema s;
     s.kind = Schema::kMap;
-    s.children = {{"model", &model}, {"data", &data}, {"optim", &optim}, {"train", &train}};
+    s.children = {{"model", &model}, {"data", &data}, {"optim", &optim}, {"train", &train}, {"probe", &probe}};
     return s;
   }();
   return root;
@@ -770,6 +850,14 @@ RunConfig convert(const Node& root, const Ctx& c) {
   }
   read_section(cfg.optim, root["optim"], optim_fields(), "optim", c);
   read_section(cfg.train, root["train"], train_fields(), "train", c);
+  const Node p = root["probe"];
+  if (p.IsDefined() && !p.IsNull()) {
+    read_section(cfg.probe, p, probe_fields(), "probe", c);
+    if (p["train"].IsDefined() && !p["train"].IsNull())
+      cfg.probe.train_data = read_source(p["train"], "probe.train", "probe-train", c);
+    if (p["val"].IsDefined() && !p["val"].IsNull())
+      cfg.probe.val_data = read_source(p["val"], "probe.val", "probe-val", c);
+  }
   return cfg;
 }
 
@@ -902,6 +990,50 @@ void check_prob(const std::string& key, double v) {
   if (!(v >= 0 && v <= 1)) fail(key, "must be a probability in [0, 1], got " + num(v));
 }
 
+/// The probe section; `from_training` when aim-train probes its own export (weights optional).
+void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training) {
+  const probe::ProbeConfig& p = cfg.probe;
+  if (p.weights.empty() && !from_training && p.features == "trunk")
+    fail("probe.weights", "required: a .safetensors file (our trunk export or an official checkpoint), a run "
+                          "directory, or 'random' for a randomly initialized trunk");
+  if (!p.weights.empty() && p.weights != "random" && check_paths && !fs::exists(p.weights))
+    fail("probe.weights", "'" + p.weights + "' does not exist (expected a .safetensors file or a run directory)");
+  if (std::find(kProbeKinds.begin(), kProbeKinds.end(), p.kind) == kProbeKinds.end())
+    fail("probe.kind", expect_one_of(p.kind, kProbeKinds));
+  if (std::find(kProbeFeatures.begin(), kProbeFeatures.end(), p.features) == kProbeFeatures.end())
+    fail("probe.features", expect_one_of(p.features, kProbeFeatures));
+  if (p.features == "pixels" && p.kind != "linear")
+    fail("probe.kind", "features=pixels is the raw-pixel baseline and takes kind=linear, got '" + p.kind + "'");
+  if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
+  if (!p.train_data) fail("probe.train", "required: the labelled training split (e.g. {kind: idx, split: train})");
+  if (!p.val_data) fail("probe.val", "required: the labelled evaluation split (e.g. {kind: idx, split: test})");
+  validate_source(*p.train_data, "probe.train", true, world_size, check_paths);
+  validate_source(*p.val_data, "probe.val", false, world_size, check_paths);
+  if (p.classes < 0) fail("probe.classes", "must be >= 0 (0 = from the data), got " + num(p.classes));
+  if (p.epochs <= 0) fail("probe.epochs", "must be > 0, got " + num(p.epochs));
+  if (p.batch_size <= 0) fail("probe.batch_size", "must be > 0, got " + num(p.batch_size));
+  if (p.batch_size % world_size != 0)
+    fail("probe.batch_size", num(p.batch_size) + " is not divisible by the world size " + std::to_string(world_size));
+  if (p.lrs.empty()) fail("probe.lrs", "needs at least one learning rate");
+  for (double lr : p.lrs)
+    if (!(lr > 0) || !std::isfinite(lr)) fail("probe.lrs", "every learning rate must be > 0, got " + num(lr));
+  if (p.weight_decays.empty()) fail("probe.weight_decays", "needs at least one weight decay");
+  for (double wd : p.weight_decays)
+    if (!(wd >= 0) || !std::isfinite(wd)) fail("probe.weight_decays", "every weight decay must be >= 0, got " + num(wd));
+  if (!(p.warmup >= 0 && p.warmup < 1))
+    fail("probe.warmup", "is a fraction of the probe's steps, in [0, 1); got " + num(p.warmup));
+  if (!(p.label_smoothing >= 0 && p.label_smoothing < 1))
+    fail("probe.label_smoothing", "must be in [0, 1), got " + num(p.label_smoothing));
+  if (!(p.crop_scale_min > 0 && p.crop_scale_min <= p.crop_scale_max && p.crop_scale_max <= 1))
+    fail("probe.crop_scale", "must satisfy 0 < min <= max <= 1, got [" + num(p.crop_scale_min) + ", " +
+                                 num(p.crop_scale_max) + "]");
+  check_prob("probe.hflip", p.hflip);
+  if (!(p.cache_gb >= 0) || !std::isfinite(p.cache_gb))
+    fail("probe.cache_gb", "must be >= 0 (0 = never cache features), got " + num(p.cache_gb));
+  if (p.epoch_size < 0)
+    fail("probe.epoch_size", "must be >= 0 (0 = the training split's size), got " + num(p.epoch_size));
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
@@ -1030,6 +1162,18 @@ void validate(const RunConfig& cfg, int world_size, bool check_paths) {
   if (!(a.hue >= 0 && a.hue <= 0.5)) fail("data.augment.hue", "must be in [0, 0.5], got " + num(a.hue));
   if (!(a.eval_crop_pct > 0 && a.eval_crop_pct <= 1))
     fail("data.augment.eval_crop_pct", "must be in (0, 1], got " + num(a.eval_crop_pct));
+
+  if (cfg.probe.at_end) validate_probe_section(cfg, world_size, check_paths, /*from_training=*/true);
+}
+
+void validate_probe(const RunConfig& cfg, int world_size, bool check_paths) {
+  if (world_size < 1) fail("world_size", "must be >= 1, got " + std::to_string(world_size));
+  cfg.model.validate();
+  validate_probe_section(cfg, world_size, check_paths, /*from_training=*/false);
+  if (cfg.data.workers < 0) fail("data.workers", "must be >= 0, got " + std::to_string(cfg.data.workers));
+  if (cfg.data.prefetch < 1) fail("data.prefetch", "must be >= 1, got " + std::to_string(cfg.data.prefetch));
+  if (!(cfg.data.augment.eval_crop_pct > 0 && cfg.data.augment.eval_crop_pct <= 1))
+    fail("data.augment.eval_crop_pct", "must be in (0, 1], got " + num(cfg.data.augment.eval_crop_pct));
 }
 
 std::string to_yaml(const RunConfig& cfg) {
@@ -1087,6 +1231,16 @@ std::string to_yaml(const RunConfig& cfg) {
   }
   e << YAML::EndMap;
 
+  e << YAML::Key << "probe" << YAML::Value << YAML::BeginMap;
+  for (const auto& f : probe_fields()) {
+    e << YAML::Key << f.name << YAML::Value;
+    const auto& split = f.name == "train" ? cfg.probe.train_data : cfg.probe.val_data;
+    if (f.write) f.write(e, cfg.probe);
+    else if (split) write_source(*split);
+    else e << YAML::Null;
+  }
+  e << YAML::EndMap;
+
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
@@ -1122,6 +1276,32 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int
   lc.workers = cfg.data.workers;
   lc.prefetch = cfg.data.prefetch;
   lc.seed = cfg.train.seed;
+  lc.stream_lanes = cfg.data.stream_lanes;
+  return lc;
+}
+
+data::LoaderConfig probe_loader_config(const RunConfig& cfg, bool train_split, bool augment, int rank,
+                                       int world_size) {
+  const auto& p = cfg.probe;
+  const auto& split = train_split ? p.train_data : p.val_data;
+  if (!split) throw Error(std::string(train_split ? "probe.train" : "probe.val") + ": not set");
+  data::LoaderConfig lc;
+  lc.sources = {*split};
+  lc.sources[0].weight = 1.0;
+  lc.img_size = static_cast<int>(cfg.model.img_size);
+  lc.channels = static_cast<int>(cfg.model.channels);
+  lc.train = augment;
+  lc.augment = cfg.data.augment;  // eval_crop_pct
+  lc.augment.scale_min = p.crop_scale_min;
+  lc.augment.scale_max = p.crop_scale_max;
+  lc.augment.hflip = p.hflip;
+  lc.augment.color_jitter = 0;  // probes train on lightly augmented views
+  lc.batch_size = p.batch_size / world_size;
+  lc.rank = rank;
+  lc.world_size = world_size;
+  lc.workers = cfg.data.workers;
+  lc.prefetch = cfg.data.prefetch;
+  lc.seed = p.seed;
   lc.stream_lanes = cfg.data.stream_lanes;
   return lc;
 }

@@ -20,6 +20,7 @@
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/model_stats.h"
 #include "aim/train/checkpoint.h"
+#include "aim/train/device.h"
 #include "aim/train/metrics_log.h"
 #include "aim/train/optimizer.h"
 #include "aim/train/prefix_sampler.h"
@@ -31,13 +32,6 @@ namespace aim::train {
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::vector<double> channel_mean(int64_t c) {
-  return c == 1 ? std::vector<double>{0.449} : std::vector<double>{0.485, 0.456, 0.406};
-}
-std::vector<double> channel_std(int64_t c) {
-  return c == 1 ? std::vector<double>{0.226} : std::vector<double>{0.229, 0.224, 0.225};
-}
 
 std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -97,19 +91,15 @@ std::string describe_run(const config::RunConfig& cfg, int world_size) {
   return o.str();
 }
 
-TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& env) {
+TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& env, dist::Communicator* comm) {
   config::RunConfig cfg = cfg_in;
   config::validate(cfg, env.world_size);
   const auto& tc = cfg.train;
   const auto& mc = cfg.model;
 
   // Device and precision.
-  bool cuda = false;
-  if (tc.device == "cuda" || (tc.device == "auto" && torch::cuda::is_available())) {
-    if (!torch::cuda::is_available()) throw Error("train.device=cuda but no CUDA device is available");
-    cuda = true;
-  }
-  const torch::Device device = cuda ? torch::Device(torch::kCUDA, env.local_rank) : torch::Device(torch::kCPU);
+  const torch::Device device = select_device(tc.device, env.local_rank);
+  const bool cuda = device.is_cuda();
   const bool bf16 = cuda && tc.precision == "bf16";
   if (!cuda && tc.precision == "bf16" && env.rank == 0)
     spdlog::info("train.precision=bf16 applies on CUDA; training in fp32 on CPU");
@@ -117,11 +107,12 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
   // GEMM threads on CPU (see docs/benchmarks.md).
   if (tc.threads > 0) at::set_num_threads(tc.threads);
 
-  std::unique_ptr<dist::Communicator> comm;
-  if (env.distributed()) {
-    comm = dist::connect(env, cuda, std::chrono::seconds(600));
-    comm->check_same_on_all_ranks(config::fingerprint(cfg), "the resolved config");
+  std::unique_ptr<dist::Communicator> owned_comm;
+  if (env.distributed() && !comm) {
+    owned_comm = dist::connect(env, cuda, std::chrono::seconds(600));
+    comm = owned_comm.get();
   }
+  if (comm) comm->check_same_on_all_ranks(config::fingerprint(cfg), "the resolved config");
 
   const int64_t K = mc.num_tokens();
   const int64_t GB = tc.batch_size, micro = tc.micro_batch_size;
@@ -215,7 +206,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
     nlohmann::json meta = {{"skipped_steps", skipped_total}, {"fingerprint", config::fingerprint(cfg)},
                            {"images_seen", at_step * GB}};
     nlohmann::json lstate = loader.state();
-    ckpt.save(at_step, *net, *opt, lstate, meta, comm.get());
+    ckpt.save(at_step, *net, *opt, lstate, meta, comm);
   };
 
   int64_t consecutive_bad = 0;

@@ -6,6 +6,7 @@
 //   data:   sources (weighted mixture), val, augment, loader threads
 //   optim:  OptimConfig (spec §7)
 //   train:  TrainConfig (steps, batch split, precision, run directory, cadences)
+//   probe:  probe::ProbeConfig (aim-probe; aim-train's optional probe at the end)
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "aim/data/loader.h"
 #include "aim/data/transforms.h"
 #include "aim/model/model_config.h"
+#include "aim/probe/probe_config.h"
 #include "aim/train/optimizer.h"
 
 namespace aim::config {
@@ -56,6 +58,7 @@ struct RunConfig {
   DataSection data;
   train::OptimConfig optim;
   TrainConfig train;
+  probe::ProbeConfig probe;
 
   bool operator==(const RunConfig& o) const;
   bool operator!=(const RunConfig& o) const { return !(*this == o); }
@@ -78,6 +81,11 @@ RunConfig config_from_yaml_string(const std::string& yaml, const std::vector<std
 /// the first shard of each webdataset pattern). Throws aim::Error naming the key.
 void validate(const RunConfig& cfg, int world_size = 1, bool check_paths = true);
 
+/// Checks the probe section (and the model it probes) for aim-probe: splits present, kinds,
+/// block spec, grid values, batch divisible by the world size; with check_paths, the data and
+/// weight paths. Throws aim::Error naming the key.
+void validate_probe(const RunConfig& cfg, int world_size = 1, bool check_paths = true);
+
 /// The fully resolved config as YAML: every key, re-loadable into an equal RunConfig.
 std::string to_yaml(const RunConfig& cfg);
 
@@ -88,6 +96,12 @@ std::string fingerprint(const RunConfig& cfg);
 /// (train=false; throws aim::Error when data.val is not set). Batch size is the per-rank
 /// micro-batch; image size and channels come from the model; the seed from train.seed.
 data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int world_size);
+
+/// Loader settings for a probe split: `train_split` picks probe.train (else probe.val);
+/// `augment` gives the training transform (RandomResizedCrop + flip, an endless shuffled
+/// stream), otherwise one ordered pass with the evaluation transform. Batch size is the
+/// per-rank share of probe.batch_size.
+data::LoaderConfig probe_loader_config(const RunConfig& cfg, bool train_split, bool augment, int rank, int world_size);
 
 /// Every valid dotted key ("train.steps", "data.sources[].weight", ...), in schema order.
 std::vector<std::string> config_keys();

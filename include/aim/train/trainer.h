@@ -3,6 +3,7 @@
 #include <string>
 
 #include "aim/config/run_config.h"
+#include "aim/dist/communicator.h"
 #include "aim/dist/dist_env.h"
 
 namespace aim::train {
@@ -21,7 +22,10 @@ struct TrainSummary {
 /// clipping, validation, metrics.jsonl, atomic checkpoints and exact resume from the newest
 /// complete checkpoint in train.out_dir, and a final trunk export in the official naming.
 /// Throws aim::Error on bad input or when too many consecutive steps are non-finite.
-TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env);
+/// `comm` joins an existing process group (aim-train keeps one for the probe that may
+/// follow); when null and the job is distributed, a group is created for this call.
+TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env,
+                          dist::Communicator* comm = nullptr);
 
 /// Human-readable summary for --dry-run and the start of a run: parameters of trunk and
 /// head, FLOPs per image, tokens, global batch, accumulation, steps, images seen.

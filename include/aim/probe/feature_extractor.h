@@ -1,0 +1,42 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "aim/config/run_config.h"
+#include "aim/model/aim_encoder.h"
+
+namespace aim::probe {
+
+/// Frozen features for a probe: the mean of the chosen trunk blocks' outputs (before the
+/// post-trunk norm) of a bidirectional pass, [B, K, d] float32 — or, with
+/// probe.features=pixels, the normalized image itself as one token [B, 1, C*H*W] (the
+/// pixel-space linear baseline).
+class FeatureExtractor {
+ public:
+  /// Builds the trunk and loads probe.weights (strictly), or seeds a random trunk for
+  /// weights=random. `weights_override` replaces probe.weights when not empty.
+  FeatureExtractor(const config::RunConfig& cfg, torch::Device device, const std::string& weights_override = "");
+
+  /// uint8 images [B, C, H, W] (as the loader gives them) -> float32 features on the device.
+  torch::Tensor operator()(const torch::Tensor& images_u8);
+
+  int64_t dim() const { return dim_; }
+  int64_t tokens() const { return tokens_; }
+  int64_t heads() const { return heads_; }
+  const std::vector<int64_t>& blocks() const { return blocks_; }
+  /// What the features come from, for logs and results.json ("runs/x/trunk.safetensors").
+  const std::string& source() const { return source_; }
+
+ private:
+  torch::Device device_;
+  bool pixels_, bf16_;
+  model::AimEncoder encoder_{nullptr};
+  std::vector<int64_t> blocks_;
+  std::vector<double> mean_, std_;
+  int64_t dim_ = 0, tokens_ = 0, heads_ = 1;
+  std::string source_;
+};
+
+}  // namespace aim::probe

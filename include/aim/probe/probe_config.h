@@ -1,0 +1,43 @@
+#pragma once
+// The `probe:` section of a run config: how aim-probe (and aim-train's optional probe at the
+// end) evaluates a frozen trunk on a labelled dataset (spec §8). docs/config.md lists every key.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aim/data/loader.h"
+
+namespace aim::probe {
+
+struct ProbeConfig {
+  /// Trunk weights: a .safetensors file (our trunk export or an official checkpoint; only
+  /// preprocessor.* and trunk.* are read), a run directory (its trunk.safetensors, else its
+  /// newest checkpoint), or "random" for a seeded random trunk (the baseline). Empty: aim-train's
+  /// own export when run at the end of training; aim-probe requires it.
+  std::string weights;
+  std::string kind = "attentive";   // attentive | linear
+  std::string features = "trunk";   // trunk | pixels (a linear probe on raw pixels: the baseline)
+  std::string blocks = "last";      // last | best | explicit list "3,5,7" / "14-19"
+  std::optional<data::SourceConfig> train_data;  // YAML key `train`: labelled training split
+  std::optional<data::SourceConfig> val_data;    // YAML key `val`: labelled evaluation split
+  int64_t classes = 0;              // 0 = from the data (folder count, IDX labels)
+  int64_t epochs = 10;
+  int64_t batch_size = 256;         // global, over all ranks
+  std::vector<double> lrs = {3e-4, 1e-3, 3e-3};   // one head per (lr, weight decay) pair
+  std::vector<double> weight_decays = {0.05};
+  double warmup = 0.1;              // fraction of the probe's steps in linear warmup, then cosine
+  double label_smoothing = 0.0;
+  bool augment = false;             // RandomResizedCrop + flip on the training split (no caching)
+  double crop_scale_min = 0.4, crop_scale_max = 1.0;
+  double hflip = 0.5;
+  double cache_gb = 4.0;            // largest per-rank feature cache; bigger sets recompute features
+  int64_t epoch_size = 0;           // samples per epoch; 0 = the training split's size
+  uint64_t seed = 0;
+  std::string out_dir;              // empty = <train.out_dir>/probe
+  bool at_end = false;              // aim-train: probe the exported trunk when training ends
+
+  bool operator==(const ProbeConfig& o) const;
+};
+
+}  // namespace aim::probe

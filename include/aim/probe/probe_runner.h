@@ -1,0 +1,64 @@
+#pragma once
+// aim-probe's engine (spec §8): train a grid of probe heads on frozen trunk features in one
+// pass, evaluate them, keep the best; evaluate a saved probe; predict images.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aim/config/run_config.h"
+#include "aim/dist/communicator.h"
+#include "aim/dist/dist_env.h"
+
+namespace aim::probe {
+
+struct HeadResult {
+  double lr = 0, weight_decay = 0;
+  double train_loss = 0;  // mean over the last epoch
+  double val_loss = 0, top1 = 0, top5 = 0;  // accuracies in [0, 1]
+};
+
+struct ProbeReport {
+  std::vector<HeadResult> heads;  // in grid order: lrs outer, weight decays inner
+  size_t best = 0;                // highest top-1 (ties: lower val loss)
+  int64_t classes = 0, train_samples = 0, val_samples = 0, steps = 0;
+  bool cached = false;            // features computed once and reused every epoch
+  double seconds = 0;
+  std::string weights;            // what the features came from
+  std::string out_dir;            // results.json and probe.safetensors (rank 0)
+};
+
+/// Trains every (lr, weight decay) head of the grid on the same frozen features — the trunk
+/// runs once per batch, not once per head; data-parallel over `comm` when given (gradients
+/// averaged, batch norm statistics taken from rank 0 for evaluation). Writes results.json and
+/// the best head as probe.safetensors (official head.* naming) to the probe's out_dir.
+/// `weights_override` replaces probe.weights (aim-train passes its own export).
+ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
+                      const std::string& weights_override = "");
+
+struct EvalReport {
+  double top1 = 0, top5 = 0, loss = 0;
+  int64_t samples = 0, classes = 0;
+};
+
+/// Evaluates a saved probe (ours or an official head.*) on probe.val with the configured trunk.
+/// A class count that differs from the data's is an error naming both.
+EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
+                                const std::string& probe_path);
+
+struct Prediction {
+  std::string file;
+  std::vector<std::pair<int64_t, double>> top;  // (class, probability), best first
+  std::string error;                            // set when the file could not be read
+};
+
+/// Classifies every image file directly inside `dir` (sorted by name) with the eval transform.
+std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::string& probe_path,
+                                       const std::string& dir, int topk);
+
+/// The probe's output directory: probe.out_dir, or <train.out_dir>/probe.
+std::string probe_out_dir(const config::RunConfig& cfg);
+
+/// "ID -> name" labels where the data has them (ImageFolder class folders), else empty.
+std::vector<std::string> class_names(const config::RunConfig& cfg);
+
+}  // namespace aim::probe

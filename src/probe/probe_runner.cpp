@@ -1,0 +1,424 @@
+#include "aim/probe/probe_runner.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "aim/data/image_folder_source.h"
+#include "aim/data/loader.h"
+#include "aim/data/rng.h"
+#include "aim/data/sample_transform.h"
+#include "aim/error.h"
+#include "aim/io/atomic_file.h"
+#include "aim/probe/feature_extractor.h"
+#include "aim/probe/probe_head.h"
+#include "aim/train/device.h"
+#include "aim/train/optimizer.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace aim::probe {
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// The class count: probe.classes, else what the training split says; the evaluation split
+/// must agree when it knows its own.
+int64_t resolve_classes(const config::RunConfig& cfg, const data::Loader& train, const data::Loader& val) {
+  const int64_t from_train = train.source_classes().at(0), from_val = val.source_classes().at(0);
+  int64_t classes = cfg.probe.classes > 0 ? cfg.probe.classes : from_train;
+  if (classes <= 0)
+    throw Error("probe.classes: probe.train (" + cfg.probe.train_data->kind +
+                ") does not say how many classes it has; set probe.classes");
+  if (cfg.probe.classes > 0 && from_train > 0 && from_train != cfg.probe.classes)
+    throw Error("probe.classes: set to " + std::to_string(cfg.probe.classes) + " but probe.train has " +
+                std::to_string(from_train) + " classes");
+  if (from_val > 0 && from_val != classes)
+    throw Error("probe.val has " + std::to_string(from_val) + " classes but probe.train has " +
+                std::to_string(classes) + "; both splits must share one label set");
+  return classes;
+}
+
+void check_labels(const torch::Tensor& labels, int64_t classes, const std::string& split) {
+  if (labels.numel() == 0) return;
+  const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+  if (lo < 0 || hi >= classes)
+    throw Error(split + ": label " + std::to_string(lo < 0 ? lo : hi) + " is outside [0, " +
+                std::to_string(classes) + ") (unlabelled samples, or set probe.classes)");
+}
+
+/// Deterministic shuffle of [0, n) for (seed, epoch, rank), independent of torch's global RNG.
+torch::Tensor epoch_permutation(int64_t n, uint64_t seed, int64_t epoch, int rank) {
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[i] = i;
+  data::Rng rng(data::hash_key(seed, 0x70726f6265ull, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank)));
+  for (int64_t i = n - 1; i > 0; --i) std::swap(idx[i], idx[rng.next() % static_cast<uint64_t>(i + 1)]);
+  return torch::tensor(idx, torch::kLong);
+}
+
+struct GridHead {
+  double lr, weight_decay;
+  ProbeHead head{nullptr};
+  std::unique_ptr<torch::optim::AdamW> opt;
+  double loss_sum = 0;
+  int64_t loss_count = 0;
+};
+
+/// Loss sum, top-1 and top-5 hits, sample count per head: [H, 4] float64, summed over ranks.
+torch::Tensor evaluate_heads(std::vector<ProbeHead>& heads, FeatureExtractor& fx, data::Loader& val,
+                             int64_t classes, torch::Device device, dist::Communicator* comm,
+                             int64_t* samples_out) {
+  torch::NoGradGuard no_grad;
+  for (auto& h : heads) h->eval();
+  auto acc = torch::zeros({static_cast<int64_t>(heads.size()), 4}, torch::kFloat64);
+  const int64_t k5 = std::min<int64_t>(5, classes);
+  while (auto batch = val.next()) {
+    check_labels(batch->labels, classes, "probe.val");
+    auto feats = fx(batch->images);
+    auto labels = batch->labels.to(device);
+    for (size_t i = 0; i < heads.size(); ++i) {
+      auto logits = heads[i]->forward(feats).to(torch::kFloat);
+      auto loss = torch::nn::functional::cross_entropy(
+          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      auto top = std::get<1>(logits.topk(k5, 1));
+      auto hit = top.eq(labels.unsqueeze(1));
+      acc[i][0] += loss.item<double>();
+      acc[i][1] += hit.narrow(1, 0, 1).any(1).sum().item<double>();
+      acc[i][2] += hit.any(1).sum().item<double>();
+      acc[i][3] += static_cast<double>(labels.size(0));
+    }
+  }
+  if (comm) comm->all_reduce_sum_now(acc);
+  if (samples_out) *samples_out = static_cast<int64_t>(acc[0][3].item<double>());
+  return acc;
+}
+
+/// Every rank evaluates with rank 0's batch norm statistics (the weights already agree:
+/// same seed, averaged gradients).
+void sync_buffers(ProbeHead& head, dist::Communicator* comm) {
+  if (!comm) return;
+  torch::NoGradGuard no_grad;
+  for (auto& b : head->buffers()) {
+    if (b.scalar_type() == torch::kLong) {
+      auto f = b.to(torch::kFloat64);
+      comm->broadcast(f, 0);
+      b.copy_(f.to(torch::kLong));
+    } else {
+      comm->broadcast(b, 0);
+    }
+  }
+}
+
+/// Averages all heads' gradients over ranks in one flat all-reduce (probe heads are small).
+void average_gradients(std::vector<GridHead>& grid, dist::Communicator* comm) {
+  if (!comm) return;
+  std::vector<torch::Tensor> grads;
+  for (auto& g : grid)
+    for (auto& p : g.head->parameters())
+      if (p.grad().defined()) grads.push_back(p.grad());
+  auto flat = torch::cat([&] {
+    std::vector<torch::Tensor> v;
+    for (auto& t : grads) v.push_back(t.reshape({-1}));
+    return v;
+  }());
+  comm->all_reduce_sum_now(flat);
+  flat.div_(comm->world_size());
+  int64_t off = 0;
+  for (auto& t : grads) {
+    t.copy_(flat.narrow(0, off, t.numel()).view_as(t));
+    off += t.numel();
+  }
+}
+
+data::LoaderConfig val_loader_config(const config::RunConfig& cfg, const dist::DistEnv& env) {
+  return config::probe_loader_config(cfg, /*train_split=*/false, /*augment=*/false, env.rank, env.world_size);
+}
+
+}  // namespace
+
+std::string probe_out_dir(const config::RunConfig& cfg) {
+  return cfg.probe.out_dir.empty() ? (fs::path(cfg.train.out_dir) / "probe").string() : cfg.probe.out_dir;
+}
+
+std::vector<std::string> class_names(const config::RunConfig& cfg) {
+  for (const auto* split : {&cfg.probe.val_data, &cfg.probe.train_data})
+    if (*split && (*split)->kind == "image_folder" && fs::is_directory((*split)->root))
+      return data::ImageFolderSource((*split)->root).classes();
+  return {};
+}
+
+ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
+                      const std::string& weights_override) {
+  const auto t_start = Clock::now();
+  const auto& pc = cfg.probe;
+  const torch::Device device = train::select_device(cfg.train.device, env.local_rank);
+  const int world = comm ? comm->world_size() : 1, rank = comm ? comm->rank() : 0;
+  const bool log = rank == 0;
+
+  FeatureExtractor fx(cfg, device, weights_override);
+  data::Loader val(val_loader_config(cfg, env));
+  const bool live = pc.augment;  // augmented views need the trunk every step
+  auto train_loader = std::make_unique<data::Loader>(config::probe_loader_config(cfg, true, live, rank, world));
+  const int64_t classes = resolve_classes(cfg, *train_loader, val);
+  const int64_t per_rank = pc.batch_size / world;
+
+  // Feature cache: one ordered pass of the trunk over the training split, reused every epoch.
+  const double bytes_per_sample = 4.0 * static_cast<double>(fx.tokens() * fx.dim());
+  const int64_t split_size = train_loader->source_sizes().at(0);  // -1 for streaming sources
+  bool cached = !live && pc.cache_gb > 0 &&
+                (split_size < 0 || split_size / world * bytes_per_sample <= pc.cache_gb * 1e9);
+  if (!live && !cached && log)
+    spdlog::info("probe: features of {} samples need {:.1f} GB per rank, above probe.cache_gb={}; recomputing them "
+                 "every step (center crops)",
+                 split_size, split_size / world * bytes_per_sample / 1e9, pc.cache_gb);
+  torch::Tensor cache, cache_labels;
+  int64_t train_samples = split_size;
+  if (cached) {
+    std::vector<torch::Tensor> feats, labels;
+    double bytes = 0;
+    const auto t0 = Clock::now();
+    while (auto batch = train_loader->next()) {
+      check_labels(batch->labels, classes, "probe.train");
+      feats.push_back(fx(batch->images).cpu());
+      labels.push_back(batch->labels);
+      bytes += bytes_per_sample * batch->size();
+      if (bytes > pc.cache_gb * 1e9)
+        throw Error("probe.cache_gb: the features of probe.train exceed " + std::to_string(pc.cache_gb) +
+                    " GB on rank " + std::to_string(rank) + "; raise probe.cache_gb, or set probe.augment=true with "
+                    "probe.epoch_size to recompute features every step");
+    }
+    if (feats.empty()) throw Error("probe.train: no samples on rank " + std::to_string(rank));
+    cache = torch::cat(feats);
+    cache_labels = torch::cat(labels);
+    feats.clear();
+    auto n = torch::tensor({static_cast<double>(cache.size(0))}, torch::kFloat64);
+    if (comm) comm->all_reduce_sum_now(n);
+    train_samples = static_cast<int64_t>(n.item<double>());
+    if (log)
+      spdlog::info("probe: cached features of {} training images ({} x {} per image, {:.2f} GB per rank) in {:.1f} s",
+                   train_samples, fx.tokens(), fx.dim(), cache.numel() * 4.0 / 1e9, seconds_since(t0));
+  } else {
+    // A fresh loader in train mode: shuffled, endless; augmented or center-cropped views.
+    if (!live) {
+      auto lc = config::probe_loader_config(cfg, true, true, rank, world);
+      lc.augment.scale_min = lc.augment.scale_max = 1.0;
+      lc.augment.ratio_min = lc.augment.ratio_max = 1.0;
+      lc.augment.hflip = 0;
+      train_loader = std::make_unique<data::Loader>(lc);
+    }
+  }
+  const int64_t epoch_size = pc.epoch_size > 0 ? pc.epoch_size : train_samples;
+  if (epoch_size <= 0)
+    throw Error("probe.epoch_size: probe.train is a streaming source of unknown size; set probe.epoch_size");
+  const int64_t steps_per_epoch = std::max<int64_t>(1, epoch_size / pc.batch_size);
+  const int64_t total_steps = steps_per_epoch * pc.epochs;
+
+  // The grid: identical initial heads (seeded), one AdamW each.
+  std::vector<GridHead> grid;
+  for (double lr : pc.lrs)
+    for (double wd : pc.weight_decays) {
+      torch::manual_seed(pc.seed);
+      GridHead g{lr, wd, ProbeHead(pc.kind, fx.dim(), fx.heads(), classes), nullptr};
+      g.head->to(device);
+      train::OptimConfig oc;
+      oc.lr = lr;
+      oc.weight_decay = wd;
+      g.opt = train::make_adamw(*g.head, oc);
+      grid.push_back(std::move(g));
+    }
+  if (log)
+    spdlog::info("probe: {} {} head(s) on {} ({}), {} classes, {} epochs x {} steps of {} images{}", grid.size(),
+                 pc.kind, fx.source(), pc.features == "pixels" ? "raw pixels" : "blocks " + pc.blocks, classes,
+                 pc.epochs, steps_per_epoch, pc.batch_size, cached ? ", cached features" : "");
+
+  const auto ce_options =
+      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(pc.label_smoothing);
+  train::OptimConfig schedule;
+  schedule.warmup = pc.warmup;
+  schedule.warmup_start = 0;
+  const int64_t log_every = std::max<int64_t>(1, total_steps / 10);
+  auto t_window = Clock::now();
+  int64_t window_images = 0;
+  torch::Tensor perm;
+  for (int64_t step = 0; step < total_steps; ++step) {
+    const int64_t epoch = step / steps_per_epoch, in_epoch = step % steps_per_epoch;
+    if (in_epoch == 0)
+      for (auto& g : grid) g.loss_sum = 0, g.loss_count = 0;
+    torch::Tensor feats, labels;
+    if (cached) {
+      if (in_epoch == 0) perm = epoch_permutation(cache.size(0), pc.seed, epoch, rank);
+      auto pos = (torch::arange(in_epoch * per_rank, (in_epoch + 1) * per_rank) % perm.size(0));
+      auto rows = perm.index_select(0, pos);
+      feats = cache.index_select(0, rows).to(device);
+      labels = cache_labels.index_select(0, rows).to(device);
+    } else {
+      auto batch = train_loader->next();
+      if (!batch) throw Error("probe.train: the training stream ended");
+      check_labels(batch->labels, classes, "probe.train");
+      feats = fx(batch->images);
+      labels = batch->labels.to(device);
+    }
+    for (auto& g : grid) {
+      g.head->train();
+      schedule.lr = g.lr;
+      train::set_learning_rate(*g.opt, train::learning_rate(step, total_steps, schedule));
+      train::clear_gradients(*g.opt);
+      auto loss = torch::nn::functional::cross_entropy(g.head->forward(feats), labels, ce_options);
+      loss.backward();
+      g.loss_sum += loss.item<double>();
+      ++g.loss_count;
+    }
+    average_gradients(grid, comm);
+    for (auto& g : grid) g.opt->step();
+    window_images += pc.batch_size;
+    if (log && ((step + 1) % log_every == 0 || step + 1 == total_steps)) {
+      double lo = 1e30, hi = 0;
+      for (auto& g : grid) {
+        const double l = g.loss_sum / std::max<int64_t>(1, g.loss_count);
+        lo = std::min(lo, l), hi = std::max(hi, l);
+      }
+      spdlog::info("probe step {}/{} (epoch {}/{}) | train loss {:.4f}..{:.4f} over {} heads | {:.0f} img/s", step + 1,
+                   total_steps, epoch + 1, pc.epochs, lo, hi, grid.size(), window_images / seconds_since(t_window));
+      t_window = Clock::now();
+      window_images = 0;
+    }
+  }
+  cache = torch::Tensor();
+
+  std::vector<ProbeHead> heads;
+  for (auto& g : grid) {
+    sync_buffers(g.head, comm);
+    heads.push_back(g.head);
+  }
+  ProbeReport report;
+  auto acc = evaluate_heads(heads, fx, val, classes, device, comm, &report.val_samples);
+  if (report.val_samples == 0) throw Error("probe.val: no samples to evaluate");
+  for (size_t i = 0; i < grid.size(); ++i) {
+    const double n = acc[i][3].item<double>();
+    HeadResult r;
+    r.lr = grid[i].lr;
+    r.weight_decay = grid[i].weight_decay;
+    r.train_loss = grid[i].loss_sum / std::max<int64_t>(1, grid[i].loss_count);
+    r.val_loss = acc[i][0].item<double>() / n;
+    r.top1 = acc[i][1].item<double>() / n;
+    r.top5 = acc[i][2].item<double>() / n;
+    report.heads.push_back(r);
+    const auto& b = report.heads[report.best];
+    if (r.top1 > b.top1 || (r.top1 == b.top1 && r.val_loss < b.val_loss)) report.best = i;
+  }
+  report.classes = classes;
+  report.train_samples = train_samples;
+  report.steps = total_steps;
+  report.cached = cached;
+  report.weights = fx.source();
+  report.out_dir = probe_out_dir(cfg);
+  report.seconds = seconds_since(t_start);
+
+  if (rank == 0) {
+    fs::create_directories(report.out_dir);
+    const auto& best = report.heads[report.best];
+    nlohmann::json heads_json = nlohmann::json::array();
+    for (const auto& r : report.heads)
+      heads_json.push_back({{"lr", r.lr}, {"weight_decay", r.weight_decay}, {"train_loss", r.train_loss},
+                            {"val_loss", r.val_loss}, {"top1", r.top1}, {"top5", r.top5}});
+    nlohmann::json best_json = heads_json[report.best];
+    best_json["index"] = report.best;
+    nlohmann::json out = {{"weights", report.weights}, {"features", pc.features}, {"kind", pc.kind},
+                          {"blocks", fx.blocks()}, {"classes", classes}, {"train_samples", train_samples},
+                          {"val_samples", report.val_samples}, {"epochs", pc.epochs}, {"steps", total_steps},
+                          {"batch_size", pc.batch_size}, {"cached_features", cached}, {"world_size", world},
+                          {"seconds", report.seconds}, {"heads", heads_json}, {"best", best_json},
+                          {"config", config::to_yaml(cfg)}};
+    io::write_file_atomic((fs::path(report.out_dir) / "results.json").string(), out.dump(2) + "\n");
+    save_probe((fs::path(report.out_dir) / "probe.safetensors").string(), grid[report.best].head, fx.heads(),
+               {{"features", pc.features}, {"blocks", pc.blocks}, {"lr", std::to_string(best.lr)},
+                {"weight_decay", std::to_string(best.weight_decay)}, {"top1", std::to_string(best.top1)},
+                {"trunk", report.weights}});
+  }
+  return report;
+}
+
+EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
+                                const std::string& probe_path) {
+  const torch::Device device = train::select_device(cfg.train.device, env.local_rank);
+  FeatureExtractor fx(cfg, device);
+  std::map<std::string, std::string> meta;
+  ProbeHead head = load_probe(probe_path, fx.heads(), &meta);
+  if (head->dim() != fx.dim())
+    throw Error("probe file '" + probe_path + "' expects features of width " + std::to_string(head->dim()) +
+                " but the configured " + (cfg.probe.features == "pixels" ? "pixels give " : "trunk gives ") +
+                std::to_string(fx.dim()));
+  data::Loader val(val_loader_config(cfg, env));
+  int64_t data_classes = cfg.probe.classes > 0 ? cfg.probe.classes : val.source_classes().at(0);
+  if (data_classes > 0 && data_classes != head->classes())
+    throw Error("probe file '" + probe_path + "' classifies " + std::to_string(head->classes()) +
+                " classes but probe.val has " + std::to_string(data_classes));
+  head->to(device);
+  std::vector<ProbeHead> heads = {head};
+  EvalReport r;
+  auto acc = evaluate_heads(heads, fx, val, head->classes(), device, comm, &r.samples);
+  if (r.samples == 0) throw Error("probe.val: no samples to evaluate");
+  r.loss = acc[0][0].item<double>() / r.samples;
+  r.top1 = acc[0][1].item<double>() / r.samples;
+  r.top5 = acc[0][2].item<double>() / r.samples;
+  r.classes = head->classes();
+  return r;
+}
+
+std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::string& probe_path,
+                                       const std::string& dir, int topk) {
+  if (!fs::is_directory(dir)) throw Error("--predict: '" + dir + "' is not a directory");
+  const torch::Device device = train::select_device(cfg.train.device, 0);
+  FeatureExtractor fx(cfg, device);
+  ProbeHead head = load_probe(probe_path, fx.heads());
+  if (head->dim() != fx.dim())
+    throw Error("probe file '" + probe_path + "' expects features of width " + std::to_string(head->dim()) +
+                ", the configured model gives " + std::to_string(fx.dim()));
+  head->to(device);
+  head->eval();
+
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+
+  data::TransformConfig tc;
+  tc.img_size = static_cast<int>(cfg.model.img_size);
+  tc.channels = static_cast<int>(cfg.model.channels);
+  tc.train = false;
+  tc.augment = cfg.data.augment;
+  data::SampleTransform transform(tc);
+
+  std::vector<Prediction> out;
+  torch::NoGradGuard no_grad;
+  for (const auto& f : files) {
+    Prediction p;
+    p.file = f;
+    data::RawSample raw;
+    raw.where = f;
+    std::ifstream in(f, std::ios::binary);
+    raw.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    auto img = torch::empty({1, tc.channels, tc.img_size, tc.img_size}, torch::kUInt8);
+    std::string why;
+    if (raw.bytes.empty()) {
+      p.error = "empty file";
+    } else if (!transform.apply(raw, 0, img.data_ptr<uint8_t>(), &why)) {
+      p.error = why.empty() ? "not a readable image" : why;
+    } else {
+      auto probs = torch::softmax(head->forward(fx(img)).to(torch::kFloat), 1)[0].cpu();
+      auto [values, indices] = probs.topk(std::min<int64_t>(topk, probs.size(0)));
+      for (int64_t i = 0; i < values.size(0); ++i)
+        p.top.emplace_back(indices[i].item<int64_t>(), values[i].item<double>());
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace aim::probe
