@@ -61,6 +61,7 @@ ProbeHead load_probe(const std::string& path, int64_t heads, std::map<std::strin
     }
   }
   ProbeHead head(kind, w->size(1), heads, w->size(0));
+  if (w->is_floating_point()) head->to(w->scalar_type());  // keep the file's precision
   io::load_state_dict(*head, file.tensors, path, {"head."});
   if (metadata) *metadata = file.metadata;
   return head;

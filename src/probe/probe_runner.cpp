@@ -359,7 +359,7 @@ EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEn
   if (data_classes > 0 && data_classes != head->classes())
     throw Error("probe file '" + probe_path + "' classifies " + std::to_string(head->classes()) +
                 " classes but probe.val has " + std::to_string(data_classes));
-  head->to(device);
+  head->to(device, torch::kFloat);
   std::vector<ProbeHead> heads = {head};
   EvalReport r;
   auto acc = evaluate_heads(heads, fx, val, head->classes(), device, comm, &r.samples);
@@ -380,7 +380,7 @@ std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::
   if (head->dim() != fx.dim())
     throw Error("probe file '" + probe_path + "' expects features of width " + std::to_string(head->dim()) +
                 ", the configured model gives " + std::to_string(fx.dim()));
-  head->to(device);
+  head->to(device, torch::kFloat);
   head->eval();
 
   std::vector<std::string> files;

@@ -56,4 +56,13 @@ std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& we
   return w.file;
 }
 
+void export_trunk(const std::string& path, const torch::nn::Module& model,
+                  std::map<std::string, std::string> metadata) {
+  metadata["format"] = "pt";  // what Hugging Face loaders look for
+  io::NamedTensors tensors;
+  for (auto& [name, t] : io::filter_prefixes(io::state_dict(model), {"preprocessor.", "trunk."}))
+    tensors.emplace_back(name, t.detach().cpu().contiguous());
+  io::save_safetensors(path, tensors, metadata);
+}
+
 }  // namespace aim::probe

@@ -19,6 +19,7 @@
 #include "aim/io/state_dict.h"
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/model_stats.h"
+#include "aim/probe/trunk_weights.h"
 #include "aim/train/checkpoint.h"
 #include "aim/train/device.h"
 #include "aim/train/metrics_log.h"
@@ -306,9 +307,8 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
   }
 
   if (env.rank == 0) {
-    auto trunk = io::filter_prefixes(io::state_dict(*net), {"preprocessor.", "trunk."});
-    io::save_safetensors((fs::path(tc.out_dir) / "trunk.safetensors").string(), trunk,
-                         {{"format", "pt"}, {"preset", mc.preset}, {"config", config::to_yaml(cfg)}});
+    probe::export_trunk((fs::path(tc.out_dir) / "trunk.safetensors").string(), *net,
+                        {{"preset", mc.preset}, {"config", config::to_yaml(cfg)}});
     spdlog::info("trunk exported to {} (official naming)", (fs::path(tc.out_dir) / "trunk.safetensors").string());
   }
   summary.steps_done = step;

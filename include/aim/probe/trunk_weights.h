@@ -1,4 +1,5 @@
 #pragma once
+#include <map>
 #include <string>
 
 #include "aim/model/aim_encoder.h"
@@ -19,5 +20,11 @@ TrunkWeights resolve_trunk_weights(const std::string& weights);
 /// unexpected or of the wrong shape is listed in one aim::Error). Returns a description
 /// ("runs/x/trunk.safetensors") for logs.
 std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& weights);
+
+/// Writes the preprocessor.* and trunk.* tensors of `model` (an AimPretrainModel or an
+/// AimEncoder) to a safetensors file in the official naming, atomically — the file
+/// aim-probe and the official PyTorch code load.
+void export_trunk(const std::string& path, const torch::nn::Module& model,
+                  std::map<std::string, std::string> metadata = {});
 
 }  // namespace aim::probe

@@ -1,0 +1,179 @@
+"""The official AIM architecture as PyTorch nn.Modules with the official parameter names
+(spec §2, §8, §10), written from the spec: preprocessor.patchifier.{proj,norm},
+trunk.blocks.N.{norm_1,attn.qkv,attn.proj,norm_2,mlp.fc1,mlp.fc2}, trunk.post_trunk_norm,
+head.{cls_token,k,v,linear,bn} (the attentive probe, AttentionPoolingClassifier).
+Weights move between it and aim through safetensors and load_state_dict(strict=True), so a
+renamed, missing or reshaped tensor fails loudly on either side.
+
+usage:
+  official_aim.py export CONFIG_JSON WEIGHTS_OUT IO_OUT
+      random official model (seeded, perturbed, float64) -> WEIGHTS_OUT (every tensor, official
+      names); random images, the probe features and the logits -> IO_OUT
+  official_aim.py run CONFIG_JSON TRUNK_FILE PROBE_FILE IMAGES_FILE OUT
+      strict-loads our trunk export + our probe file into the official model, writes the
+      features and logits for IMAGES_FILE's "images" to OUT
+CONFIG_JSON: {"img_size","patch_size","channels","width","depth","heads","classes","blocks"}."""
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+import safetensors_np  # noqa: E402
+from reference_aim import sincos_2d  # noqa: E402
+
+
+def layer_norm(d):
+    return nn.LayerNorm(d, eps=1e-6)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, channels, width, patch):
+        super().__init__()
+        self.proj = nn.Conv2d(channels, width, kernel_size=patch, stride=patch)
+        self.norm = layer_norm(width)
+
+    def forward(self, x):
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+class ViTPreprocessor(nn.Module):
+    def __init__(self, channels, width, patch, grid):
+        super().__init__()
+        self.patchifier = PatchEmbed(channels, width, patch)
+        self.grid, self.width = grid, width  # positions are computed, not stored (no state)
+
+    def forward(self, x):
+        tokens = self.patchifier(x)
+        return tokens + sincos_2d(self.grid, self.width).to(tokens.dtype).unsqueeze(0)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-2, -1) / math.sqrt(C // self.heads)).softmax(-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden, bias=False)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.attn = Attention(dim, heads)
+        self.norm_1 = layer_norm(dim)
+        self.mlp = MLP(dim, 4 * dim)
+        self.norm_2 = layer_norm(dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm_1(x))
+        return x + self.mlp(self.norm_2(x))
+
+
+class Trunk(nn.Module):
+    def __init__(self, dim, depth, heads):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
+        self.post_trunk_norm = layer_norm(dim)
+
+    def forward(self, x):
+        outs = []
+        for b in self.blocks:
+            x = b(x)
+            outs.append(x)
+        return self.post_trunk_norm(x), outs
+
+
+class AttentionPoolingClassifier(nn.Module):
+    def __init__(self, dim, classes, heads):
+        super().__init__()
+        self.heads = heads
+        self.k = nn.Linear(dim, dim, bias=False)
+        self.v = nn.Linear(dim, dim, bias=False)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.linear = nn.Linear(dim, classes, bias=False)
+        self.bn = nn.BatchNorm1d(dim, affine=False, eps=1e-6)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        x = self.bn(x.transpose(-2, -1)).transpose(-2, -1)
+        hd = C // self.heads
+        q = self.cls_token.expand(B, -1, -1).reshape(B, 1, self.heads, hd).permute(0, 2, 1, 3)
+        k = self.k(x).reshape(B, N, self.heads, hd).permute(0, 2, 1, 3)
+        v = self.v(x).reshape(B, N, self.heads, hd).permute(0, 2, 1, 3)
+        att = (q @ k.transpose(-2, -1) / math.sqrt(hd)).softmax(-1)
+        pooled = (att @ v).transpose(1, 2).reshape(B, 1, C).mean(1)
+        return self.linear(pooled)
+
+
+class AIMForProbing(nn.Module):
+    """preprocessor + trunk + attentive head; features = mean of the chosen blocks' outputs
+    (before the post-trunk norm), as the official AverageLayers does."""
+
+    def __init__(self, c):
+        super().__init__()
+        grid = c["img_size"] // c["patch_size"]
+        self.preprocessor = ViTPreprocessor(c["channels"], c["width"], c["patch_size"], grid)
+        self.trunk = Trunk(c["width"], c["depth"], c["heads"])
+        self.head = AttentionPoolingClassifier(c["width"], c["classes"], c["heads"])
+        self.blocks = c["blocks"]
+
+    def forward(self, images):
+        _, outs = self.trunk(self.preprocessor(images))
+        feats = torch.stack([outs[i] for i in self.blocks], -1).mean(-1)
+        return feats, self.head(feats)
+
+
+def main():
+    mode, cfg = sys.argv[1], json.loads(open(sys.argv[2]).read())
+    torch.manual_seed(7)
+    model = AIMForProbing(cfg).double()
+    if mode == "export":
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+            model.head.bn.running_mean.copy_(torch.randn(cfg["width"]) * 0.1)
+            model.head.bn.running_var.copy_(torch.rand(cfg["width"]) + 0.5)
+            model.head.bn.num_batches_tracked.fill_(17)
+        model.eval()
+        images = torch.randn(3, cfg["channels"], cfg["img_size"], cfg["img_size"], dtype=torch.float64)
+        with torch.no_grad():
+            feats, logits = model(images)
+        safetensors_np.save(sys.argv[3], dict(model.state_dict()), {"format": "pt"})
+        safetensors_np.save(sys.argv[4], {"images": images, "features": feats, "logits": logits})
+    elif mode == "run":
+        trunk, _ = safetensors_np.load(sys.argv[3])
+        probe, _ = safetensors_np.load(sys.argv[4])
+        both = dict(trunk)
+        both.update(probe)
+        model.load_state_dict(both, strict=True)  # every name and shape must match
+        model.eval()
+        images = safetensors_np.load(sys.argv[5])[0]["images"]
+        with torch.no_grad():
+            feats, logits = model(images.double())
+        safetensors_np.save(sys.argv[6], {"features": feats, "logits": logits})
+    else:
+        sys.exit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+// aim-probe: the probe grid learns, writes results.json and the best head in the official
+// naming, evaluates a saved probe to the same numbers, refuses mismatched weights and class
+// counts, resolves run directories and checkpoints, and runs data-parallel and from the CLI.
+#include <gtest/gtest.h>
+#include <spdlog/fmt/fmt.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <set>
+
+#include "aim/config/run_config.h"
+#include "aim/error.h"
+#include "aim/io/safetensors.h"
+#include "aim/model/aim_encoder.h"
+#include "aim/probe/probe_head.h"
+#include "aim/probe/probe_runner.h"
+#include "aim/probe/trunk_weights.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace aim;
+
+namespace {
+
+const std::string kProbeBin = std::string(AIM_BIN_DIR) + "/aim-probe";
+const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
+
+/// A probe config on small Fashion-MNIST slices (Debian's dataset-fashion-mnist).
+config::RunConfig fmnist_probe(const test::TempDir& dir, const std::vector<std::string>& overrides = {}) {
+  std::vector<std::string> o = {
+      "probe.train={kind: idx, split: train, limit: 2000}",
+      "probe.val={kind: idx, split: test, limit: 1000}",
+      "probe.epochs=3",
+      "probe.batch_size=100",
+      "probe.out_dir=" + dir.file("probe"),
+  };
+  o.insert(o.end(), overrides.begin(), overrides.end());
+  return config::config_from_yaml_string(
+      "model: {preset: aim-fmnist-tiny, depth: 2}\n"
+      "data: {sources: [{kind: synthetic}], workers: 1}\n"
+      "train: {device: cpu, out_dir: " + dir.file("run") + "}\n",
+      o, "test");
+}
+
+std::set<std::string> names_in(const std::string& file) {
+  std::set<std::string> out;
+  for (const auto& [n, t] : io::load_safetensors(file).tensors) out.insert(n);
+  return out;
+}
+
+std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return out + "\n[exit " + std::to_string(WEXITSTATUS(status)) + "]";
+}
+
+TEST(Probe, PixelLinearGridLearnsAndSavedProbeEvaluatesIdentically) {
+  test::TempDir dir;
+  auto cfg = fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear", "probe.lrs=[1.0e-3, 1.0e-2]",
+                                "probe.weight_decays=[0, 0.05]"});
+  config::validate_probe(cfg);
+  auto r = probe::run_probe(cfg, {}, nullptr);
+  ASSERT_EQ(r.heads.size(), 4u);  // lrs x weight decays, lrs outer
+  EXPECT_DOUBLE_EQ(r.heads[1].lr, 1e-3);
+  EXPECT_DOUBLE_EQ(r.heads[1].weight_decay, 0.05);
+  EXPECT_EQ(r.classes, 10);
+  EXPECT_EQ(r.train_samples, 2000);
+  EXPECT_EQ(r.val_samples, 1000);
+  EXPECT_TRUE(r.cached);
+  for (const auto& h : r.heads) EXPECT_GE(r.heads[r.best].top1, h.top1);
+  EXPECT_GT(r.heads[r.best].top1, 0.65);  // chance is 0.10; a pixel linear probe reaches ~0.8
+  EXPECT_GE(r.heads[r.best].top5, r.heads[r.best].top1);
+
+  auto results = nlohmann::json::parse(std::ifstream(dir.file("probe/results.json")));
+  EXPECT_EQ(results["heads"].size(), 4u);
+  EXPECT_EQ(results["best"]["index"].get<size_t>(), r.best);
+  EXPECT_DOUBLE_EQ(results["best"]["top1"].get<double>(), r.heads[r.best].top1);
+  EXPECT_EQ(results["val_samples"].get<int64_t>(), 1000);
+
+  EXPECT_EQ(names_in(dir.file("probe/probe.safetensors")),
+            (std::set<std::string>{"head.bn.running_mean", "head.bn.running_var", "head.bn.num_batches_tracked",
+                                   "head.linear.weight", "head.linear.bias"}));
+  auto e = probe::evaluate_saved_probe(cfg, {}, nullptr, dir.file("probe/probe.safetensors"));
+  EXPECT_EQ(e.samples, 1000);
+  EXPECT_NEAR(e.top1, r.heads[r.best].top1, 1e-12);
+  EXPECT_NEAR(e.loss, r.heads[r.best].val_loss, 1e-5);
+}
+
+TEST(Probe, AttentiveProbeOnTrunkUsesOfficialNamesAndBeatsChance) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  model::AimEncoder enc(config::config_from_yaml_string("model: {preset: aim-fmnist-tiny, depth: 2}").model);
+  probe::export_trunk(dir.file("trunk.safetensors"), *enc);
+  auto cfg = fmnist_probe(dir, {"probe.weights=" + dir.file("trunk.safetensors"), "probe.lrs=[3.0e-3]",
+                                "probe.blocks=0,1"});
+  auto r = probe::run_probe(cfg, {}, nullptr);
+  ASSERT_EQ(r.heads.size(), 1u);
+  EXPECT_EQ(r.weights, dir.file("trunk.safetensors"));
+  EXPECT_GT(r.heads[0].top1, 0.4);
+  EXPECT_EQ(names_in(dir.file("probe/probe.safetensors")),
+            (std::set<std::string>{"head.cls_token", "head.k.weight", "head.v.weight", "head.linear.weight",
+                                   "head.bn.running_mean", "head.bn.running_var", "head.bn.num_batches_tracked"}));
+}
+
+TEST(Probe, MismatchedWeightsAreListedNeverPartiallyLoaded) {
+  test::TempDir dir;
+  auto other = config::config_from_yaml_string("model: {preset: aim-fmnist-tiny, width: 64, depth: 3}").model;
+  model::AimEncoder enc(other);
+  probe::export_trunk(dir.file("trunk.safetensors"), *enc);
+  auto cfg = fmnist_probe(dir, {"probe.weights=" + dir.file("trunk.safetensors")});
+  try {
+    probe::run_probe(cfg, {}, nullptr);
+    FAIL() << "a width-64, depth-3 trunk loaded into a width-128, depth-2 model";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(dir.file("trunk.safetensors")), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unexpected"), std::string::npos) << msg;  // block 2
+    EXPECT_NE(msg.find("trunk.blocks.2.attn.qkv.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("wrong shape"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("trunk.blocks.0.attn.qkv.weight (expected [384, 128], got [192, 64])"), std::string::npos)
+        << msg;
+  }
+}
+
+TEST(Probe, ClassCountMismatchIsAClearError) {
+  test::TempDir dir;
+  auto cfg = fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear"});
+  probe::ProbeHead five("linear", 28 * 28, 1, 5);
+  probe::save_probe(dir.file("five.safetensors"), five, 1);
+  try {
+    probe::evaluate_saved_probe(cfg, {}, nullptr, dir.file("five.safetensors"));
+    FAIL() << "a 5-class probe evaluated on 10-class data";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("5 classes"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("has 10"), std::string::npos) << msg;
+  }
+  auto bad = fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear", "probe.classes=7"});
+  EXPECT_THROW(probe::run_probe(bad, {}, nullptr), Error);  // the data says 10
+}
+
+TEST(Probe, WeightsResolveFromRunDirectoriesAndCheckpoints) {
+  test::TempDir dir;
+  auto step_dir = [&](const std::string& name) {
+    fs::create_directories(dir.path() / "run/checkpoints" / name);
+    io::save_safetensors((dir.path() / "run/checkpoints" / name / "state.safetensors").string(),
+                         {{"model.trunk.post_trunk_norm.weight", torch::ones({2})}});
+  };
+  step_dir("step_2");
+  step_dir("step_10");
+  step_dir("step_30.partial");  // incomplete: never chosen
+  auto w = probe::resolve_trunk_weights(dir.file("run"));
+  EXPECT_EQ(w.file, (dir.path() / "run/checkpoints/step_10/state.safetensors").string());
+  EXPECT_EQ(w.prefix, "model.");
+  EXPECT_EQ(probe::resolve_trunk_weights(dir.file("run/checkpoints/step_2")).file,
+            (dir.path() / "run/checkpoints/step_2/state.safetensors").string());
+  io::save_safetensors(dir.file("run/trunk.safetensors"), {{"trunk.post_trunk_norm.weight", torch::ones({2})}});
+  EXPECT_EQ(probe::resolve_trunk_weights(dir.file("run")).file, dir.file("run/trunk.safetensors"));  // export wins
+  EXPECT_THROW(probe::resolve_trunk_weights(dir.file("nothing")), Error);
+  fs::create_directories(dir.path() / "empty");
+  EXPECT_THROW(probe::resolve_trunk_weights(dir.file("empty")), Error);
+}
+
+TEST(Probe, ValidationNamesTheKey) {
+  test::TempDir dir;
+  auto expect_error = [&](const std::vector<std::string>& o, const std::string& key) {
+    auto cfg = fmnist_probe(dir, o);
+    try {
+      config::validate_probe(cfg, 2, true);
+      ADD_FAILURE() << "accepted: " << key;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(key, 0), 0u) << e.what();
+    }
+  };
+  expect_error({}, "probe.weights");  // required (or 'random')
+  expect_error({"probe.weights=random", "probe.features=pixels"}, "probe.kind");  // pixels need linear
+  expect_error({"probe.weights=random", "probe.lrs=[]"}, "probe.lrs");
+  expect_error({"probe.weights=random", "probe.batch_size=101"}, "probe.batch_size");  // world size 2
+  expect_error({"probe.weights=random", "probe.blocks=7"}, "probe.blocks");
+  expect_error({"probe.weights=/no/such/file.safetensors"}, "probe.weights");
+  expect_error({"probe.weights=random", "probe.val=null"}, "probe.val");
+  EXPECT_NO_THROW(config::validate_probe(fmnist_probe(dir, {"probe.weights=random"}), 2, true));
+}
+
+TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
+  test::TempDir dir;
+  const std::string common = " --config " + std::string(AIM_SOURCE_DIR) +
+                             "/configs/fmnist-demo.yaml probe.features=pixels probe.kind=linear "
+                             "'probe.train={kind: idx, split: train, limit: 1000}' "
+                             "'probe.val={kind: idx, split: test, limit: 500}' probe.epochs=2 probe.batch_size=100 "
+                             "'probe.lrs=[1.0e-2]' probe.out_dir=" + dir.file("p");
+  std::string out = capture(kProbeBin + " --nproc-per-node 2" + common);
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  auto results = nlohmann::json::parse(std::ifstream(dir.file("p/results.json")));
+  EXPECT_EQ(results["world_size"].get<int>(), 2);
+  EXPECT_EQ(results["val_samples"].get<int64_t>(), 500);  // split over ranks, counted once
+  EXPECT_EQ(results["train_samples"].get<int64_t>(), 1000);
+  const double top1 = results["best"]["top1"].get<double>();
+  EXPECT_GT(top1, 0.6);
+
+  out = capture(kProbeBin + " --eval-only" + common);
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find(fmt::format("top-1 {:.2f} %", 100 * top1)), std::string::npos) << out;
+
+  fs::create_directories(dir.path() / "imgs");
+  cv::imwrite(dir.file("imgs/a.png"), cv::Mat(28, 28, CV_8UC1, cv::Scalar(200)));
+  cv::imwrite(dir.file("imgs/b.jpg"), cv::Mat(40, 30, CV_8UC3, cv::Scalar(10, 90, 200)));
+  std::ofstream(dir.file("imgs/c.jpg")) << "not an image";
+  out = capture(kProbeBin + " --predict " + dir.file("imgs") + " --top 3" + common);
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("a.png\t"), std::string::npos) << out;
+  EXPECT_NE(out.find("b.jpg\t"), std::string::npos) << out;
+  EXPECT_NE(out.find("c.jpg\terror:"), std::string::npos) << out;
+
+  out = capture(kProbeBin + " --config " + std::string(AIM_SOURCE_DIR) + "/configs/fmnist-demo.yaml probe.kind=linaer");
+  EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
+  EXPECT_NE(out.find("did you mean 'linear'"), std::string::npos) << out;
+}
+
+TEST(ProbeCli, AimTrainProbesItsExportAtTheEnd) {
+  test::TempDir dir;
+  std::string out = capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
+                            "/configs/test-tiny.yaml train.out_dir=" + dir.file("run") +
+                            " probe.at_end=true 'probe.train={kind: synthetic, size: 64, classes: 4}'"
+                            " 'probe.val={kind: synthetic, size: 32, classes: 4}' probe.epochs=2 probe.batch_size=16");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  auto results = nlohmann::json::parse(std::ifstream(dir.file("run/probe/results.json")));
+  EXPECT_EQ(results["weights"].get<std::string>(), dir.file("run") + "/trunk.safetensors");
+  EXPECT_EQ(results["val_samples"].get<int64_t>(), 32);
+  EXPECT_TRUE(fs::exists(dir.file("run/probe/probe.safetensors")));
+}
+
+}  // namespace
