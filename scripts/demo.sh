@@ -2,7 +2,8 @@
 # The README's demo command: install what is missing, build, then pre-train a small AIM on
 # Fashion-MNIST (Debian's dataset-fashion-mnist) as a two-source mixture — the IDX files
 # plus the same images packed as webdataset shards, the way DFN-2B+ mixes web shards with
-# ImageNet — and report the loss curve and validation loss. Extra arguments are passed to
+# ImageNet — report the loss curve and validation loss, then train attentive probes on the
+# frozen trunk (probe.at_end) and print the test accuracy. Extra arguments are passed to
 # aim-train as overrides (e.g. train.steps=100 for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +32,13 @@ if val:
 print(f"[demo] throughput {train[-1]['img_per_s']:.0f} img/s, data wait {100*train[-1]['data_wait']:.1f}%")
 print("[demo] trunk weights (official naming): runs/fmnist-demo/trunk.safetensors")
 PY
+if [ -f runs/fmnist-demo/probe/results.json ]; then
+  /usr/bin/python3 - runs/fmnist-demo/probe/results.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+b = r["best"]
+print(f"[demo] attentive probe on the frozen trunk: top-1 {100*b['top1']:.2f} % on {r['val_samples']} Fashion-MNIST "
+      f"test images (best of {len(r['heads'])} heads, lr {b['lr']:g}); details in {sys.argv[1]}")
+print("[demo] compare with a random trunk and raw pixels: bash scripts/probe_showcase.sh")
+PY
+fi
