@@ -1,0 +1,135 @@
+#include "aim/scale/sweep_runner.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "aim/error.h"
+#include "aim/io/atomic_file.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace aim::scale {
+namespace {
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::string log_tail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::deque<std::string> tail;
+  for (std::string l; std::getline(in, l);) {
+    tail.push_back(l);
+    if (tail.size() > lines) tail.pop_front();
+  }
+  std::string out;
+  for (const auto& l : tail) out += l + "\n";
+  return out;
+}
+
+pid_t start(const std::vector<std::string>& argv, const std::string& log_path) {
+  const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) throw Error("cannot open '" + log_path + "' for the point's log");
+  const pid_t pid = fork();
+  if (pid < 0) {
+    ::close(fd);
+    throw Error("fork failed while starting a sweep point");
+  }
+  if (pid == 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+    ::close(fd);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    dprintf(2, "aim-scale: cannot execute %s\n", args[0]);
+    _exit(127);
+  }
+  ::close(fd);
+  return pid;
+}
+
+}  // namespace
+
+bool point_finished(const SweepConfig& sweep, const SweepPoint& point) {
+  const fs::path dir(point.dir);
+  if (!fs::is_regular_file(dir / "trunk.safetensors")) return false;
+  return !sweep.probe || fs::is_regular_file(dir / "probe" / "results.json");
+}
+
+std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
+                                    const std::string& aim_train,
+                                    void (*on_finish)(const PointOutcome&, size_t, size_t)) {
+  std::vector<PointOutcome> outcomes(points.size());
+  std::deque<size_t> pending;
+  for (size_t i = 0; i < points.size(); ++i) {
+    outcomes[i].name = points[i].name;
+    if (point_finished(sweep, points[i])) {
+      outcomes[i].status = "skipped";
+    } else {
+      pending.push_back(i);
+    }
+  }
+  struct Running {
+    size_t index;
+    Clock::time_point t0;
+  };
+  std::map<pid_t, Running> running;
+  size_t finished = points.size() - pending.size();
+  const std::vector<std::string> prefix = split_words(sweep.launcher);
+
+  while (!pending.empty() || !running.empty()) {
+    while (!pending.empty() && static_cast<int>(running.size()) < sweep.jobs) {
+      const size_t i = pending.front();
+      pending.pop_front();
+      fs::create_directories(points[i].dir);
+      std::vector<std::string> argv = prefix;
+      argv.push_back(aim_train);
+      for (auto& a : train_arguments(sweep, points[i])) argv.push_back(a);
+      running[start(argv, (fs::path(points[i].dir) / "log.txt").string())] = {i, Clock::now()};
+    }
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      throw Error("waitpid failed while running the sweep");
+    }
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    const size_t i = it->second.index;
+    PointOutcome& o = outcomes[i];
+    o.seconds = std::chrono::duration<double>(Clock::now() - it->second.t0).count();
+    running.erase(it);
+    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const std::string log = (fs::path(points[i].dir) / "log.txt").string();
+    if (o.exit_code == 0 && point_finished(sweep, points[i])) {
+      o.status = "done";
+    } else {
+      o.status = "failed";
+      o.error = o.exit_code == 0 ? "aim-train exited 0 but left no trunk.safetensors / probe results\n" : "";
+      o.error += log_tail(log, 15);
+    }
+    nlohmann::json j = {{"status", o.status}, {"exit_code", o.exit_code}, {"seconds", o.seconds}, {"log", log}};
+    if (!o.error.empty()) j["error"] = o.error;
+    io::write_file_atomic((fs::path(points[i].dir) / "point.json").string(), j.dump(2) + "\n");
+    ++finished;
+    if (on_finish) on_finish(o, finished, points.size());
+  }
+  return outcomes;
+}
+
+}  // namespace aim::scale

@@ -1,0 +1,133 @@
+// aim-scale: sweep expansion and commands, power-law fits, and a real (tiny) sweep end to end:
+// runs, failure recorded while the sweep goes on, resume skips finished points, report + plots.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "aim/error.h"
+#include "aim/scale/scaling_fit.h"
+#include "aim/scale/sweep.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace aim;
+
+namespace {
+
+const std::string kScaleBin = std::string(AIM_BIN_DIR) + "/aim-scale";
+
+std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return out + "\n[exit " + std::to_string(WEXITSTATUS(status)) + "]";
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(ScalingFit, RecoversAKnownPowerLawAndFrontier) {
+  std::vector<std::pair<double, double>> xy;
+  for (double x : {1e3, 1e4, 1e5, 1e6}) xy.emplace_back(x, 7.0 * std::pow(x, -0.25));
+  auto p = scale::fit_power_law(xy);
+  ASSERT_TRUE(p.valid());
+  EXPECT_NEAR(p.b, -0.25, 1e-12);
+  EXPECT_NEAR(p.a, 7.0, 1e-9);
+  EXPECT_NEAR(p.r2, 1.0, 1e-12);
+  EXPECT_FALSE(scale::fit_power_law({{5, 1}, {5, 2}}).valid());  // one distinct x
+
+  auto f = scale::pareto_frontier({{3, 0.5}, {1, 2.0}, {2, 2.5}, {2, 1.0}, {4, 0.7}, {5, 0.4}});
+  ASSERT_EQ(f.size(), 4u);  // (1,2.0) (2,1.0) (3,0.5) (5,0.4): dominated points dropped
+  EXPECT_EQ(f[1], std::make_pair(2.0, 1.0));
+  EXPECT_EQ(f[3], std::make_pair(5.0, 0.4));
+
+  EXPECT_NEAR(scale::pearson({{1, 10}, {2, 8}, {3, 6}}), -1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(scale::pearson({{1, 1}})));
+}
+
+TEST(Sweep, ExpandsAxesThenPointsAndQuotesPlans) {
+  test::TempDir dir;
+  std::ofstream(dir.file("sweep.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                        << "overrides: [train.steps=2]\n"
+                                        << "axes: {model.width: [16, 32], 'optim.betas': [[0.9, 0.95]]}\n"
+                                        << "points: [{model.width: 48, train.steps: 3}]\n"
+                                        << "out_dir: " << dir.file("out") << "\nlauncher: srun -n1\n";
+  auto s = scale::load_sweep(dir.file("sweep.yaml"), {"train.seed=4"});
+  auto pts = scale::expand_points(s);
+  ASSERT_EQ(pts.size(), 3u);
+  EXPECT_EQ(pts[0].name, "model.width=16,optim.betas=[0.9,0.95]");
+  EXPECT_EQ(pts[2].name, "model.width=48,train.steps=3");
+  auto args = scale::train_arguments(s, pts[1]);
+  EXPECT_NE(std::find(args.begin(), args.end(), "train.seed=4"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "optim.betas=[0.9, 0.95]"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "train.out_dir=" + dir.file("out") + "/" + pts[1].name), args.end());
+  auto plan = scale::plan_commands(s, pts, "/bin/aim-train");
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].rfind("srun -n1 /bin/aim-train --config ", 0), 0u) << plan[0];
+  EXPECT_NE(plan[0].find("'optim.betas=[0.9, 0.95]'"), std::string::npos) << plan[0];
+
+  std::ofstream(dir.file("bad.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\naxis: {}\n";
+  EXPECT_THROW(scale::load_sweep(dir.file("bad.yaml")), Error);  // unknown key (axes)
+  std::ofstream(dir.file("bad2.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                       << "axes: {model.width: [30]}\nout_dir: " << dir.file("o2") << "\n";
+  auto s2 = scale::load_sweep(dir.file("bad2.yaml"));
+  try {
+    scale::validate_points(s2, scale::expand_points(s2));  // 30 is not divisible by 2 heads x 4
+    FAIL() << "width 30 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("point model.width=30: model."), std::string::npos) << e.what();
+  }
+}
+
+TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
+  test::TempDir dir;
+  std::ofstream(dir.file("sweep.yaml"))
+      << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+      << "overrides: [train.val_every=2, 'probe.train={kind: synthetic, size: 64, classes: 4}',"
+      << " 'probe.val={kind: synthetic, size: 32, classes: 4}', probe.epochs=1, probe.batch_size=16]\n"
+      << "axes: {model.width: [16, 32], data.sources.0.limit: [32, 128]}\n"
+      << "points: [{optim.lr: 1.0e+30, train.max_nonfinite: 1}]\n"  // diverges at once: a runtime failure
+      << "out_dir: " << dir.file("out") << "\njobs: 2\n";
+  std::string out = capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
+  EXPECT_NE(out.find("[exit 1]"), std::string::npos) << out;  // one point failed
+  EXPECT_NE(out.find("failed"), std::string::npos) << out;
+
+  const std::string failed = dir.file("out/optim.lr=1.0e+30,train.max_nonfinite=1");
+  auto pj = nlohmann::json::parse(std::ifstream(failed + "/point.json"));
+  EXPECT_EQ(pj["status"], "failed");
+  EXPECT_NE(pj["error"].get<std::string>().find("non-finite"), std::string::npos) << pj.dump(2);
+
+  const std::string csv = read(dir.file("out/results.csv"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 6) << csv;  // header + 5 points
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), ',') > 0, true);
+  size_t done = 0;
+  for (size_t pos = 0; (pos = csv.find(",done,", pos)) != std::string::npos; ++pos) ++done;
+  EXPECT_EQ(done, 4u) << csv;
+  const std::string report = read(dir.file("out/report.md"));
+  EXPECT_NE(report.find("Validation loss vs trunk parameters"), std::string::npos) << report;
+  EXPECT_NE(report.find("## Failed points"), std::string::npos) << report;
+  EXPECT_NE(report.find("Pearson r"), std::string::npos) << report;
+  auto fits = nlohmann::json::parse(std::ifstream(dir.file("out/fits.json")));
+  EXPECT_FALSE(fits["loss_vs_params"].is_null());
+  EXPECT_FALSE(fits["loss_vs_compute"].is_null());
+  for (const char* png : {"loss_vs_compute.png", "loss_vs_params.png", "accuracy_vs_loss.png"})
+    EXPECT_GT(fs::file_size(dir.path() / "out" / png), 1000u) << png;
+
+  // Re-running skips the four finished points and retries only the failed one.
+  out = capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
+  EXPECT_NE(out.find("4 already done"), std::string::npos) << out;
+
+  out = capture(kScaleBin + " --config " + dir.file("sweep.yaml") + " --plan");
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 6) << out;  // 5 commands + the exit line
+  EXPECT_NE(out.find("train.out_dir="), std::string::npos);
+}
+
+}  // namespace
