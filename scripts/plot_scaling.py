@@ -45,7 +45,8 @@ def main():
         n = int(r["trunk_params"])
         label = None if n in labelled else f"{human(n)} params"
         labelled.add(n)
-        style = "-" if not r["unique_images"] else ("-" if r["unique_images"] == max(x["unique_images"] for x in rows) else "--")
+        most = max((fnum(x["unique_images"]) or 0) for x in rows)
+        style = "--" if r["unique_images"] and fnum(r["unique_images"]) < most else "-"
         ax.plot(*zip(*pts), style, marker="o", ms=3, color=cmap(sizes.index(n)), label=label, alpha=0.9)
     law = fits.get("loss_vs_compute")
     if law:

@@ -46,7 +46,8 @@ for name, feat, kind in rows:
     r = json.load(open(f"runs/probe-showcase/{name}/results.json"))
     b = r["best"]
     lines.append(f"| {feat} | {kind} | {100*b['top1']:.2f} | {100*b['top5']:.2f} | {b['lr']:g} |")
-lines.append(f"\nReproduce: `bash scripts/demo.sh && bash scripts/probe_showcase.sh {run} {extra}`".rstrip() + "\n")
+cmd = f"bash scripts/demo.sh && bash scripts/probe_showcase.sh {run} {extra}".rstrip()
+lines.append(f"\nReproduce: `{cmd}`\n")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -83,11 +83,17 @@ int main(int argc, char** argv) {
     const double med = times[times.size() / 2];
     const auto flops = aim::model::count_flops(cfg);
     const double img_s = static_cast<double>(batch) / med;
+    double total = 0;
+    for (double t : times) total += t;
+    // The mean rate is what a training run sees (slow steps included); the median is the
+    // robust number for side-by-side comparisons with the reference.
+    const double img_s_mean = static_cast<double>(batch) * times.size() / total;
     int64_t nparams = 0;
     for (const auto& p : params) nparams += p.numel();
     nlohmann::json out = {{"params", nparams},
                           {"step_s_median", med},
                           {"img_per_s", img_s},
+                          {"img_per_s_mean", img_s_mean},
                           {"gflops_per_s", img_s * flops.training() / 1e9},
                           {"mfu", img_s * flops.training() / (peak_gflops * 1e9)},
                           {"loss", loss},

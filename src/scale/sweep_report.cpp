@@ -253,7 +253,8 @@ std::string write_report(const SweepConfig& sweep, const std::vector<PointResult
     md << "- Validation loss vs unique images at " << human(n) << " trunk parameters: " << law_text(p, "D") << "\n";
   md << "- Probe top-1 vs validation loss: Pearson r = " << num(f.accuracy_loss_pearson, 3);
   if (f.accuracy_vs_loss.n >= 2)
-    md << "; top-1 ≈ " << num(f.accuracy_vs_loss.intercept) << " + " << num(f.accuracy_vs_loss.slope) << " · L";
+    md << "; top-1 ≈ " << num(f.accuracy_vs_loss.intercept) << (f.accuracy_vs_loss.slope < 0 ? " − " : " + ")
+       << num(std::fabs(f.accuracy_vs_loss.slope)) << " · L";
   md << "\n";
 
   // The paper's claims, checked on this sweep: a claim holds for a group when the ordering is
@@ -305,7 +306,10 @@ std::string write_report(const SweepConfig& sweep, const std::vector<PointResult
      << " model sizes.\n" << detail.str();
   if (std::isfinite(f.accuracy_loss_pearson))
     md << "- Lower loss ⇒ higher probe accuracy: Pearson r(val loss, top-1) = " << num(f.accuracy_loss_pearson, 3)
-       << (f.accuracy_loss_pearson < -0.5 ? " (holds)" : " (**weak or absent at this scale**)") << ".\n";
+       << (f.accuracy_loss_pearson < -0.5  ? " (holds)"
+           : f.accuracy_loss_pearson > 0.5 ? " (**reversed at this scale**: higher loss came with higher accuracy)"
+                                           : " (**weak at this scale**)")
+       << ".\n";
 
   if (plotted) {
     md << "\n## Plots\n\n";
