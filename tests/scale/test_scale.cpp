@@ -131,3 +131,29 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(SweepFiles, EveryCommittedSweepExpandsAndValidates) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(AIM_SOURCE_DIR) / "configs" / "sweeps")) {
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(e.path().string());
+    ++n;
+    // Sweep files name their base relative to the repository root, like the README commands.
+    const auto cwd = fs::current_path();
+    fs::current_path(AIM_SOURCE_DIR);
+    try {
+      auto s = scale::load_sweep(e.path().string());
+      auto pts = scale::expand_points(s);
+      EXPECT_GE(pts.size(), 2u);
+      EXPECT_NO_THROW(scale::validate_points(s, pts));
+    } catch (const Error& err) {
+      ADD_FAILURE() << err.what();
+    }
+    fs::current_path(cwd);
+  }
+  EXPECT_GE(n, 1);
+}
+
+}  // namespace
