@@ -1,5 +1,8 @@
 #pragma once
 // Small shared helpers for the test suites.
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -26,6 +29,16 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// Runs a shell command; returns its stdout+stderr followed by "\n[exit N]".
+inline std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return out + "\n[exit " + std::to_string(WEXITSTATUS(status)) + "]";
+}
 
 /// A model small enough for exhaustive gradient checks: 16x16 RGB, patch 4 -> 16 tokens.
 inline model::ModelConfig tiny_config() {

@@ -52,15 +52,6 @@ std::set<std::string> names_in(const std::string& file) {
   return out;
 }
 
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return out + "\n[exit " + std::to_string(WEXITSTATUS(status)) + "]";
-}
-
 TEST(Probe, PixelLinearGridLearnsAndSavedProbeEvaluatesIdentically) {
   test::TempDir dir;
   auto cfg = fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear", "probe.lrs=[1.0e-3, 1.0e-2]",
@@ -196,7 +187,7 @@ TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
                              "'probe.train={kind: idx, split: train, limit: 1000}' "
                              "'probe.val={kind: idx, split: test, limit: 500}' probe.epochs=2 probe.batch_size=100 "
                              "'probe.lrs=[1.0e-2]' probe.out_dir=" + dir.file("p");
-  std::string out = capture(kProbeBin + " --nproc-per-node 2" + common);
+  std::string out = test::capture(kProbeBin + " --nproc-per-node 2" + common);
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
   auto results = nlohmann::json::parse(std::ifstream(dir.file("p/results.json")));
   EXPECT_EQ(results["world_size"].get<int>(), 2);
@@ -205,7 +196,7 @@ TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
   const double top1 = results["best"]["top1"].get<double>();
   EXPECT_GT(top1, 0.6);
 
-  out = capture(kProbeBin + " --eval-only" + common);
+  out = test::capture(kProbeBin + " --eval-only" + common);
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
   EXPECT_NE(out.find(fmt::format("top-1 {:.2f} %", 100 * top1)), std::string::npos) << out;
 
@@ -213,20 +204,20 @@ TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
   cv::imwrite(dir.file("imgs/a.png"), cv::Mat(28, 28, CV_8UC1, cv::Scalar(200)));
   cv::imwrite(dir.file("imgs/b.jpg"), cv::Mat(40, 30, CV_8UC3, cv::Scalar(10, 90, 200)));
   std::ofstream(dir.file("imgs/c.jpg")) << "not an image";
-  out = capture(kProbeBin + " --predict " + dir.file("imgs") + " --top 3" + common);
+  out = test::capture(kProbeBin + " --predict " + dir.file("imgs") + " --top 3" + common);
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
   EXPECT_NE(out.find("a.png\t"), std::string::npos) << out;
   EXPECT_NE(out.find("b.jpg\t"), std::string::npos) << out;
   EXPECT_NE(out.find("c.jpg\terror:"), std::string::npos) << out;
 
-  out = capture(kProbeBin + " --config " + std::string(AIM_SOURCE_DIR) + "/configs/fmnist-demo.yaml probe.kind=linaer");
+  out = test::capture(kProbeBin + " --config " + std::string(AIM_SOURCE_DIR) + "/configs/fmnist-demo.yaml probe.kind=linaer");
   EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
   EXPECT_NE(out.find("did you mean 'linear'"), std::string::npos) << out;
 }
 
 TEST(ProbeCli, AimTrainProbesItsExportAtTheEnd) {
   test::TempDir dir;
-  std::string out = capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
+  std::string out = test::capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
                             "/configs/test-tiny.yaml train.out_dir=" + dir.file("run") +
                             " probe.at_end=true 'probe.train={kind: synthetic, size: 64, classes: 4}'"
                             " 'probe.val={kind: synthetic, size: 32, classes: 4}' probe.epochs=2 probe.batch_size=16");

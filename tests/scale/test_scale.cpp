@@ -20,15 +20,6 @@ namespace {
 
 const std::string kScaleBin = std::string(AIM_BIN_DIR) + "/aim-scale";
 
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return out + "\n[exit " + std::to_string(WEXITSTATUS(status)) + "]";
-}
-
 std::string read(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -96,7 +87,7 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
       << "axes: {model.width: [16, 32], data.sources.0.limit: [32, 128]}\n"
       << "points: [{optim.lr: 1.0e+30, train.max_nonfinite: 1}]\n"  // diverges at once: a runtime failure
       << "out_dir: " << dir.file("out") << "\njobs: 2\n";
-  std::string out = capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
+  std::string out = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
   EXPECT_NE(out.find("[exit 1]"), std::string::npos) << out;  // one point failed
   EXPECT_NE(out.find("failed"), std::string::npos) << out;
 
@@ -122,10 +113,10 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
     EXPECT_GT(fs::file_size(dir.path() / "out" / png), 1000u) << png;
 
   // Re-running skips the four finished points and retries only the failed one.
-  out = capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
+  out = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
   EXPECT_NE(out.find("4 already done"), std::string::npos) << out;
 
-  out = capture(kScaleBin + " --config " + dir.file("sweep.yaml") + " --plan");
+  out = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml") + " --plan");
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 6) << out;  // 5 commands + the exit line
   EXPECT_NE(out.find("train.out_dir="), std::string::npos);
 }
