@@ -147,7 +147,7 @@ mkdir -p "$ROOT$LOGDIR"
 # without editing this file), plus what this check itself needs. The LibTorch variant and what
 # depends on it (Gloo, python3-torch*) differ per stage.
 BASE_PKGS=(build-essential cmake ninja-build ccache pkg-config rsync
-  libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libopencv-dev libjpeg62-turbo-dev libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest python3-numpy dataset-fashion-mnist libopenblas0-pthread)
 CPU_PKGS=(libtorch-dev libgloo-dev python3-torch)   # python3-torch 2.6 for the parity tests
 CUDA_PKGS=(libtorch-cuda-dev nvidia-cuda-dev nvidia-cuda-toolkit libnccl-dev libgloo-cuda-dev)

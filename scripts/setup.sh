@@ -8,7 +8,8 @@ PACKAGES=(
   libtorch-dev            # LibTorch 1.13 (CPU) with c10d, Gloo, TCPStore
   libgloo-dev             # headers c10d's ProcessGroupGloo needs
   libopenblas0-pthread    # takes over libblas.so.3: ~30x faster matmuls than reference BLAS
-  libopencv-dev           # JPEG/PNG/WebP decode (libjpeg-turbo), resize
+  libopencv-dev           # PNG/WebP decode, resize
+  libjpeg62-turbo-dev     # scaled + cropped JPEG decoding straight from libjpeg-turbo
   zlib1g-dev              # reading .gz IDX files (Fashion-MNIST)
   libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest

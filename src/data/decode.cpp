@@ -55,16 +55,14 @@ void probe_webp(const uint8_t* d, size_t n, ImageHeader& h) {
   }
 }
 
-// A complete JPEG has an EOI marker after its scan data; libjpeg "recovers" truncated files
-// by padding gray, which would silently train on half-gray images.
+}  // namespace
+
 bool jpeg_has_eoi(const uint8_t* d, size_t n, int64_t sos) {
   if (sos < 0) return true;  // header not understood; let the decoder decide
   for (size_t i = n - 1; i > static_cast<size_t>(sos) + 1; --i)
     if (d[i] == 0xD9 && d[i - 1] == 0xFF) return true;
   return false;
 }
-
-}  // namespace
 
 const char* format_name(ImageFormat f) {
   switch (f) {

@@ -1,5 +1,7 @@
 #include "aim/data/sample_transform.h"
 
+#include "aim/data/jpeg_region.h"
+
 #include <opencv2/imgproc.hpp>
 
 namespace aim::data {
@@ -29,6 +31,21 @@ bool SampleTransform::prepare(const RawSample& raw, uint64_t g, PreparedSample& 
   if (known) {
     // Crop first, in original coordinates: then the decoder can skip what the crop discards.
     p.box = choose_box(h.width, h.height, p.rng);
+    if (h.format == ImageFormat::kJpeg && jpeg_has_eoi(raw.bytes.data(), raw.bytes.size(), h.sos_offset)) {
+      JpegRegion r;
+      if (decode_jpeg_region(raw.bytes.data(), raw.bytes.size(), p.box, c_.img_size, c_.channels, c_.dct_min_ratio,
+                             r, nullptr) &&
+          r.image.cols >= 1 && r.image.rows >= 1) {
+        p.image = r.image;
+        p.box = r.box;  // now in the region's coordinates
+        p.orig_w = r.image.cols;
+        p.orig_h = r.image.rows;
+        p.reduction = r.scale == 8 ? 1 : 8 / r.scale;
+        return true;
+      }
+      // Anything the region path cannot do (CMYK, decoder errors) goes the full-decode way,
+      // which converts or reports it.
+    }
     if (h.format == ImageFormat::kJpeg)
       opt.reduce = pick_reduction(static_cast<int>(p.box.w), static_cast<int>(p.box.h),
                                   c_.img_size, c_.dct_min_ratio);

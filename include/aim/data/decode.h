@@ -2,7 +2,9 @@
 // Image decoding with the checks web data needs: sniff the format from the bytes (never trust
 // the extension), read dimensions from the header so decompression bombs are refused before
 // any pixel is decoded, reject truncated JPEGs (libjpeg would silently pad them with gray),
-// and decode JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain when the crop allows it.
+// and decode JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain when the crop allows it. The
+// training and eval transforms first try jpeg_region.h (just the crop, any M/8 scale) and
+// come here for everything else.
 #include <cstdint>
 #include <opencv2/core.hpp>
 #include <string>
@@ -36,5 +38,9 @@ cv::Mat decode_image(const uint8_t* data, size_t size, const DecodeOptions& opti
 int pick_reduction(int crop_w, int crop_h, int out_size, double min_ratio = 1.0);
 
 const char* format_name(ImageFormat f);
+
+/// A complete JPEG has an EOI marker after its scan data (sos: ImageHeader::sos_offset);
+/// libjpeg "recovers" truncated files by padding gray, so those are refused instead.
+bool jpeg_has_eoi(const uint8_t* data, size_t size, int64_t sos_offset);
 
 }  // namespace aim::data

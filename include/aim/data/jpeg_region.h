@@ -1,0 +1,31 @@
+#pragma once
+// JPEG decoding of just the crop, at the smallest libjpeg-turbo scale that keeps enough
+// pixels: the IDCT runs at scale M/8 (M = 1..8, not only OpenCV's 1/2, 1/4, 1/8), columns
+// outside the crop are never transformed or colour-converted (jpeg_crop_scanline), rows above
+// it are skipped (jpeg_skip_scanlines) and decoding stops below it. Web images are ~300-500 px
+// and RandomResizedCrop keeps 40-100 % of them at 224 px, so most of the full-size decode
+// work is avoidable.
+#include <opencv2/core.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "aim/data/transforms.h"
+
+namespace aim::data {
+
+struct JpegRegion {
+  cv::Mat image;  // the decoded region, 8-bit BGR (channels 3) or gray (channels 1)
+  CropBox box;    // the requested crop in the region's pixel coordinates
+  int scale = 8;  // M of the M/8 scale used
+};
+
+/// Decodes the part of the JPEG covering `box` (original pixel coordinates) so that the crop
+/// keeps at least min_ratio * out_size pixels per side. False (with *why) on any decoder error
+/// or for colour spaces this path does not handle (CMYK/YCCK): callers fall back to the full
+/// decode, which handles and reports those.
+bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, int out_size, int channels,
+                        double min_ratio, JpegRegion& out, std::string* why);
+
+}  // namespace aim::data

@@ -1,0 +1,90 @@
+#include "aim/data/jpeg_region.h"
+
+#include <csetjmp>
+#include <cstdio>
+
+#include <jpeglib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+namespace aim::data {
+namespace {
+
+struct ErrorManager {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void on_message(j_common_ptr, int) {}  // corrupt-data warnings: the EOI check comes first
+
+}  // namespace
+
+bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, int out_size, int channels,
+                        double min_ratio, JpegRegion& out, std::string* why) {
+  jpeg_decompress_struct cinfo{};
+  ErrorManager err{};
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = on_error;
+  err.pub.emit_message = on_message;
+  // Locals changed after setjmp are indeterminate after a longjmp: the pixels live behind a
+  // pointer fixed before it, so the error path can still free them.
+  auto holder = std::make_unique<cv::Mat>();
+  cv::Mat& region = *holder;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    if (why) *why = std::string("jpeg: ") + err.message;
+    return false;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+    jpeg_destroy_decompress(&cinfo);
+    if (why) *why = "cmyk jpeg";
+    return false;
+  }
+  const double W = cinfo.image_width, H = cinfo.image_height;
+  // Smallest M with the crop still >= min_ratio * out_size on both sides after scaling.
+  const double need = min_ratio * out_size / std::max(1.0, std::min(box.w, box.h));
+  const int M = std::clamp(static_cast<int>(std::ceil(8.0 * need - 1e-9)), 1, 8);
+  cinfo.scale_num = static_cast<unsigned>(M);
+  cinfo.scale_denom = 8;
+  cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_EXT_BGR;
+  cinfo.dct_method = JDCT_ISLOW;  // what OpenCV's decoder uses: same pixels at scale 8/8
+  jpeg_start_decompress(&cinfo);
+  const double sx = cinfo.output_width / W, sy = cinfo.output_height / H;
+  const int ow = static_cast<int>(cinfo.output_width), oh = static_cast<int>(cinfo.output_height);
+  // Two columns of margin on each side: fancy chroma upsampling replicates the region's edge
+  // columns, so they differ from a full decode; keep them outside the crop.
+  int x0 = std::clamp(static_cast<int>(std::floor(box.x * sx)) - 2, 0, ow - 1);
+  int x1 = std::clamp(static_cast<int>(std::ceil((box.x + box.w) * sx)) + 2, x0 + 1, ow);
+  const int y0 = std::clamp(static_cast<int>(std::floor(box.y * sy)), 0, oh - 1);
+  const int y1 = std::clamp(static_cast<int>(std::ceil((box.y + box.h) * sy)), y0 + 1, oh);
+  JDIMENSION xoff = static_cast<JDIMENSION>(x0), width = static_cast<JDIMENSION>(x1 - x0);
+  if (width < cinfo.output_width) jpeg_crop_scanline(&cinfo, &xoff, &width);  // widens to iMCU edges
+  if (y0 > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(y0));
+  const int nc = cinfo.output_components;
+  region.create(y1 - y0, static_cast<int>(cinfo.output_width), nc == 1 ? CV_8UC1 : CV_8UC3);
+  while (static_cast<int>(cinfo.output_scanline) < y1) {
+    JSAMPROW row = region.ptr<uint8_t>(static_cast<int>(cinfo.output_scanline) - y0);
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  // After jpeg_crop_scanline, output_width is the cropped width; the rest is never decoded.
+  jpeg_abort_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  out.image = region(cv::Rect(0, 0, static_cast<int>(width), y1 - y0));
+  out.box = {box.x * sx - static_cast<double>(xoff), box.y * sy - y0, box.w * sx, box.h * sy};
+  out.scale = M;
+  return true;
+}
+
+}  // namespace aim::data
