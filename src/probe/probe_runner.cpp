@@ -66,8 +66,9 @@ struct GridHead {
   double lr, weight_decay;
   ProbeHead head{nullptr};
   std::unique_ptr<torch::optim::AdamW> opt;
-  double loss_sum = 0;
+  torch::Tensor loss_sum;  // on the device: read only when logging, no sync per step
   int64_t loss_count = 0;
+  double mean_loss() const { return loss_count > 0 ? loss_sum.item<double>() / loss_count : 0.0; }
 };
 
 /// Loss sum, top-1 and top-5 hits, sample count per head: [H, 4] float64, summed over ranks.
@@ -76,7 +77,8 @@ torch::Tensor evaluate_heads(std::vector<ProbeHead>& heads, FeatureExtractor& fx
                              int64_t* samples_out) {
   torch::NoGradGuard no_grad;
   for (auto& h : heads) h->eval();
-  auto acc = torch::zeros({static_cast<int64_t>(heads.size()), 4}, torch::kFloat64);
+  // Sums stay on the device; one copy to the host after the pass.
+  auto acc = torch::zeros({static_cast<int64_t>(heads.size()), 4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   const int64_t k5 = std::min<int64_t>(5, classes);
   while (auto batch = val.next()) {
     check_labels(batch->labels, classes, "probe.val");
@@ -88,13 +90,13 @@ torch::Tensor evaluate_heads(std::vector<ProbeHead>& heads, FeatureExtractor& fx
           logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
       auto top = std::get<1>(logits.topk(k5, 1));
       auto hit = top.eq(labels.unsqueeze(1));
-      acc[i][0] += loss.item<double>();
-      acc[i][1] += hit.narrow(1, 0, 1).any(1).sum().item<double>();
-      acc[i][2] += hit.any(1).sum().item<double>();
-      acc[i][3] += static_cast<double>(labels.size(0));
+      acc[i] += torch::stack({loss.to(torch::kFloat64), hit.narrow(1, 0, 1).any(1).sum().to(torch::kFloat64),
+                              hit.any(1).sum().to(torch::kFloat64),
+                              torch::scalar_tensor(static_cast<double>(labels.size(0)), acc.options())});
     }
   }
   if (comm) comm->all_reduce_sum_now(acc);
+  acc = acc.cpu();
   if (samples_out) *samples_out = static_cast<int64_t>(acc[0][3].item<double>());
   return acc;
 }
@@ -104,15 +106,7 @@ torch::Tensor evaluate_heads(std::vector<ProbeHead>& heads, FeatureExtractor& fx
 void sync_buffers(ProbeHead& head, dist::Communicator* comm) {
   if (!comm) return;
   torch::NoGradGuard no_grad;
-  for (auto& b : head->buffers()) {
-    if (b.scalar_type() == torch::kLong) {
-      auto f = b.to(torch::kFloat64);
-      comm->broadcast(f, 0);
-      b.copy_(f.to(torch::kLong));
-    } else {
-      comm->broadcast(b, 0);
-    }
-  }
+  for (auto& b : head->buffers()) comm->broadcast(b, 0);
 }
 
 /// Averages all heads' gradients over ranks in one flat all-reduce (probe heads are small).
@@ -224,7 +218,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   for (double lr : pc.lrs)
     for (double wd : pc.weight_decays) {
       torch::manual_seed(pc.seed);
-      GridHead g{lr, wd, ProbeHead(pc.kind, fx.dim(), fx.heads(), classes), nullptr};
+      GridHead g{lr, wd, ProbeHead(pc.kind, fx.dim(), fx.heads(), classes), nullptr, torch::Tensor(), 0};
       g.head->to(device);
       train::OptimConfig oc;
       oc.lr = lr;
@@ -249,7 +243,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   for (int64_t step = 0; step < total_steps; ++step) {
     const int64_t epoch = step / steps_per_epoch, in_epoch = step % steps_per_epoch;
     if (in_epoch == 0)
-      for (auto& g : grid) g.loss_sum = 0, g.loss_count = 0;
+      for (auto& g : grid) g.loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device)), g.loss_count = 0;
     torch::Tensor feats, labels;
     if (cached) {
       if (in_epoch == 0) perm = epoch_permutation(cache.size(0), pc.seed, epoch, rank);
@@ -271,7 +265,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
       train::clear_gradients(*g.opt);
       auto loss = torch::nn::functional::cross_entropy(g.head->forward(feats), labels, ce_options);
       loss.backward();
-      g.loss_sum += loss.item<double>();
+      g.loss_sum += loss.detach().to(torch::kFloat64);
       ++g.loss_count;
     }
     average_gradients(grid, comm);
@@ -280,7 +274,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     if (log && ((step + 1) % log_every == 0 || step + 1 == total_steps)) {
       double lo = 1e30, hi = 0;
       for (auto& g : grid) {
-        const double l = g.loss_sum / std::max<int64_t>(1, g.loss_count);
+        const double l = g.mean_loss();
         lo = std::min(lo, l), hi = std::max(hi, l);
       }
       spdlog::info("probe step {}/{} (epoch {}/{}) | train loss {:.4f}..{:.4f} over {} heads | {:.0f} img/s", step + 1,
@@ -304,7 +298,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     HeadResult r;
     r.lr = grid[i].lr;
     r.weight_decay = grid[i].weight_decay;
-    r.train_loss = grid[i].loss_sum / std::max<int64_t>(1, grid[i].loss_count);
+    r.train_loss = grid[i].mean_loss();
     r.val_loss = acc[i][0].item<double>() / n;
     r.top1 = acc[i][1].item<double>() / n;
     r.top5 = acc[i][2].item<double>() / n;

@@ -132,9 +132,8 @@ std::vector<SweepPoint> expand_points(const SweepConfig& sweep) {
   return out;
 }
 
-std::vector<std::string> train_arguments(const SweepConfig& sweep, const SweepPoint& point) {
-  std::vector<std::string> args = {"--config", sweep.base};
-  args.insert(args.end(), sweep.overrides.begin(), sweep.overrides.end());
+std::vector<std::string> point_overrides(const SweepConfig& sweep, const SweepPoint& point) {
+  std::vector<std::string> args = sweep.overrides;
   for (const auto& [k, v] : point.values) args.push_back(k + "=" + v);
   args.push_back("train.out_dir=" + point.dir);
   if (sweep.probe) {
@@ -145,12 +144,16 @@ std::vector<std::string> train_arguments(const SweepConfig& sweep, const SweepPo
   return args;
 }
 
+std::vector<std::string> train_arguments(const SweepConfig& sweep, const SweepPoint& point) {
+  std::vector<std::string> args = {"--config", sweep.base};
+  for (auto& o : point_overrides(sweep, point)) args.push_back(std::move(o));
+  return args;
+}
+
 void validate_points(const SweepConfig& sweep, const std::vector<SweepPoint>& points) {
   for (const auto& p : points) {
-    auto args = train_arguments(sweep, p);
-    std::vector<std::string> overrides(args.begin() + 2, args.end());
     try {
-      config::validate(config::load_run_config(sweep.base, overrides), 1, /*check_paths=*/true);
+      config::validate(config::load_run_config(sweep.base, point_overrides(sweep, p)), 1, /*check_paths=*/true);
     } catch (const Error& e) {
       throw Error(sweep.origin + ": point " + p.name + ": " + e.what());
     }

@@ -57,8 +57,7 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
     r.name = p.name;
     r.values = p.values;
     r.train_loss = r.val_loss = r.probe_top1 = kNaN;
-    const auto args = train_arguments(sweep, p);
-    const config::RunConfig cfg = config::load_run_config(sweep.base, {args.begin() + 2, args.end()});
+    const config::RunConfig cfg = config::load_run_config(sweep.base, point_overrides(sweep, p));
     const auto params = model::count_parameters(cfg.model);
     r.trunk_params = params.trunk;
     r.total_params = params.total();

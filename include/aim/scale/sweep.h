@@ -49,6 +49,10 @@ std::vector<SweepPoint> expand_points(const SweepConfig& sweep);
 /// overrides, the point's values, train.out_dir, and the probe switches.
 std::vector<std::string> train_arguments(const SweepConfig& sweep, const SweepPoint& point);
 
+/// The run-config overrides of one point: the sweep's, the point's values, its out_dir and
+/// the probe switches (train_arguments without "--config base").
+std::vector<std::string> point_overrides(const SweepConfig& sweep, const SweepPoint& point);
+
 /// Resolves and validates every point's config before anything runs, so a bad axis value
 /// fails the sweep at once, naming the point and the key.
 void validate_points(const SweepConfig& sweep, const std::vector<SweepPoint>& points);
