@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 namespace aim::loss {
 namespace {
 
@@ -49,6 +51,37 @@ LossTerms next_patch_loss(const torch::Tensor& pred, const torch::Tensor& target
   LossTerms out;
   out.sum = (err * keep).sum();
   out.count = keep.sum();
+  out.mean = out.sum / out.count.clamp_min(1.0);
+  return out;
+}
+
+torch::Tensor loss_rows(const torch::Tensor& prefix, int64_t num_tokens) {
+  TORCH_CHECK(prefix.dim() == 1, "loss_rows: prefix must be 1-D [B], got ", prefix.sizes());
+  auto s = prefix.to(torch::kCPU, torch::kInt64).contiguous();
+  const auto* sp = s.data_ptr<int64_t>();
+  const int64_t B = s.numel(), K = num_tokens;
+  int64_t m = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK(sp[b] >= 0 && sp[b] < K, "loss_rows: prefix ", sp[b], " outside [0, ", K, ")");
+    m += K - std::max<int64_t>(sp[b], 1);
+  }
+  auto rows = torch::empty({m}, torch::kInt64);
+  auto* out = rows.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = std::max<int64_t>(sp[b], 1) - 1; i <= K - 2; ++i) *out++ = b * K + i;
+  return rows;
+}
+
+LossTerms next_patch_loss_rows(const torch::Tensor& pred_rows, const torch::Tensor& target,
+                               const torch::Tensor& rows) {
+  const auto dtype = accumulation_dtype(pred_rows);
+  const auto D = target.size(-1);
+  auto next = (rows + 1).to(target.device());
+  auto t = target.reshape({-1, D}).index_select(0, next).to(dtype);
+  auto err = (pred_rows.to(dtype) - t).pow(2).mean(-1);  // [M]
+  LossTerms out;
+  out.sum = err.sum();
+  out.count = torch::full({}, static_cast<double>(rows.numel()), torch::TensorOptions().dtype(dtype).device(err.device()));
   out.mean = out.sum / out.count.clamp_min(1.0);
   return out;
 }

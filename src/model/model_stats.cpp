@@ -31,6 +31,10 @@ FlopCounts count_flops(const ModelConfig& cfg) {
   const double attention = 2 * 2 * K * K * d;  // q k^T and attn v
   f.trunk_forward = embed + static_cast<double>(cfg.depth) * (linears + attention);
   f.head_forward = 2 * K * d * hw + static_cast<double>(cfg.head_blocks) * 2 * K * (2 * rh * hw * hw) + 2 * K * hw * pd;
+  // Loss tokens per image: K - max(S, 1). Prefix: S uniform on 1..K-1, mean K/2 -> K/2
+  // tokens; causal: K - 1.
+  if (cfg.attention == AttentionMode::kPrefixCausal) f.head_token_share = 0.5;
+  if (cfg.attention == AttentionMode::kCausal) f.head_token_share = (K - 1) / K;
   return f;
 }
 

@@ -81,7 +81,8 @@ std::string describe_run(const config::RunConfig& cfg, int world_size) {
     << "  parameters: trunk " << p.trunk / 1e6 << " M, pre-training head " << p.pretrain_head / 1e6 << " M ("
     << m.head_blocks << " x " << m.head_width << "), total " << p.total() / 1e6 << " M\n"
     << "  FLOPs per image: forward " << f.forward() / 1e9 << " G (head " << 100.0 * f.head_forward / f.forward()
-    << " %), training " << f.training() / 1e9 << " G\n"
+    << " %), training " << f.training() / 1e9 << " G (executed, head on loss tokens only: "
+    << f.executed_training() / 1e9 << " G)\n"
     << "  batch: global " << cfg.train.batch_size << " = micro " << cfg.train.micro_batch_size << " x ranks "
     << world_size << " x accumulation " << accum << "\n"
     << "  steps " << cfg.train.steps << ", images seen " << static_cast<double>(cfg.train.steps) * cfg.train.batch_size
@@ -160,9 +161,10 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
 
   auto forward_loss = [&](const data::Batch& batch, uint64_t prefix_seed) {
     auto images = data::normalize_images(batch.images, device, mean, stdv);
-    auto prefix = prefix_lengths(prefix_seed, batch.index, K, mc.attention).to(device);
+    // Host prefix: the model reads it on the CPU (loss rows, mask bounds) with no GPU sync.
+    auto prefix = prefix_lengths(prefix_seed, batch.index, K, mc.attention);
     if (bf16) compat::set_cuda_autocast(true, at::kBFloat16);
-    auto out = net->forward(images, prefix);
+    auto out = net->forward(images, prefix, model::HeadTokens::kLossOnly);
     if (bf16) {
       compat::set_cuda_autocast(false, at::kBFloat16);
       compat::clear_autocast_cache();
@@ -276,10 +278,10 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
 
     if (step % tc.log_every == 0 || step == tc.steps) {
       const double img_s = static_cast<double>(GB * window_steps) / window_time;
-      const double tflops = img_s * flops.training() / 1e12;
+      const double tflops = img_s * flops.executed_training() / 1e12;
       nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                             {"img_per_s", img_s}, {"tflops", tflops},
-                            {"mfu", peak > 0 ? nlohmann::json(img_s * flops.training() / peak) : nlohmann::json(nullptr)},
+                            {"mfu", peak > 0 ? nlohmann::json(img_s * flops.executed_training() / peak) : nlohmann::json(nullptr)},
                             {"data_wait", window_wait / window_time}, {"peak_mem_gb", peak_rss_gb()},
                             {"images_seen", step * GB}, {"skipped_steps", skipped_total}};
       if (metrics) metrics->write(rec);
@@ -287,7 +289,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
         const double eta = (tc.steps - step) * (seconds_since(run_start) / static_cast<double>(step - start_step));
         spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.1f} img/s | mfu {} | data {:.0f}% | eta {}",
                      step, tc.steps, loss, lr, grad_norm, img_s,
-                     peak > 0 ? fmt::format("{:.1f}%", 100 * img_s * flops.training() / peak) : std::string("n/a"),
+                     peak > 0 ? fmt::format("{:.1f}%", 100 * img_s * flops.executed_training() / peak) : std::string("n/a"),
                      100 * window_wait / window_time, format_duration(eta));
         spdlog::info("data: {}", loader.summary());
       }

@@ -30,4 +30,16 @@ struct LossTerms {
 LossTerms next_patch_loss(const torch::Tensor& pred, const torch::Tensor& target,
                           const torch::Tensor& prefix);
 
+/// The rows of a flattened [B*K] token grid whose prediction enters the loss: b*K + i for
+/// i in [max(S_b, 1) - 1, K - 2] (output i predicts target i+1, kept iff i+1 >= S_b).
+/// Image-major, ascending. prefix: int64 [B] on the CPU (it is read on the host, so a GPU
+/// step needs no device sync); the result is int64 [M] on the CPU.
+torch::Tensor loss_rows(const torch::Tensor& prefix, int64_t num_tokens);
+
+/// The same loss from predictions computed at the loss rows only: pred_rows [M, D] holds
+/// the outputs at `rows` (as from loss_rows), target is [B, K, D]. Equal to next_patch_loss
+/// on the full prediction (same sum, same count), without the work on discarded outputs.
+LossTerms next_patch_loss_rows(const torch::Tensor& pred_rows, const torch::Tensor& target,
+                               const torch::Tensor& rows);
+
 }  // namespace aim::loss

@@ -10,9 +10,18 @@
 
 namespace aim::model {
 
+/// Which tokens the prediction head runs on. The head is per-token and only outputs whose
+/// next patch is a kept target reach the loss (about half of them under prefix attention),
+/// so training runs it on those rows alone: same loss, same gradients, less work.
+enum class HeadTokens {
+  kAll,       // pred is [B, K, P*P*C]: every position (inspection, parity, visualisation)
+  kLossOnly,  // pred is [M, P*P*C] at `rows` (loss::loss_rows): training and validation
+};
+
 struct PretrainOutput {
   torch::Tensor trunk_out;  // post-trunk-normed tokens [B, K, d], sequence order
-  torch::Tensor pred;       // [B, K, P*P*C] in sequence order (position i predicts i+1)
+  torch::Tensor pred;       // see HeadTokens; position i predicts patch i+1 (sequence order)
+  torch::Tensor rows;       // kLossOnly: int64 [M] rows b*K + i of pred, on the CPU
   loss::LossTerms loss;
 };
 
@@ -23,8 +32,10 @@ class AimPretrainModelImpl : public torch::nn::Module {
   explicit AimPretrainModelImpl(const ModelConfig& cfg);
 
   /// images: normalized [B, C, H, W]; prefix: int64 [B] (0 = causal, see
-  /// sample_prefix_lengths). The loss covers targets at sequence positions j >= S.
-  PretrainOutput forward(const torch::Tensor& images, const torch::Tensor& prefix);
+  /// sample_prefix_lengths), best kept on the CPU: it is read on the host, so a GPU step
+  /// then needs no device sync. The loss covers targets at sequence positions j >= S.
+  PretrainOutput forward(const torch::Tensor& images, const torch::Tensor& prefix,
+                         HeadTokens head_tokens = HeadTokens::kAll);
 
   const ModelConfig& config() const { return cfg_; }
   /// perm [K] int64 of the configured order, undefined for raster.

@@ -18,13 +18,17 @@ class PretrainHeadImpl : public torch::nn::Module {
   /// x: post-trunk-normed tokens [B, K, d] in sequence order; order: perm [K] int64
   /// (undefined = raster) so each token gets the head position of its own patch.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& order);
+  /// The head on selected tokens only (it is per-token: no attention): x [M, d] holds the
+  /// tokens at sequence positions `positions` (int64 [M]); returns [M, P*P*C].
+  torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& positions, const torch::Tensor& order);
 
   torch::nn::Linear proj_in{nullptr}, proj_out{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
 
  private:
-  torch::Tensor pos_;  // [K, head_width], raster order
+  torch::Tensor run(torch::Tensor h);  // blocks, norm, proj_out
+  torch::Tensor pos_;                  // [K, head_width], raster order
 };
 TORCH_MODULE(PretrainHead);
 
