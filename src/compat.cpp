@@ -11,7 +11,7 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const std::optional<at::Tensor>& allowed,
                                         bool is_causal) {
 #if AIM_HAS_SDPA
-  c10::optional<at::Tensor> mask;
+  c10::optional<at::Tensor> mask;  // a distinct type before 2.4, an alias of std::optional after
   if (allowed) mask = *allowed;
   return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, is_causal);
 #else
@@ -21,7 +21,7 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 }
 
 void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
-#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::autocast::set_autocast_enabled(at::kCUDA, enabled);
   at::autocast::set_autocast_dtype(at::kCUDA, dtype);
 #else

@@ -10,7 +10,9 @@
 #endif
 
 #include <ATen/core/Tensor.h>
-#include <c10/util/C++17.h>
+#if TORCH_VERSION_MAJOR < 2
+#include <c10/util/C++17.h>  // c10::guts::to_string, gone in 2.x
+#endif
 #include <optional>
 #include <string>
 

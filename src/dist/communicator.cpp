@@ -1,6 +1,13 @@
 #include "aim/dist/communicator.h"
 
+// Gloo's headers are not in every LibTorch (PyTorch's pip wheels omit them): without them
+// CPU process groups are unavailable and say so, while CUDA (NCCL) training still builds.
+#if __has_include(<gloo/algorithm.h>)
+#define AIM_HAS_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#else
+#define AIM_HAS_GLOO 0
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -129,6 +136,7 @@ std::unique_ptr<Communicator> connect(const DistEnv& env, bool cuda, std::chrono
     throw Error("this LibTorch has no NCCL (ProcessGroupNCCL); build against a CUDA LibTorch");
 #endif
   }
+#if AIM_HAS_GLOO
   auto opts = c10d::ProcessGroupGloo::Options::create(ms);
   const bool loopback = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
   opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
@@ -140,6 +148,10 @@ std::unique_ptr<Communicator> connect(const DistEnv& env, bool cuda, std::chrono
   } catch (const std::exception& e) {
     throw Error(std::string("creating the Gloo process group failed: ") + e.what());
   }
+#else
+  throw Error("this build has no Gloo (its headers were missing at build time): CPU ranks cannot form a "
+              "process group; rebuild with gloo's headers on the include path, or train on CUDA (NCCL)");
+#endif
 }
 
 }  // namespace aim::dist
