@@ -1,6 +1,7 @@
 // aim-bench-model: times AIM pre-training steps (prefix sampling, forward, backward,
 // gradient clipping, AdamW) on random inputs and prints one JSON line with img/s and MFU.
 // Same measurement as ../shared/bench/ref_aim.py, so the two can run side by side.
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/attention_mask.h"
 #include "aim/model/model_stats.h"
+#include "aim/train/device.h"
 #include "aim/train/optimizer.h"
 
 int main(int argc, char** argv) {
@@ -23,8 +25,8 @@ int main(int argc, char** argv) {
   aim::model::ModelConfig over;
   int64_t img = 0, patch = 0, channels = 0, width = 0, depth = 0, heads = 0, head_width = 0, head_blocks = -1;
   int64_t batch = 64, steps = 10, warmup = 2, threads = 0;
-  double peak_gflops = 225.0;  // fp32 ceiling of the 2-core build machine (OpenBLAS)
-  std::string attention = "prefix";
+  double peak_gflops = 0;  // 0: 225 on CPU (fp32 ceiling of the 2-core build machine), 989,500 on CUDA (H100/H200 dense bf16)
+  std::string attention = "prefix", device_name = "cpu", dtype = "fp32";
   app.add_option("--preset", preset, "Start from this preset")->capture_default_str();
   app.add_option("--img", img, "Image size");
   app.add_option("--patch", patch, "Patch size");
@@ -39,7 +41,9 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "Timed steps")->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed steps first")->capture_default_str();
   app.add_option("--threads", threads, "ATen intra-op threads (0 = LibTorch default)")->capture_default_str();
-  app.add_option("--peak-gflops", peak_gflops, "Peak FLOP/s (GFLOP/s) for MFU")->capture_default_str();
+  app.add_option("--peak-gflops", peak_gflops, "Peak FLOP/s (GFLOP/s) for MFU (0 = by device)")->capture_default_str();
+  app.add_option("--device", device_name, "cpu | cuda")->capture_default_str();
+  app.add_option("--dtype", dtype, "fp32 | bf16 (CUDA autocast, as aim-train's train.precision=bf16)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -59,26 +63,48 @@ int main(int argc, char** argv) {
     // runs the GEMMs on its own threads; extra OpenMP threads spin-wait between parallel
     // regions and steal those cores (measured: 2 threads 50 img/s vs 1 thread 70 img/s).
     if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+    if (steps < 1 || warmup < 0 || batch < 1) throw aim::Error("--steps and --batch must be >= 1, --warmup >= 0");
+    if (dtype != "fp32" && dtype != "bf16") throw aim::Error("--dtype: expected fp32 or bf16, got '" + dtype + "'");
+    const auto device = aim::train::select_device(device_name, 0);
+    const bool cuda = device.is_cuda();
+    if (dtype == "bf16" && !cuda) throw aim::Error("--dtype bf16 is CUDA autocast: use it with --device cuda");
+    if (peak_gflops <= 0) peak_gflops = cuda ? 989.5e3 : 225.0;
     torch::manual_seed(0);
     aim::model::AimPretrainModel model(cfg);
+    model->to(device);
     auto opt = aim::train::make_adamw(*model, {});
     auto params = model->parameters();
-    auto x = torch::randn({batch, cfg.channels, cfg.img_size, cfg.img_size});
+    auto x = torch::randn({batch, cfg.channels, cfg.img_size, cfg.img_size}).to(device);
     auto gen = at::detail::createCPUGenerator(0);
 
-    std::vector<double> times;
+    // On CUDA each step ends with the loss read-back (a sync, as aim-train's logging does
+    // only every log_every steps); the optimizer is timed on its own between two syncs.
+    std::vector<double> times, opt_times;
     double loss = 0;
     for (int64_t step = 0; step < warmup + steps; ++step) {
       auto t0 = std::chrono::steady_clock::now();
       auto prefix = aim::model::sample_prefix_lengths(batch, cfg.num_tokens(), cfg.attention, gen);
-      auto out = model->forward(x, prefix);
+      if (dtype == "bf16") aim::compat::set_cuda_autocast(true, at::kBFloat16);
+      auto out = model->forward(x, prefix, aim::model::HeadTokens::kLossOnly);
+      if (dtype == "bf16") {
+        aim::compat::set_cuda_autocast(false, at::kBFloat16);
+        aim::compat::clear_autocast_cache();
+      }
       aim::train::clear_gradients(*opt);
       out.loss.mean.backward();
       torch::nn::utils::clip_grad_norm_(params, 1.0);
+      if (cuda) torch::cuda::synchronize();
+      auto t1 = std::chrono::steady_clock::now();
       opt->step();
+      if (cuda) torch::cuda::synchronize();
+      auto t2 = std::chrono::steady_clock::now();
       loss = out.loss.mean.item<double>();
-      if (step >= warmup) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (step >= warmup) {
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        opt_times.push_back(std::chrono::duration<double>(t2 - t1).count());
+      }
     }
+    std::sort(opt_times.begin(), opt_times.end());
     std::sort(times.begin(), times.end());
     const double med = times[times.size() / 2];
     const auto flops = aim::model::count_flops(cfg);
@@ -94,9 +120,12 @@ int main(int argc, char** argv) {
                           {"step_s_median", med},
                           {"img_per_s", img_s},
                           {"img_per_s_mean", img_s_mean},
-                          {"gflops_per_s", img_s * flops.training() / 1e9},
-                          {"mfu", img_s * flops.training() / (peak_gflops * 1e9)},
+                          {"gflops_per_s", img_s * flops.executed_training() / 1e9},
+                          {"mfu", img_s * flops.executed_training() / (peak_gflops * 1e9)},
+                          {"opt_s_median", opt_times[opt_times.size() / 2]},
                           {"loss", loss},
+                          {"device", device.str()},
+                          {"dtype", dtype},
                           {"threads", at::get_num_threads()},
                           {"torch", aim::compat::torch_version()}};
     std::cout << out.dump() << std::endl;
