@@ -8,6 +8,7 @@
 #else
 #define AIM_HAS_GLOO 0
 #endif
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>  // Work, collective options
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
