@@ -26,6 +26,17 @@ def human(v):
     return f"{v:.3g}E"
 
 
+def finish(fig, ax, path, xlabel, ylabel, title, legend=True):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main():
     out = sys.argv[1]
     rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
@@ -37,6 +48,7 @@ def main():
     cmap = plt.get_cmap("viridis", max(2, len(sizes)))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     labelled = set()
+    most = max((fnum(x["unique_images"]) or 0) for x in rows)
     for r in rows:
         pts = [(fnum(c["train_flops"]), fnum(c["val_loss"])) for c in curves if c["point"] == r["point"]]
         pts = [p for p in pts if p[0] and p[1]]
@@ -45,7 +57,6 @@ def main():
         n = int(r["trunk_params"])
         label = None if n in labelled else f"{human(n)} params"
         labelled.add(n)
-        most = max((fnum(x["unique_images"]) or 0) for x in rows)
         style = "--" if r["unique_images"] and fnum(r["unique_images"]) < most else "-"
         ax.plot(*zip(*pts), style, marker="o", ms=3, color=cmap(sizes.index(n)), label=label, alpha=0.9)
     law = fits.get("loss_vs_compute")
@@ -57,13 +68,8 @@ def main():
                 label=f"frontier fit: L ∝ C^{law['b']:.3f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("training FLOPs")
-    ax.set_ylabel("validation loss")
-    ax.set_title("AIM: validation loss vs compute (dashed: smaller data subsets)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "loss_vs_compute.png"), dpi=120)
-    plt.close(fig)
+    finish(fig, ax, os.path.join(out, "loss_vs_compute.png"), "training FLOPs", "validation loss",
+           "AIM: validation loss vs compute (dashed: smaller data subsets)")
 
     # 2. Final validation loss vs parameters, one line per data size.
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -78,13 +84,8 @@ def main():
         xs = sorted({int(r["trunk_params"]) for r in rows})
         ax.plot(xs, [law["a"] * x ** law["b"] for x in xs], "k:", label=f"fit: L ∝ N^{law['b']:.3f}")
     ax.set_xscale("log")
-    ax.set_xlabel("trunk parameters")
-    ax.set_ylabel("final validation loss")
-    ax.set_title("validation loss vs model size")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "loss_vs_params.png"), dpi=120)
-    plt.close(fig)
+    finish(fig, ax, os.path.join(out, "loss_vs_params.png"), "trunk parameters", "final validation loss",
+           "validation loss vs model size")
 
     # 3. Probe accuracy vs validation loss.
     pts = [(fnum(r["final_val_loss"]), fnum(r["probe_top1"]), int(r["trunk_params"])) for r in rows]
@@ -98,13 +99,8 @@ def main():
             xs = sorted(p[0] for p in pts)
             ax.plot(xs, [100 * (line["intercept"] + line["slope"] * x) for x in xs], "k:",
                     label=f"Pearson r = {fits['accuracy_loss_pearson']:.3f}" if fits.get("accuracy_loss_pearson") is not None else None)
-            ax.legend(fontsize=8)
-        ax.set_xlabel("final validation loss")
-        ax.set_ylabel("probe top-1 (%)")
-        ax.set_title("lower pre-training loss, better probe?")
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "accuracy_vs_loss.png"), dpi=120)
-        plt.close(fig)
+        finish(fig, ax, os.path.join(out, "accuracy_vs_loss.png"), "final validation loss", "probe top-1 (%)",
+               "lower pre-training loss, better probe?", legend=bool(line))
 
 
 if __name__ == "__main__":
