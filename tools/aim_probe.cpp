@@ -17,6 +17,7 @@
 #include "aim/error.h"
 #include "aim/probe/probe_runner.h"
 #include "aim/train/device.h"
+#include "aim/train/trainer.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Train and evaluate probes on a frozen AIM trunk"};
@@ -66,10 +67,10 @@ int main(int argc, char** argv) {
       return 0;
     }
 
+    const auto device = aim::train::select_device(cfg.train.device, env.local_rank);
+    aim::train::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
-    if (env.distributed())
-      comm = aim::dist::connect(env, aim::train::select_device(cfg.train.device, env.local_rank).is_cuda(),
-                                std::chrono::seconds(600));
+    if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
     if (eval_only) {
       auto r = aim::probe::evaluate_saved_probe(cfg, env, comm.get(), probe_path);
       if (env.rank == 0)

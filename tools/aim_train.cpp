@@ -43,16 +43,19 @@ int main(int argc, char** argv) {
       return 0;
     }
     // One process group for training and the optional probe that follows.
+    // This rank's GPU becomes the current device before anything touches CUDA.
+    const auto device = aim::train::select_device(cfg.train.device, env.local_rank);
+    aim::train::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
-    if (env.distributed())
-      comm = aim::dist::connect(env, aim::train::select_device(cfg.train.device, env.local_rank).is_cuda(),
-                                std::chrono::seconds(600));
+    if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
     auto s = aim::train::run_training(cfg, env, comm.get());
     if (env.rank == 0)
       spdlog::info("done: {} steps, loss {:.4f} -> {:.4f}{}", s.steps_done, s.first_loss, s.last_loss,
                    s.last_val_loss >= 0 ? fmt::format(", val_loss {:.4f}", s.last_val_loss) : std::string());
     if (cfg.probe.at_end) {
-      const std::string trunk = cfg.probe.weights.empty() ? cfg.train.out_dir + "/trunk.safetensors" : cfg.probe.weights;
+      // The trunk every rank has just confirmed (export_final_trunk), unless probe.weights
+      // names other weights on purpose.
+      const std::string trunk = cfg.probe.weights.empty() ? s.trunk_path : cfg.probe.weights;
       auto r = aim::probe::run_probe(cfg, env, comm.get(), trunk);
       const auto& b = r.heads[r.best];
       if (env.rank == 0)

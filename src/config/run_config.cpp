@@ -66,10 +66,11 @@ bool same_optional(const std::optional<data::SourceConfig>& a, const std::option
 
 bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
-                  keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads) ==
+                  keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
+                  dist_timeout_s, resume) ==
          std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
                   o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
-                  o.peak_tflops, o.device, o.threads);
+                  o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume);
 }
 
 data::AugmentConfig DataSection::default_augment() {
@@ -383,6 +384,7 @@ Field<T> pair(const char* name, double T::*a, double T::*b) {
 const std::vector<std::string> kSourceKinds = {"webdataset", "image_folder", "idx", "synthetic"};
 const std::vector<std::string> kPrecisions = {"bf16", "fp32"};
 const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
+const std::vector<std::string> kResumeModes = {"auto", "force"};
 const std::vector<std::string> kOrders = {"raster", "spiral", "checkerboard", "random"};
 
 const std::vector<Field<model::ModelConfig>>& model_fields() {
@@ -517,6 +519,8 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       plain("peak_tflops", &T::peak_tflops),
       choice("device", &T::device, kDevices),
       plain("threads", &T::threads),
+      plain("dist_timeout_s", &T::dist_timeout_s),
+      choice("resume", &T::resume, kResumeModes),
   };
   return f;
 }
@@ -1119,6 +1123,9 @@ void validate(const RunConfig& cfg, int world_size, bool check_paths) {
   if (!(t.peak_tflops >= 0) || !std::isfinite(t.peak_tflops))
     fail("train.peak_tflops", "must be >= 0 (0 = detect), got " + num(t.peak_tflops));
   if (t.threads < 0) fail("train.threads", "must be >= 0 (0 = default), got " + std::to_string(t.threads));
+  if (t.dist_timeout_s < 1) fail("train.dist_timeout_s", "must be >= 1 (seconds), got " + num(t.dist_timeout_s));
+  if (std::find(kResumeModes.begin(), kResumeModes.end(), t.resume) == kResumeModes.end())
+    fail("train.resume", expect_one_of(t.resume, kResumeModes));
 
   const train::OptimConfig& o = cfg.optim;
   if (!(o.lr > 0) || !std::isfinite(o.lr)) fail("optim.lr", "must be > 0, got " + num(o.lr));
@@ -1256,6 +1263,31 @@ std::string fingerprint(const RunConfig& cfg) {
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+std::string run_identity(const RunConfig& cfg) {
+  RunConfig c = cfg;
+  const TrainConfig defaults;
+  TrainConfig& t = c.train;
+  t.out_dir = defaults.out_dir;
+  t.log_every = defaults.log_every;
+  t.ckpt_every = defaults.ckpt_every;
+  t.keep_checkpoints = defaults.keep_checkpoints;
+  t.val_every = defaults.val_every;
+  t.val_batches = defaults.val_batches;
+  t.max_nonfinite = defaults.max_nonfinite;
+  t.peak_tflops = defaults.peak_tflops;
+  t.micro_batch_size = defaults.micro_batch_size;
+  t.device = defaults.device;
+  t.threads = defaults.threads;
+  t.dist_timeout_s = defaults.dist_timeout_s;
+  t.resume = defaults.resume;
+  c.data.workers = DataSection().workers;
+  c.data.prefetch = DataSection().prefetch;
+  c.data.stream_lanes = DataSection().stream_lanes;
+  c.data.val.reset();
+  c.probe = probe::ProbeConfig();
+  return fingerprint(c);
 }
 
 data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int world_size) {

@@ -8,6 +8,7 @@
 #else
 #define AIM_HAS_GLOO 0
 #endif
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>  // Work, collective options
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
@@ -16,24 +17,36 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <sstream>
 
+#include "aim/dist/nccl_timeouts.h"
 #include "aim/error.h"
 
 namespace aim::dist {
 namespace {
 
+std::string device_name(const torch::Device& d) {
+  std::ostringstream o;
+  o << d;
+  return o.str();
+}
+
 class C10dWork : public PendingWork {
  public:
+  // `timeout` 0 = wait as the backend does by default (NCCL: the watchdog enforces the
+  // process group's timeout; an explicit timed wait would busy-poll the CPU on 2.x).
   C10dWork(c10::intrusive_ptr<c10d::Work> work, std::chrono::milliseconds timeout)
       : work_(std::move(work)), timeout_(timeout) {}
   void wait() override {
     try {
-      if (!work_->wait(timeout_)) throw Error("collective did not complete");
+      const bool ok = timeout_.count() > 0 ? work_->wait(timeout_) : work_->wait();
+      if (!ok) throw Error("collective did not complete");
     } catch (const aim::Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error(std::string("collective failed (a rank died or timed out?): ") + e.what());
+      throw Error(std::string("collective failed (a rank died, or did not join within train.dist_timeout_s): ") +
+                  e.what());
     }
   }
 
@@ -48,26 +61,33 @@ template <class Backend>
 class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> backend, int rank, int world,
-                   std::chrono::milliseconds timeout)
-      : store_(std::move(store)), backend_(std::move(backend)), rank_(rank), world_(world), timeout_(timeout) {}
+                   torch::Device device, std::chrono::milliseconds wait_timeout)
+      : store_(std::move(store)), backend_(std::move(backend)), rank_(rank), world_(world), device_(device),
+        wait_timeout_(wait_timeout) {}
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
+  torch::Device device() const override { return device_; }
 
   std::unique_ptr<PendingWork> all_reduce_sum(torch::Tensor& t) override {
+    require_on_device(t, "all_reduce");
     std::vector<at::Tensor> v{t};
-    return std::make_unique<C10dWork>(guard([&] { return backend_->allreduce(v); }), timeout_);
+    return std::make_unique<C10dWork>(guard([&] { return backend_->allreduce(v); }), wait_timeout_);
   }
 
   void broadcast(torch::Tensor& t, int root) override {
+    require_on_device(t, "broadcast");
     std::vector<at::Tensor> v{t};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
-    C10dWork(guard([&] { return backend_->broadcast(v, opts); }), timeout_).wait();
+    C10dWork(guard([&] { return backend_->broadcast(v, opts); }), wait_timeout_).wait();
   }
 
   void barrier() override {
-    C10dWork(guard([&] { return backend_->barrier(); }), timeout_).wait();
+    // ProcessGroupNCCL's barrier all-reduces a tensor on the device it guesses from the
+    // rank; an explicit all-reduce on our own device is the same rendezvous everywhere.
+    auto t = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+    all_reduce_sum_now(t);
   }
 
  private:
@@ -83,69 +103,156 @@ class C10dCommunicator : public Communicator {
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<Backend> backend_;
   int rank_, world_;
-  std::chrono::milliseconds timeout_;
+  torch::Device device_;
+  std::chrono::milliseconds wait_timeout_;
 };
 
-}  // namespace
-
-void Communicator::check_same_on_all_ranks(const std::string& value, const std::string& what) {
-  // Fixed-size digest of the string, summed across ranks against rank 0's broadcast copy.
-  const auto h = static_cast<int64_t>(std::hash<std::string>{}(value) & 0x7fffffffffffLL);
-  auto mine = torch::tensor({h}, torch::kInt64);
-  auto root = mine.clone();
-  broadcast(root, 0);
-  auto differs = torch::tensor({root.item<int64_t>() != h ? int64_t(1) << rank() : int64_t(0)}, torch::kInt64);
-  all_reduce_sum_now(differs);
-  const int64_t mask = differs.item<int64_t>();
-  if (mask != 0) {
-    std::ostringstream msg;
-    msg << what << " differs from rank 0's on rank(s):";
-    for (int r = 0; r < std::min(world_size(), 62); ++r)
-      if (mask & (int64_t(1) << r)) msg << ' ' << r;
-    throw Error(msg.str());
-  }
+bool agent_serves_store() {
+  const char* v = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  return v && std::string(v) == "True";
 }
 
-std::unique_ptr<Communicator> connect(const DistEnv& env, bool cuda, std::chrono::seconds timeout) {
-  if (env.world_size < 2) throw Error("dist::connect needs world_size > 1");
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
-  c10::intrusive_ptr<c10d::Store> store;
+c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::milliseconds timeout) {
+  const bool agent = agent_serves_store();
   try {
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(env.master_port);
-    opts.isServer = env.rank == 0;
+    // torchrun's agent already listens on MASTER_PORT: serving it again fails with
+    // "Address already in use". Otherwise rank 0 serves and waits for every rank.
+    opts.isServer = !agent && env.rank == 0;
     opts.numWorkers = env.world_size;
-    opts.waitWorkers = true;
-    opts.timeout = ms;
+    opts.waitWorkers = !agent;
+    opts.timeout = timeout;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     // LibTorch >= 2.4 defaults to the libuv store backend, which distribution builds (e.g.
     // Debian 13's 2.6) leave out; the classic backend exists everywhere.
     opts.useLibUV = false;
 #endif
-    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    if (!agent) return store;
+    // The agent's store outlives worker restarts: keys live under the attempt, as in
+    // torch.distributed.rendezvous._create_c10d_store.
+    const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+    return c10::make_intrusive<c10d::PrefixStore>(std::string("/worker/attempt_") + (attempt && *attempt ? attempt : "0"),
+                                                 store);
   } catch (const std::exception& e) {
     throw Error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) + " failed (rank " +
-                std::to_string(env.rank) + "/" + std::to_string(env.world_size) + "): " + e.what());
+                std::to_string(env.rank) + "/" + std::to_string(env.world_size) +
+                (agent ? ", as a client of torchrun's store" : env.rank == 0 ? ", serving the store" : ", as a client") +
+                "): " + e.what());
   }
-  if (cuda) {
+}
+
+#if AIM_HAS_GLOO
+// GLOO_SOCKET_IFNAME=eth0[,eth1] picks the interfaces, as in PyTorch; otherwise loopback
+// for a local job and the interface the hostname resolves to for a multi-node one.
+std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const DistEnv& env) {
+  std::vector<std::shared_ptr<::gloo::transport::Device>> out;
+  const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+  if (ifname && *ifname) {
+    std::stringstream names(ifname);
+    std::string name;
+    while (std::getline(names, name, ',')) {
+      if (name.empty()) continue;
+      try {
+        out.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+      } catch (const std::exception& e) {
+        throw Error("GLOO_SOCKET_IFNAME: cannot use network interface '" + name + "': " + e.what());
+      }
+    }
+    if (out.empty()) throw Error(std::string("GLOO_SOCKET_IFNAME='") + ifname + "' names no interface");
+    return out;
+  }
+  const bool loopback = env.master_addr.rfind("127.", 0) == 0 || env.master_addr == "localhost";
+  out.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                         : c10d::ProcessGroupGloo::createDefaultDevice());
+  return out;
+}
+#endif
+
+}  // namespace
+
+void Communicator::require_on_device(const torch::Tensor& t, const char* op) const {
+  const auto want = device();
+  if (!t.defined()) throw Error(std::string(op) + ": undefined tensor");
+  if (t.device() != want)
+    throw Error(std::string(op) + ": tensor on " + device_name(t.device()) + ", but this communicator's collectives run on " +
+                device_name(want) + (want.is_cuda() ? " (NCCL takes only CUDA tensors on the rank's own GPU)" : "") +
+                "; move host values with the *_host helpers");
+  if (t.is_sparse() || !t.is_contiguous())
+    throw Error(std::string(op) + ": tensor must be dense and contiguous (as NCCL requires)");
+}
+
+std::vector<double> Communicator::all_reduce_sum_host(const std::vector<double>& values) {
+  auto t = torch::tensor(values, torch::kFloat64).to(device());
+  all_reduce_sum_now(t);
+  t = t.cpu();
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+std::vector<int64_t> Communicator::broadcast_host(const std::vector<int64_t>& values, int root) {
+  auto t = torch::tensor(values, torch::kInt64).to(device());
+  broadcast(t, root);
+  t = t.cpu();
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+}
+
+std::vector<int64_t> Communicator::all_gather_host(int64_t value) {
+  auto t = torch::zeros({world_size()}, torch::kInt64);
+  t[rank()] = value;
+  t = t.to(device());
+  all_reduce_sum_now(t);
+  t = t.cpu();
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+}
+
+void Communicator::check_same_on_all_ranks(const std::string& value, const std::string& what) {
+  // Fixed-size digest of the string, compared with rank 0's broadcast copy.
+  const auto h = static_cast<int64_t>(std::hash<std::string>{}(value) & 0x7fffffffffffLL);
+  const int64_t root = broadcast_host({h}, 0).at(0);
+  const auto differs = all_gather_host(root != h ? 1 : 0);
+  std::ostringstream msg;
+  bool any = false;
+  for (int r = 0; r < world_size(); ++r)
+    if (differs[static_cast<size_t>(r)]) {
+      msg << (any ? " " : "") << r;
+      any = true;
+    }
+  if (any) throw Error(what + " differs from rank 0's on rank(s): " + msg.str());
+}
+
+std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& options) {
+  if (env.world_size < 2) throw Error("dist::connect needs world_size > 1");
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout);
+  const bool nccl = options.device.is_cuda() && !options.declared_device_only;
+  if (nccl) {
 #ifdef USE_C10D_NCCL
+    // Before the process group reads them: without async error handling a dead rank
+    // hangs NCCL collectives forever (see nccl_timeouts.h).
+    enable_nccl_timeouts();
+    auto store = rendezvous(env, ms);
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = ms;
-    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, opts);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(store, pg, env.rank, env.world_size, ms);
+    try {
+      auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, opts);
+      return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(store, pg, env.rank, env.world_size,
+                                                                        options.device, std::chrono::milliseconds(0));
+    } catch (const std::exception& e) {
+      throw Error(std::string("creating the NCCL process group failed: ") + e.what());
+    }
 #else
     throw Error("this LibTorch has no NCCL (ProcessGroupNCCL); build against a CUDA LibTorch");
 #endif
   }
 #if AIM_HAS_GLOO
   auto opts = c10d::ProcessGroupGloo::Options::create(ms);
-  const bool loopback = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
-  opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+  opts->devices = gloo_devices(env);
   opts->threads = 2;
+  auto store = rendezvous(env, ms);
   try {
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, opts);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(store, pg, env.rank, env.world_size, ms);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(store, pg, env.rank, env.world_size,
+                                                                      options.device, ms);
   } catch (const std::exception& e) {
     throw Error(std::string("creating the Gloo process group failed: ") + e.what());
   }

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "aim/dist/slurm_nodelist.h"
 #include "aim/error.h"
 
 namespace aim::dist {
@@ -42,10 +43,26 @@ DistEnv dist_env_from_environment() {
     throw Error("distributed launch: rank " + std::to_string(env.rank) + " is outside world size " + std::to_string(env.world_size));
   env.local_rank = env_int("LOCAL_RANK").value_or(env_int("SLURM_LOCALID").value_or(env.rank));
   env.local_world_size = env_int("LOCAL_WORLD_SIZE").value_or(slurm_tasks_per_node().value_or(env.world_size));
-  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) env.master_addr = a;
-  else if (env.world_size > 1 && !std::getenv("SLURM_PROCID"))
-    throw Error("distributed launch: WORLD_SIZE > 1 but MASTER_ADDR is not set");
-  env.master_port = env_int("MASTER_PORT").value_or(29500);
+  const bool slurm = !std::getenv("RANK") && std::getenv("SLURM_PROCID");
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) {
+    env.master_addr = a;
+  } else if (env.world_size > 1) {
+    // Under srun without MASTER_ADDR: rank 0 runs on the job's first node. Guessing
+    // 127.0.0.1 instead would hang a multi-node job until the rendezvous timeout.
+    const char* nodes = std::getenv("SLURM_JOB_NODELIST");
+    if (!nodes || !*nodes) nodes = std::getenv("SLURM_NODELIST");
+    if (!slurm)
+      throw Error("distributed launch: WORLD_SIZE > 1 but MASTER_ADDR is not set; export MASTER_ADDR (rank 0's host) "
+                  "and MASTER_PORT, or launch with torchrun / aim-train --nproc-per-node");
+    if (!nodes || !*nodes)
+      throw Error("distributed launch under SLURM: neither MASTER_ADDR nor SLURM_JOB_NODELIST is set; export "
+                  "MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1) in the batch script");
+    env.master_addr = first_host_of_nodelist(nodes);
+  }
+  if (auto port = env_int("MASTER_PORT")) env.master_port = *port;
+  else if (auto job = env_int("SLURM_JOB_ID"); slurm && job) env.master_port = port_for_slurm_job(*job);
+  if (env.master_port < 1 || env.master_port > 65535)
+    throw Error("MASTER_PORT=" + std::to_string(env.master_port) + ": expected a TCP port in 1..65535");
   return env;
 }
 

@@ -2,10 +2,12 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -32,22 +34,54 @@ int free_port() {
   return port;
 }
 
+// The ranks, for the signal handler (which may only use async-signal-safe calls).
+constexpr int kMaxRanks = 1024;
+volatile sig_atomic_t g_num_children = 0;
+pid_t g_children[kMaxRanks];
+
+void forward_signal(int sig) {
+  const int saved = errno;
+  for (int i = 0; i < g_num_children; ++i)
+    if (g_children[i] > 0) ::kill(g_children[i], sig);
+  errno = saved;
+}
+
+// The signals a scheduler or a user sends to stop a job: torchrun forwards the same ones.
+constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGUSR1};
+
 }  // namespace
 
 int launch_local(int nproc, const std::vector<std::string>& argv) {
   if (nproc < 1) throw Error("--nproc-per-node must be >= 1");
+  if (nproc > kMaxRanks) throw Error("--nproc-per-node must be <= " + std::to_string(kMaxRanks));
   const int port = free_port();
+  const pid_t launcher = ::getpid();
+
+  // Handlers go in before the first fork, so no signal can fall between a child's start and
+  // its registration; a child resets them before exec.
+  struct sigaction sa {};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
+
   std::vector<pid_t> children;
   for (int r = 0; r < nproc; ++r) {
     pid_t pid = ::fork();
     if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
+      for (int sig : kForwarded) ::signal(sig, SIG_DFL);
+      // A launcher killed outright (SIGKILL, OOM killer) cannot forward anything: the kernel
+      // sends each rank SIGTERM when it dies. If it died before this line, stop now.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != launcher) ::_exit(128 + SIGTERM);
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");  // this launcher serves no store: rank 0 does
       std::vector<char*> args;
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
@@ -56,12 +90,20 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
       ::_exit(127);
     }
     children.push_back(pid);
+    g_children[r] = pid;
+    g_num_children = r + 1;
   }
   int result = 0;
-  for (size_t alive = children.size(); alive > 0; --alive) {
+  for (size_t alive = children.size(); alive > 0;) {
     int status = 0;
     pid_t done = ::wait(&status);
-    if (done < 0) break;
+    if (done < 0) {
+      if (errno == EINTR) continue;  // a forwarded signal; the ranks decide what happens
+      break;
+    }
+    --alive;
+    for (int i = 0; i < g_num_children; ++i)
+      if (g_children[i] == done) g_children[i] = -1;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code != 0 && result == 0) {
       result = code;
@@ -70,6 +112,8 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
         if (c != done) ::kill(c, SIGTERM);
     }
   }
+  g_num_children = 0;
+  for (int sig : kForwarded) ::signal(sig, SIG_DFL);
   return result;
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -62,32 +63,69 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   writer.commit();
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  auto fail = [&](const std::string& msg) -> Error { return Error("safetensors file '" + path + "': " + msg); };
-  std::ifstream in(path, std::ios::binary);
+namespace {
+
+struct Header {
+  nlohmann::ordered_json json;
+  uint64_t header_len = 0, file_size = 0;
+};
+
+Error file_error(const std::string& path, const std::string& msg) { return Error("safetensors file '" + path + "': " + msg); }
+
+// Reads and parses the length-prefixed JSON header, leaving `in` at the first data byte.
+Header read_header(const std::string& path, std::ifstream& in) {
+  auto fail = [&](const std::string& msg) { return file_error(path, msg); };
   if (!in) throw fail("cannot open (" + std::string(std::strerror(errno)) + ")");
+  Header h;
   std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  h.file_size = std::filesystem::file_size(path, ec);
   if (ec) throw fail("cannot stat: " + ec.message());
-  if (file_size < 8) throw fail("only " + std::to_string(file_size) + " bytes; too small to hold a header");
+  if (h.file_size < 8) throw fail("only " + std::to_string(h.file_size) + " bytes; too small to hold a header");
   unsigned char len[8];
   in.read(reinterpret_cast<char*>(len), 8);
-  uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
-  if (header_len > kMaxHeaderBytes) throw fail("header length " + std::to_string(header_len) + " exceeds the 100 MiB limit (not a safetensors file?)");
-  if (header_len > file_size - 8)
-    throw fail("header length " + std::to_string(header_len) + " runs past the end of the " +
-               std::to_string(file_size) + "-byte file (truncated?)");
-  std::string json(header_len, '\0');
-  in.read(json.data(), static_cast<std::streamsize>(header_len));
+  for (int i = 0; i < 8; ++i) h.header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
+  if (h.header_len > kMaxHeaderBytes)
+    throw fail("header length " + std::to_string(h.header_len) + " exceeds the 100 MiB limit (not a safetensors file?)");
+  if (h.header_len > h.file_size - 8)
+    throw fail("header length " + std::to_string(h.header_len) + " runs past the end of the " +
+               std::to_string(h.file_size) + "-byte file (truncated?)");
+  std::string json(h.header_len, '\0');
+  in.read(json.data(), static_cast<std::streamsize>(h.header_len));
   if (!in) throw fail("could not read the header");
-  nlohmann::ordered_json header;
   try {
-    header = nlohmann::ordered_json::parse(json);
+    h.json = nlohmann::ordered_json::parse(json);
   } catch (const std::exception& e) {
     throw fail(std::string("header is not valid JSON: ") + e.what());
   }
-  if (!header.is_object()) throw fail("header is not a JSON object");
+  if (!h.json.is_object()) throw fail("header is not a JSON object");
+  return h;
+}
+
+std::map<std::string, std::string> parse_metadata(const std::string& path, const nlohmann::ordered_json& entry) {
+  std::map<std::string, std::string> out;
+  if (!entry.is_object()) throw file_error(path, "__metadata__ must be an object of strings");
+  for (auto m = entry.begin(); m != entry.end(); ++m) {
+    if (!m.value().is_string()) throw file_error(path, "__metadata__['" + m.key() + "'] must be a string");
+    out[m.key()] = m.value().get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const Header h = read_header(path, in);
+  auto it = h.json.find("__metadata__");
+  return it == h.json.end() ? std::map<std::string, std::string>{} : parse_metadata(path, *it);
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  auto fail = [&](const std::string& msg) { return file_error(path, msg); };
+  std::ifstream in(path, std::ios::binary);
+  const Header h = read_header(path, in);
+  const auto& header = h.json;
+  const uint64_t header_len = h.header_len, file_size = h.file_size;
 
   const uint64_t data_size = file_size - 8 - header_len;
   SafetensorsFile out;
@@ -96,11 +134,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
     const std::string& name = it.key();
     const auto& entry = it.value();
     if (name == "__metadata__") {
-      if (!entry.is_object()) throw fail("__metadata__ must be an object of strings");
-      for (auto m = entry.begin(); m != entry.end(); ++m) {
-        if (!m.value().is_string()) throw fail("__metadata__['" + m.key() + "'] must be a string");
-        out.metadata[m.key()] = m.value().get<std::string>();
-      }
+      out.metadata = parse_metadata(path, entry);
       continue;
     }
     auto bad = [&](const std::string& msg) { return fail("tensor '" + name + "': " + msg); };
@@ -114,18 +148,24 @@ SafetensorsFile load_safetensors(const std::string& path) {
     if (!dtype) throw bad("unsupported dtype '" + dtype_str + "'");
     std::vector<int64_t> shape;
     if (!entry["shape"].is_array()) throw bad("shape must be an array");
+    // Checked products: a crafted shape such as [2^62+1, 4] must not wrap around into a
+    // plausible byte count.
     uint64_t numel = 1;
+    bool overflow = false;
     for (const auto& s : entry["shape"]) {
       if (!s.is_number_integer() || s.get<int64_t>() < 0) throw bad("shape entries must be non-negative integers");
       shape.push_back(s.get<int64_t>());
-      numel *= static_cast<uint64_t>(shape.back());
+      overflow = overflow || __builtin_mul_overflow(numel, static_cast<uint64_t>(shape.back()), &numel);
     }
+    uint64_t bytes = 0;
+    overflow = overflow || numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+               __builtin_mul_overflow(numel, static_cast<uint64_t>(c10::elementSize(*dtype)), &bytes);
+    if (overflow) throw bad("shape " + entry["shape"].dump() + " has more elements than any file can hold");
     const auto& offs = entry["data_offsets"];
     if (!offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
       throw bad("data_offsets must be [begin, end]");
     const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
-    const uint64_t elem = c10::elementSize(*dtype);
-    if (end < begin || end - begin != numel * elem)
+    if (end < begin || end - begin != bytes)
       throw bad("data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + ") do not hold " +
                 std::to_string(numel) + " " + dtype_str + " values");
     if (end > data_size)

@@ -39,8 +39,8 @@ NamedTensors filter_prefixes(const NamedTensors& tensors, const std::vector<std:
   return out;
 }
 
-void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
-                     const std::vector<std::string>& prefixes) {
+void check_state_dict(const torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                      const std::vector<std::string>& prefixes) {
   std::map<std::string, torch::Tensor> given;
   for (const auto& [name, t] : tensors)
     if (has_prefix(name, prefixes)) given[name] = t;
@@ -75,8 +75,16 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, con
     list("wrong shape", mismatched);
     throw Error(msg.str());
   }
+}
+
+void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                     const std::vector<std::string>& prefixes) {
+  check_state_dict(module, tensors, source, prefixes);
+  std::map<std::string, torch::Tensor> given;
+  for (const auto& [name, t] : tensors)
+    if (has_prefix(name, prefixes)) given[name] = t;
   torch::NoGradGuard no_grad;
-  for (auto& [name, dst] : own) dst.copy_(given[name]);
+  for (auto& [name, dst] : filter_prefixes(state_dict(module), prefixes)) dst.copy_(given.at(name));
 }
 
 }  // namespace aim::io

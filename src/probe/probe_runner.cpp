@@ -191,9 +191,8 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     cache = torch::cat(feats);
     cache_labels = torch::cat(labels);
     feats.clear();
-    auto n = torch::tensor({static_cast<double>(cache.size(0))}, torch::kFloat64);
-    if (comm) comm->all_reduce_sum_now(n);
-    train_samples = static_cast<int64_t>(n.item<double>());
+    train_samples = cache.size(0);
+    if (comm) train_samples = static_cast<int64_t>(comm->all_reduce_sum_host({static_cast<double>(train_samples)}).at(0));
     if (log)
       spdlog::info("probe: cached features of {} training images ({} x {} per image, {:.2f} GB per rank) in {:.1f} s",
                    train_samples, fx.tokens(), fx.dim(), cache.numel() * 4.0 / 1e9, seconds_since(t0));

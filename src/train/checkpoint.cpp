@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -64,30 +65,85 @@ std::vector<std::pair<std::string, torch::Tensor>> optimizer_state(const torch::
   return out;
 }
 
-void load_optimizer_state(torch::optim::AdamW& opt, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-                          const std::string& source) {
+namespace {
+
+// AdamW state read from a checkpoint, checked, not yet in the optimizer.
+struct StagedOptimizerState {
+  std::vector<std::pair<torch::Tensor, std::unique_ptr<torch::optim::AdamWParamState>>> states;
+
+  void commit(torch::optim::AdamW& opt) {
+    opt.state().clear();
+    for (auto& [p, s] : states) opt.state()[compat::optimizer_state_key(p)] = std::move(s);
+    states.clear();
+  }
+};
+
+StagedOptimizerState stage_optimizer_state(const torch::optim::AdamW& opt,
+                                           const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                           const std::string& source) {
   std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
-  auto& groups = opt.param_groups();
-  opt.state().clear();
+  std::map<std::string, bool> used;
+  StagedOptimizerState staged;
+  const auto& groups = opt.param_groups();
   for (size_t g = 0; g < groups.size(); ++g)
     for (size_t i = 0; i < groups[g].params().size(); ++i) {
       const std::string prefix = "optim.g" + std::to_string(g) + ".p" + std::to_string(i) + ".";
-      auto step = by_name.find(prefix + "step");
-      if (step == by_name.end()) continue;  // parameter never updated yet
+      const std::array<std::string, 3> fields = {prefix + "step", prefix + "exp_avg", prefix + "exp_avg_sq"};
+      const size_t present = std::count_if(fields.begin(), fields.end(), [&](const auto& f) { return by_name.count(f) > 0; });
+      if (present == 0) continue;  // parameter never updated yet
+      if (present != fields.size())
+        throw Error("optimizer state in '" + source + "' is incomplete for " + prefix + " (has " +
+                    std::to_string(present) + " of step, exp_avg, exp_avg_sq)");
+      for (const auto& f : fields) used[f] = true;
       const auto& p = groups[g].params()[i];
-      auto m = by_name.at(prefix + "exp_avg"), v = by_name.at(prefix + "exp_avg_sq");
+      const auto& m = by_name.at(fields[1]);
+      const auto& v = by_name.at(fields[2]);
+      const auto& st = by_name.at(fields[0]);
       if (m.sizes() != p.sizes() || v.sizes() != p.sizes())
         throw Error("optimizer state in '" + source + "' does not match parameter " + prefix + " (model changed?)");
+      if (st.numel() != 1) throw Error("optimizer state in '" + source + "': " + fields[0] + " is not a scalar");
       auto s = std::make_unique<torch::optim::AdamWParamState>();
-      s->step(step->second.item<int64_t>());
+      s->step(st.item<int64_t>());
       s->exp_avg(m.to(p.device(), p.scalar_type()).clone());
       s->exp_avg_sq(v.to(p.device(), p.scalar_type()).clone());
-      opt.state()[compat::optimizer_state_key(p)] = std::move(s);
+      staged.states.emplace_back(p, std::move(s));
     }
+  for (const auto& [name, t] : by_name)
+    if (!used.count(name))
+      throw Error("optimizer state in '" + source + "' has '" + name + "', which matches no parameter (model changed?)");
+  return staged;
 }
 
-CheckpointManager::CheckpointManager(std::string out_dir, int rank, int world_size, int keep)
-    : dir_((fs::path(out_dir) / "checkpoints").string()), rank_(rank), world_size_(world_size), keep_(std::max(1, keep)) {
+}  // namespace
+
+void load_optimizer_state(torch::optim::AdamW& opt, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                          const std::string& source) {
+  stage_optimizer_state(opt, tensors, source).commit(opt);
+}
+
+std::string parameter_digest(const torch::nn::Module& model) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> sums;
+  for (const auto& p : model.parameters()) {
+    auto d = p.detach().to(torch::kFloat64);
+    sums.push_back(torch::stack({d.sum(), (d * d).sum()}));
+  }
+  if (sums.empty()) return "empty";
+  auto all = torch::stack(sums).cpu().contiguous();
+  const auto* bytes = reinterpret_cast<const unsigned char*>(all.data_ptr<double>());
+  uint64_t h = 1469598103934665603ull;
+  for (int64_t i = 0; i < all.numel() * static_cast<int64_t>(sizeof(double)); ++i) {
+    h ^= bytes[i];
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+CheckpointManager::CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity)
+    : dir_((fs::path(out_dir) / "checkpoints").string()), rank_(rank), world_size_(world_size), keep_(std::max(1, keep)),
+      identity_(std::move(identity)) {
   fs::create_directories(dir_);
 }
 
@@ -99,6 +155,34 @@ std::vector<std::string> CheckpointManager::list() const {
   }
   std::sort(out.rbegin(), out.rend());
   return out;
+}
+
+bool CheckpointManager::is_ours(const nlohmann::json& meta) const {
+  return meta.is_object() && meta.value("run_identity", std::string()) == identity_;
+}
+
+void CheckpointManager::remove_old(const std::string& just_written) const {
+  // Only this run's checkpoints count and only they are deleted: a directory whose
+  // meta.json is missing or names another run is someone else's data (or a checkpoint a
+  // later look may still explain), never ours to remove.
+  int kept = 1;  // the one just written, whatever its name sorts as
+  for (const auto& path : list()) {
+    if (path == just_written) continue;
+    nlohmann::json meta;
+    try {
+      meta = read_json(fs::path(path) / "meta.json");
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (!is_ours(meta)) continue;
+    if (kept < keep_) {
+      ++kept;
+      continue;
+    }
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    if (ec) spdlog::warn("could not remove old checkpoint {}: {}", path, ec.message());
+  }
 }
 
 void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const torch::optim::AdamW& opt,
@@ -122,47 +206,89 @@ void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const
     nlohmann::json m = meta;
     m["step"] = step;
     m["world_size"] = world_size_;
+    m["run_identity"] = identity_;
     io::write_file_atomic((partial / "meta.json").string(), m.dump(2));
     fs::remove_all(final_dir);
     fs::rename(partial, final_dir);
     fsync_dir(dir_);
-    auto all = list();
-    for (size_t i = static_cast<size_t>(keep_); i < all.size(); ++i) fs::remove_all(all[i]);
+    remove_old(final_dir.string());
   }
   if (comm) comm->barrier();
 }
 
-std::optional<ResumePoint> CheckpointManager::restore_latest(torch::nn::Module& model, torch::optim::AdamW& opt) {
+std::optional<ResumePoint> CheckpointManager::restore_latest(
+    torch::nn::Module& model, torch::optim::AdamW& opt, bool force,
+    const std::function<void(const nlohmann::json&)>& check_loader, dist::Communicator* comm) {
+  std::optional<ResumePoint> chosen;
+  StagedOptimizerState staged_opt;
+  io::NamedTensors staged_model;
+  std::vector<std::string> foreign;
   for (const auto& path : list()) {
     try {
       const fs::path dir(path);
       auto meta = read_json(dir / "meta.json");
+      const bool ours = is_ours(meta);
+      if (!ours && !force) {
+        foreign.push_back(fs::path(path).filename().string());
+        continue;
+      }
       const int saved_world = meta.at("world_size").get<int>();
       // Every rank reads every loader file, so all ranks agree on which checkpoint is usable.
       std::vector<nlohmann::json> loaders;
       for (int r = 0; r < saved_world; ++r) loaders.push_back(read_json(dir / ("loader_rank" + std::to_string(r) + ".json")));
-      auto file = io::load_safetensors((dir / "state.safetensors").string());
+      const std::string state_path = (dir / "state.safetensors").string();
+      auto file = io::load_safetensors(state_path);
       io::NamedTensors model_tensors, optim_tensors;
       for (auto& [n, t] : file.tensors) {
         if (n.rfind("model.", 0) == 0) model_tensors.emplace_back(n.substr(6), t);
         else optim_tensors.emplace_back(n, t);
       }
-      io::load_state_dict(model, model_tensors, (dir / "state.safetensors").string());
-      load_optimizer_state(opt, optim_tensors, (dir / "state.safetensors").string());
+      // Staging: everything that can reject the checkpoint runs before anything changes.
+      io::check_state_dict(model, model_tensors, state_path);
+      auto opt_state = stage_optimizer_state(opt, optim_tensors, state_path);
       ResumePoint rp;
       rp.step = meta.at("step").get<int64_t>();
       rp.meta = meta;
       rp.path = path;
+      rp.foreign = !ours;
       rp.loader = saved_world == world_size_ ? loaders.at(rank_) : loaders.at(0);
+      check_loader(rp.loader);
       if (saved_world != world_size_)
         spdlog::warn("checkpoint {} was written with {} ranks, resuming with {}: random-access data resumes exactly, "
                      "streaming shards restart their per-rank split", path, saved_world, world_size_);
-      return rp;
+      chosen = std::move(rp);
+      staged_opt = std::move(opt_state);
+      staged_model = std::move(model_tensors);
+      break;
     } catch (const std::exception& e) {
       spdlog::warn("checkpoint {} is unusable ({}); falling back to an older one", path, e.what());
     }
   }
-  return std::nullopt;
+  if (!chosen && !foreign.empty()) {
+    std::string names;
+    for (size_t i = 0; i < foreign.size() && i < 3; ++i) names += (i ? ", " : "") + foreign[i];
+    throw Error("train.out_dir: " + fs::path(dir_).parent_path().string() + " holds checkpoints of a different config (" +
+                names + (foreign.size() > 3 ? ", ..." : "") + ": their model, data, optimizer, steps, batch size, " +
+                "seed or precision differ). Use a new train.out_dir, or train.resume=force to continue from the newest " +
+                "of them anyway (weights and optimizer must still fit the model)");
+  }
+  if (comm) {
+    // All ranks must resume from the same step, decided before any rank commits.
+    const auto steps = comm->all_gather_host(chosen ? chosen->step : -1);
+    if (std::adjacent_find(steps.begin(), steps.end(), std::not_equal_to<>()) != steps.end()) {
+      std::string detail;
+      for (size_t r = 0; r < steps.size(); ++r)
+        detail += (r ? ", " : "") + ("rank " + std::to_string(r) + ": " +
+                                     (steps[r] < 0 ? std::string("none") : "step " + std::to_string(steps[r])));
+      throw Error("ranks found different checkpoints to resume from (" + detail + ") in " + dir_ +
+                  "; a rank could not read the newest one (see its warnings). Fix or remove the unreadable "
+                  "checkpoint so that every rank sees the same newest checkpoint");
+    }
+  }
+  if (!chosen) return std::nullopt;
+  io::load_state_dict(model, staged_model, chosen->path);
+  staged_opt.commit(opt);
+  return chosen;
 }
 
 }  // namespace aim::train

@@ -93,6 +93,46 @@ std::string describe_run(const config::RunConfig& cfg, int world_size) {
   return o.str();
 }
 
+dist::ConnectOptions connect_options(const config::RunConfig& cfg, const torch::Device& device) {
+  dist::ConnectOptions o;
+  o.device = device;
+  o.timeout = std::chrono::seconds(cfg.train.dist_timeout_s);
+  return o;
+}
+
+void export_final_trunk(const config::RunConfig& cfg, const torch::nn::Module& net, int64_t step,
+                        const std::string& path, int rank, dist::Communicator* comm) {
+  // Every rank holds the same weights, so each knows the digest the file must carry.
+  const std::string digest = parameter_digest(net);
+  if (rank == 0) {
+    probe::export_trunk(path, net,
+                        {{"preset", cfg.model.preset}, {"config", config::to_yaml(cfg)},
+                         {"trained_steps", std::to_string(step)}, {"parameter_digest", digest}});
+    spdlog::info("trunk exported to {} (official naming)", path);
+  }
+  if (!comm) return;
+  // No rank reads the trunk (probe.at_end) before rank 0 has renamed it into place, and
+  // every rank must see that very file: a node without the shared filesystem, or with a
+  // stale copy from an earlier run, stops here instead of probing other weights.
+  comm->barrier();
+  std::string seen;
+  try {
+    const auto meta = io::read_safetensors_metadata(path);
+    auto it = meta.find("parameter_digest");
+    seen = it == meta.end() ? "(no digest)" : it->second;
+  } catch (const std::exception& e) {
+    seen = std::string("(unreadable: ") + e.what() + ")";
+  }
+  const auto ok = comm->all_gather_host(seen == digest ? 1 : 0);
+  std::string bad;
+  for (size_t r = 0; r < ok.size(); ++r)
+    if (!ok[r]) bad += (bad.empty() ? "" : " ") + std::to_string(r);
+  if (!bad.empty())
+    throw Error("rank(s) " + bad + " do not see the trunk rank 0 just wrote to " + path +
+                (seen == digest ? "" : " (this rank read " + seen + ")") +
+                "; train.out_dir must be on a filesystem every node shares");
+}
+
 TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& env, dist::Communicator* comm) {
   config::RunConfig cfg = cfg_in;
   config::validate(cfg, env.world_size);
@@ -101,6 +141,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
 
   // Device and precision.
   const torch::Device device = select_device(tc.device, env.local_rank);
+  pin_current_device(device);  // before any CUDA work: this rank's GPU, not GPU 0
   const bool cuda = device.is_cuda();
   const bool bf16 = cuda && tc.precision == "bf16";
   if (!cuda && tc.precision == "bf16" && env.rank == 0)
@@ -111,7 +152,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
 
   std::unique_ptr<dist::Communicator> owned_comm;
   if (env.distributed() && !comm) {
-    owned_comm = dist::connect(env, cuda, std::chrono::seconds(600));
+    owned_comm = dist::connect(env, connect_options(cfg, device));
     comm = owned_comm.get();
   }
   if (comm) comm->check_same_on_all_ranks(config::fingerprint(cfg), "the resolved config");
@@ -126,32 +167,39 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
     spdlog::info("{}", describe_run(cfg, env.world_size));
   }
 
-  // Identical initialisation on every rank (seeded), confirmed by a broadcast from rank 0.
   torch::manual_seed(tc.seed);
   model::AimPretrainModel net(mc);
   net->to(device);
   std::vector<torch::Tensor> params = net->parameters();
-  if (comm) {
-    torch::NoGradGuard ng;
-    for (auto& p : params) comm->broadcast(p, 0);
-  }
   auto opt = make_adamw(*net, cfg.optim);
-  std::unique_ptr<dist::GradientSync> grad_sync;
-  if (comm) grad_sync = std::make_unique<dist::GradientSync>(params, *comm);
 
-  CheckpointManager ckpt(tc.out_dir, env.rank, env.world_size, static_cast<int>(tc.keep_checkpoints));
+  CheckpointManager ckpt(tc.out_dir, env.rank, env.world_size, static_cast<int>(tc.keep_checkpoints),
+                         config::run_identity(cfg));
   data::Loader loader(config::loader_config(cfg, true, env.rank, env.world_size));
 
   TrainSummary summary;
   int64_t step = 0;
   int64_t skipped_total = 0;
-  if (auto rp = ckpt.restore_latest(*net, *opt)) {
+  auto apply_loader = [&](const nlohmann::json& j) { loader.load_state(j.get<data::LoaderState>()); };
+  if (auto rp = ckpt.restore_latest(*net, *opt, tc.resume == "force", apply_loader, comm)) {
     step = rp->step;
     summary.resumed_from = step;
     skipped_total = rp->meta.value("skipped_steps", int64_t(0));
-    loader.load_state(rp->loader.get<data::LoaderState>());
-    if (env.rank == 0) spdlog::info("resumed from {} (step {})", rp->path, step);
+    if (env.rank == 0)
+      spdlog::info("resumed from {} (step {}){}", rp->path, step,
+                   rp->foreign ? " written by a different config (train.resume=force)" : "");
   }
+  // Identical weights on every rank: after the restore (or the seeded initialisation) rank 0's
+  // are broadcast, and the restored state is confirmed by digest, so a rank that resumed
+  // differently cannot go on silently.
+  if (comm) {
+    torch::NoGradGuard ng;
+    if (summary.resumed_from >= 0)
+      comm->check_same_on_all_ranks(parameter_digest(*net), "the restored weights (step " + std::to_string(step) + ")");
+    for (auto& p : params) comm->broadcast(p, 0);
+  }
+  std::unique_ptr<dist::GradientSync> grad_sync;
+  if (comm) grad_sync = std::make_unique<dist::GradientSync>(params, *comm);
   std::unique_ptr<MetricsLog> metrics;
   if (env.rank == 0) metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), step);
 
@@ -181,7 +229,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
     data::Loader val(config::loader_config(cfg, false, env.rank, env.world_size));
     const int64_t limit = tc.val_batches > 0 ? tc.val_batches * micro : std::numeric_limits<int64_t>::max();
     const int64_t stream_batches = tc.val_batches > 0 ? (tc.val_batches + env.world_size - 1) / env.world_size : -1;
-    auto sum = torch::zeros({2}, torch::kFloat64);
+    auto sum = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     int64_t streamed = 0;  // streaming sources carry no position (index -1): count per rank
     for (int64_t b = 0;; ++b) {
       auto batch = val.next();
@@ -198,11 +246,12 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
                        .index_select(0, rows);
       streamed += idx.numel();
       auto terms = forward_loss(part, tc.seed ^ 0x76616cULL);
-      sum[0] += terms.sum.item<double>();
-      sum[1] += terms.count.item<double>();
+      sum[0] += terms.sum.detach().to(torch::kFloat64);
+      sum[1] += terms.count.detach().to(torch::kFloat64);
     }
     if (comm) comm->all_reduce_sum_now(sum);
-    return sum[0].item<double>() / std::max(1.0, sum[1].item<double>());
+    auto host = sum.cpu();
+    return host[0].item<double>() / std::max(1.0, host[1].item<double>());
   };
 
   auto save_checkpoint = [&](int64_t at_step) {
@@ -265,7 +314,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
                     ckpt.directory() + " is intact");
     }
     ++step;
-    if (cuda) torch::cuda::synchronize();
+    if (cuda) torch::cuda::synchronize(device.index());
     const double dt = seconds_since(t_step);
     window_time += dt;
     window_wait += wait;
@@ -308,11 +357,8 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
       save_checkpoint(step);
   }
 
-  if (env.rank == 0) {
-    probe::export_trunk((fs::path(tc.out_dir) / "trunk.safetensors").string(), *net,
-                        {{"preset", mc.preset}, {"config", config::to_yaml(cfg)}});
-    spdlog::info("trunk exported to {} (official naming)", (fs::path(tc.out_dir) / "trunk.safetensors").string());
-  }
+  summary.trunk_path = (fs::path(tc.out_dir) / "trunk.safetensors").string();
+  export_final_trunk(cfg, *net, step, summary.trunk_path, env.rank, comm);
   summary.steps_done = step;
   summary.skipped_steps = skipped_total;
   return summary;

@@ -36,6 +36,8 @@ struct TrainConfig {
   double peak_tflops = 0;           // per-device peak for MFU; 0 = detect
   std::string device = "auto";      // auto | cpu | cuda
   int threads = 0;                  // CPU intra-op threads; 0 = LibTorch's default
+  int64_t dist_timeout_s = 600;     // rendezvous and collective timeout: a dead or frozen rank ends the job
+  std::string resume = "auto";      // auto: this config's checkpoints only | force: newest usable, any config
 
   bool operator==(const TrainConfig& o) const;
 };
@@ -91,6 +93,12 @@ std::string to_yaml(const RunConfig& cfg);
 
 /// Stable 64-bit hash (16 hex digits) of the resolved config, to compare configs across ranks.
 std::string fingerprint(const RunConfig& cfg);
+
+/// The fingerprint of what a checkpoint's state depends on: model, data mixture, optimizer
+/// and the training trajectory (steps, global batch, seed, precision). Operational keys
+/// (out_dir, logging/checkpoint/validation intervals, micro-batch size, device, threads,
+/// timeouts, data workers, probe) are left out, so changing them keeps resuming.
+std::string run_identity(const RunConfig& cfg);
 
 /// The loader settings for the training mixture (train=true) or the validation source
 /// (train=false; throws aim::Error when data.val is not set). Batch size is the per-rank

@@ -18,14 +18,22 @@ class PendingWork {
 };
 
 /// The collectives aim needs, on top of PyTorch's own c10d engine: rendezvous through
-/// TCPStore, ProcessGroupNCCL for CUDA tensors, ProcessGroupGloo for CPU tensors. Every
-/// collective has the configured timeout, so a dead rank ends the job with an error
-/// instead of a hang. Hides the ProcessGroup (1.13) / Backend (2.x) split.
+/// TCPStore, ProcessGroupNCCL for CUDA tensors, ProcessGroupGloo for CPU tensors. Hides the
+/// ProcessGroup (1.13) / Backend (2.x) split.
+///
+/// One rule for every collective: the tensor lives on device() — the rank's own GPU for
+/// NCCL, the CPU for Gloo — and is dense and contiguous. That is what ProcessGroupNCCL
+/// demands; every communicator checks it before calling c10d, so a host tensor handed to a
+/// collective fails on a CPU test exactly as it would on a GPU node. Host values (counters,
+/// digests, sums read on the host) go through the *_host helpers, which move them to
+/// device() and back.
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
+  /// Where this communicator's collectives run.
+  virtual torch::Device device() const = 0;
   /// In-place sum across ranks, started asynchronously.
   virtual std::unique_ptr<PendingWork> all_reduce_sum(torch::Tensor& t) = 0;
   /// In-place broadcast from `root`.
@@ -34,12 +42,38 @@ class Communicator {
 
   /// Convenience: blocking sum.
   void all_reduce_sum_now(torch::Tensor& t) { all_reduce_sum(t)->wait(); }
+
+  /// Host values through the device: element-wise sum over ranks (exact for integers
+  /// below 2^53), and rank `root`'s values on every rank.
+  std::vector<double> all_reduce_sum_host(const std::vector<double>& values);
+  std::vector<int64_t> broadcast_host(const std::vector<int64_t>& values, int root);
+  /// Every rank's value, indexed by rank (one all-reduce of a world-sized vector).
+  std::vector<int64_t> all_gather_host(int64_t value);
+
   /// Raises aim::Error listing the ranks whose string differs from rank 0's (used for the
   /// config fingerprint, so mismatched configs fail at start, not mid-run).
   void check_same_on_all_ranks(const std::string& value, const std::string& what);
+
+ protected:
+  /// Throws aim::Error unless `t` may go into a collective here (see the class comment).
+  void require_on_device(const torch::Tensor& t, const char* op) const;
 };
 
-/// Connects to the job described by `env` (world_size must be > 1). `cuda` selects NCCL.
-std::unique_ptr<Communicator> connect(const DistEnv& env, bool cuda, std::chrono::seconds timeout);
+struct ConnectOptions {
+  /// Where the collectives run: CUDA selects NCCL, CPU selects Gloo.
+  torch::Device device = torch::Device(torch::kCPU);
+  /// Collective and rendezvous timeout (train.dist_timeout_s).
+  std::chrono::seconds timeout{600};
+  /// Tests only: a Gloo communicator that claims `device` although it reduces CPU tensors,
+  /// so the device rule above can be watched rejecting host tensors without a GPU.
+  bool declared_device_only = false;
+};
+
+/// Connects to the job described by `env` (world_size must be > 1).
+/// Rendezvous: when torchrun's agent already serves the TCPStore on MASTER_PORT
+/// (TORCHELASTIC_USE_AGENT_STORE=True) every rank joins it as a client under the same
+/// "/worker/attempt_<restart>" prefix PyTorch's env:// init uses; otherwise rank 0 serves
+/// it (the local launcher, SLURM). Gloo binds to GLOO_SOCKET_IFNAME's interfaces when set.
+std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& options);
 
 }  // namespace aim::dist

@@ -8,6 +8,9 @@ namespace aim::dist {
 /// processes with torchrun's variables set (RANK, WORLD_SIZE, LOCAL_RANK,
 /// LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT = a free port). If any rank fails,
 /// the others are terminated. Returns the first non-zero exit status, else 0.
+/// SIGTERM, SIGINT and SIGUSR1 sent to the launcher are forwarded to every rank (as torchrun
+/// does), and each rank has SIGTERM as its parent-death signal, so a launcher killed with
+/// SIGKILL takes its ranks with it instead of leaving them training.
 int launch_local(int nproc, const std::vector<std::string>& argv);
 
 }  // namespace aim::dist

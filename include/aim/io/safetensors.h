@@ -30,4 +30,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 /// peak memory is the size of the weights, not twice that.
 SafetensorsFile load_safetensors(const std::string& path);
 
+/// The "__metadata__" map alone (the header is read, the tensors are not), with the same
+/// checks on the header as load_safetensors.
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
+
 }  // namespace aim::io

@@ -22,4 +22,8 @@ NamedTensors filter_prefixes(const NamedTensors& tensors, const std::vector<std:
 void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
                      const std::vector<std::string>& prefixes = {});
 
+/// load_state_dict's checks alone: throws the same aim::Error, changes nothing.
+void check_state_dict(const torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                      const std::vector<std::string>& prefixes = {});
+
 }  // namespace aim::io

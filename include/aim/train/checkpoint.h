@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,40 +19,67 @@ struct ResumePoint {
   nlohmann::json loader;       // this rank's data-loader position
   nlohmann::json meta;         // counters (skipped steps, images seen, ...)
   std::string path;            // the checkpoint directory
+  bool foreign = false;        // written by another config (only with resume=force)
 };
 
 /// Resumable checkpoints under `<out_dir>/checkpoints/step_<N>/`:
 ///   state.safetensors  model.* weights and optim.* AdamW moments/steps (rank 0)
 ///   loader_rank<R>.json each rank's loader position (streaming sources differ per rank)
-///   meta.json          step, world size, config fingerprint, counters (written last)
+///   meta.json          step, world size, run identity, counters (written last)
 /// All files go to `step_<N>.partial/`, which rank 0 renames once every rank is done, so a
 /// directory named step_<N> is always complete: a crash mid-write can never lose the last
-/// good checkpoint. Keeps the newest `keep`.
+/// good checkpoint.
+///
+/// A checkpoint belongs to a run through its identity (config::run_identity). Cleanup keeps
+/// the newest `keep` of this run's checkpoints and never touches another run's, nor the one
+/// just written; restoring considers only this run's unless told to take any (force).
 class CheckpointManager {
  public:
-  CheckpointManager(std::string out_dir, int rank, int world_size, int keep);
+  CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity);
 
+  /// `meta` gets step, world size and identity added.
   void save(int64_t step, const torch::nn::Module& model, const torch::optim::AdamW& opt,
             const nlohmann::json& loader_state, const nlohmann::json& meta, dist::Communicator* comm);
 
-  /// Restores the newest checkpoint that reads back completely; a corrupt newer one is
-  /// skipped with a warning. Every rank validates every file, so all ranks pick the same
-  /// one without communicating. nullopt when there is none.
-  std::optional<ResumePoint> restore_latest(torch::nn::Module& model, torch::optim::AdamW& opt);
+  /// Restores the newest usable checkpoint of this run (any run's with force). Staged: the
+  /// files are read and checked against the model, the optimizer and `check_loader` (which
+  /// may apply the loader position: it runs last and must throw before changing anything
+  /// when the state does not fit), and only a checkpoint that passes all of that is copied
+  /// into `model` and `opt` — a rejected one leaves them exactly as they were. A corrupt
+  /// newer checkpoint is skipped with a warning.
+  ///
+  /// With `comm`, all ranks must settle on the same step (a rank-local read error would
+  /// otherwise resume ranks from different points): a disagreement stops every rank with an
+  /// error naming each rank's step, before anything is committed.
+  ///
+  /// Throws aim::Error when the directory holds checkpoints but none of this run's (another
+  /// config wrote them) and force is off. nullopt when there is nothing to resume.
+  std::optional<ResumePoint> restore_latest(torch::nn::Module& model, torch::optim::AdamW& opt, bool force,
+                                            const std::function<void(const nlohmann::json&)>& check_loader,
+                                            dist::Communicator* comm);
 
   /// Completed checkpoint directories, newest first.
   std::vector<std::string> list() const;
   std::string directory() const { return dir_; }
 
  private:
+  bool is_ours(const nlohmann::json& meta) const;
+  void remove_old(const std::string& just_written) const;
+
   std::string dir_;
   int rank_, world_size_, keep_;
+  std::string identity_;
 };
 
 /// AdamW state (moments and step counts) as named tensors "optim.g<G>.p<P>.<field>",
-/// matched by parameter position, and back. Loading checks shapes and group sizes.
+/// matched by parameter position, and back. Loading checks shapes, group sizes and that no
+/// tensor is left over or half present, before it changes anything.
 std::vector<std::pair<std::string, torch::Tensor>> optimizer_state(const torch::optim::AdamW& opt);
 void load_optimizer_state(torch::optim::AdamW& opt, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                           const std::string& source);
+
+/// A digest of parameter values (per-tensor float64 sums of x and x^2, hashed), computed
+/// on their device: equal weights give equal digests on every rank.
+std::string parameter_digest(const torch::nn::Module& model);
 
 }  // namespace aim::train

@@ -5,6 +5,7 @@
 #include "aim/config/run_config.h"
 #include "aim/dist/communicator.h"
 #include "aim/dist/dist_env.h"
+#include <torch/nn/module.h>
 
 namespace aim::train {
 
@@ -15,7 +16,18 @@ struct TrainSummary {
   double last_loss = 0;
   double last_val_loss = -1;    // -1 when no validation ran
   int64_t skipped_steps = 0;    // non-finite steps skipped
+  std::string trunk_path;       // the exported trunk, present and identical for every rank
 };
+
+/// The communicator settings a run's config asks for (device, train.dist_timeout_s).
+dist::ConnectOptions connect_options(const config::RunConfig& cfg, const torch::Device& device);
+
+/// Rank 0 writes the trunk export (official naming, with the step and a parameter digest
+/// in its metadata); then every rank waits for it and checks it reads the same digest, so
+/// what follows (probe.at_end) reads the file every rank agrees on. Throws aim::Error
+/// naming the ranks that see another file.
+void export_final_trunk(const config::RunConfig& cfg, const torch::nn::Module& net, int64_t step,
+                        const std::string& path, int rank, dist::Communicator* comm);
 
 /// Pre-trains an AIM model as `cfg` says (spec §3-7), on this process's slice of the job
 /// described by `env`: data-parallel over c10d, gradient accumulation, warmup+cosine AdamW,

@@ -1,0 +1,166 @@
+// The communicator's contract on CPU, with real Gloo process groups over loopback: the
+// device rule NCCL enforces, host helpers, torchrun's agent-owned store, a rank that dies,
+// and interface selection.
+#include <gtest/gtest.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "aim/error.h"
+#include "dist/dist_test_util.h"
+
+using namespace aim;
+using aim::test::gloo_rank;
+using aim::test::run_ranks;
+
+namespace {
+
+// A communicator claiming a GPU, as NCCL's is: CPU tensors must be refused exactly as
+// ProcessGroupNCCL refuses them, before anything is sent.
+TEST(Communicator, RefusesTensorsOffItsDeviceLikeNccl) {
+  const int port = test::free_loopback_port();
+  auto errors = run_ranks(2, [&](int r) {
+    dist::ConnectOptions o;
+    o.device = torch::Device(torch::kCUDA, r);
+    o.declared_device_only = true;
+    o.timeout = std::chrono::seconds(30);
+    auto comm = dist::connect(test::rank_env(r, 2, port), o);
+    EXPECT_EQ(comm->device(), torch::Device(torch::kCUDA, r));
+    auto host = torch::ones({3});
+    try {
+      comm->all_reduce_sum_now(host);
+      ADD_FAILURE() << "all_reduce took a CPU tensor";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("NCCL takes only CUDA tensors"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tensor on cpu"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(comm->broadcast(host, 0), Error);
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+}
+
+TEST(Communicator, RefusesNonContiguousTensors) {
+  const int port = test::free_loopback_port();
+  auto errors = run_ranks(2, [&](int r) {
+    auto comm = gloo_rank(r, 2, port);
+    auto t = torch::ones({4, 4}).t();
+    EXPECT_THROW(comm->all_reduce_sum_now(t), Error);
+    auto ok = torch::ones({4});
+    comm->all_reduce_sum_now(ok);
+    EXPECT_EQ(ok[0].item<float>(), 2.0f);
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+}
+
+TEST(Communicator, HostHelpersAndRankAgreement) {
+  const int port = test::free_loopback_port();
+  auto errors = run_ranks(3, [&](int r) {
+    auto comm = gloo_rank(r, 3, port);
+    EXPECT_EQ(comm->all_reduce_sum_host({double(r), 1.0, 0.5}), (std::vector<double>{3.0, 3.0, 1.5}));
+    EXPECT_EQ(comm->broadcast_host({100 + r, -r}, 1), (std::vector<int64_t>{101, -1}));
+    EXPECT_EQ(comm->all_gather_host(10 * r), (std::vector<int64_t>{0, 10, 20}));
+    comm->check_same_on_all_ranks("same", "a value");
+    try {
+      comm->check_same_on_all_ranks(r == 2 ? "other" : "same", "the resolved config");
+      ADD_FAILURE() << "a differing rank went unnoticed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the resolved config differs from rank 0's on rank(s): 2"), std::string::npos)
+          << e.what();
+    }
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+}
+
+// torchrun's agent serves the TCPStore on MASTER_PORT and says so; the ranks must join it
+// as clients (rank 0 serving the same port again fails with "Address already in use").
+TEST(Communicator, JoinsTheStoreTorchrunsAgentServes) {
+  const int port = test::free_loopback_port();
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  so.timeout = std::chrono::seconds(30);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  so.useLibUV = false;
+#endif
+  auto agent = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+
+  // Without the agent flag rank 0 tries to serve the agent's port: this must fail, which is
+  // what every torchrun launch did before the client path existed.
+  ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+  try {
+    gloo_rank(0, 2, port, 5);
+    ADD_FAILURE() << "serving an occupied port succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("serving the store"), std::string::npos) << e.what();
+  }
+
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+  ::setenv("TORCHELASTIC_RESTART_COUNT", "3", 1);
+  auto errors = run_ranks(2, [&](int r) {
+    auto comm = gloo_rank(r, 2, port);
+    auto t = torch::full({2}, double(r + 1), torch::kFloat64);
+    comm->all_reduce_sum_now(t);
+    EXPECT_EQ(t[1].item<double>(), 3.0);
+  });
+  ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+  ::unsetenv("TORCHELASTIC_RESTART_COUNT");
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  // The ranks' keys (Gloo publishes rank 0's address of device 0 as "0/0") live under the
+  // attempt's prefix, as with PyTorch's env:// init.
+  EXPECT_GT(agent->getNumKeys(), 0);
+  bool prefixed = false;
+  try {
+    agent->wait({"/worker/attempt_3/0/0"}, std::chrono::milliseconds(2000));
+    prefixed = true;
+  } catch (const std::exception&) {
+  }
+  EXPECT_TRUE(prefixed) << "no key under /worker/attempt_3/";
+}
+
+// A rank that disappears must end its peers' collectives with an error within the
+// configured timeout, not hang them.
+TEST(Communicator, ADeadRankEndsCollectivesWithAnError) {
+  const int port = test::free_loopback_port();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto errors = run_ranks(2, [&](int r) {
+    auto comm = gloo_rank(r, 2, port, /*timeout_s=*/5);
+    if (r == 1) return;  // leaves: its process group is destroyed without taking part
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto t = torch::ones({4});
+    comm->all_reduce_sum_now(t);
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(errors[0].find("collective failed"), std::string::npos) << errors[0];
+  EXPECT_EQ(errors[1], "");
+  EXPECT_LT(s, 30.0);
+}
+
+TEST(Communicator, GlooSocketIfnameSelectsInterfaces) {
+  {
+    ::setenv("GLOO_SOCKET_IFNAME", "lo", 1);
+    const int port = test::free_loopback_port();
+    auto errors = run_ranks(2, [&](int r) {
+      auto comm = gloo_rank(r, 2, port);
+      auto t = torch::ones({1});
+      comm->all_reduce_sum_now(t);
+      EXPECT_EQ(t.item<float>(), 2.0f);
+    });
+    for (const auto& e : errors) EXPECT_EQ(e, "");
+  }
+  ::setenv("GLOO_SOCKET_IFNAME", "aimnosuchif0", 1);
+  try {
+    gloo_rank(0, 2, test::free_loopback_port(), 5);
+    ADD_FAILURE() << "an unknown interface was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GLOO_SOCKET_IFNAME: cannot use network interface 'aimnosuchif0'"),
+              std::string::npos)
+        << e.what();
+  }
+  ::unsetenv("GLOO_SOCKET_IFNAME");
+}
+
+}  // namespace

@@ -1,0 +1,226 @@
+// aim-train as a cluster starts it: through Debian's real torchrun (its agent owns the
+// store), through the local launcher under signals as a scheduler or a user sends them,
+// and with probe.at_end on two ranks, fresh and resumed.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "aim/config/run_config.h"
+#include "aim/error.h"
+#include "aim/io/safetensors.h"
+#include "aim/model/aim_pretrain.h"
+#include "aim/train/checkpoint.h"
+#include "aim/train/trainer.h"
+#include "dist/dist_test_util.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace aim;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::string kTiny = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
+const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
+
+std::map<int64_t, double> losses(const std::string& out_dir) {
+  std::map<int64_t, double> out;
+  std::ifstream in(out_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+  }
+  return out;
+}
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    freopen(log.c_str(), "w", stdout);
+    freopen(log.c_str(), "a", stderr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
+// Running, as opposed to gone or a zombie nobody reaped yet.
+bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const auto close = line.rfind(')');
+  const char state = close != std::string::npos && close + 2 < line.size() ? line[close + 2] : '?';
+  return state != 'Z' && state != 'X';
+}
+
+template <class Pred>
+bool wait_until(Pred pred, double seconds) {
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const std::vector<std::string> kShortRun = {"train.steps=8", "train.log_every=1", "train.val_every=4",
+                                            "train.batch_size=16", "train.micro_batch_size=4"};
+
+// Debian's torchrun (PyTorch 1.13) starts the ranks; its agent serves the store on
+// MASTER_PORT. Before aim-train joined it as a client, rank 0 died with "Address already in
+// use". The run must follow the local launcher's trajectory.
+TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
+  const std::string py = "/usr/bin/python3";
+  if (test::capture(py + " -c 'import torch.distributed.run'").find("[exit 0]") == std::string::npos)
+    GTEST_SKIP() << "no torchrun (python3-torch) on this machine";
+  test::TempDir dir;
+  std::string overrides;
+  for (const auto& o : kShortRun) overrides += " " + o;
+  const std::string port = std::to_string(test::free_loopback_port());
+  const std::string a = test::capture(kTrainBin + " --nproc-per-node 2 --config " + kTiny + overrides +
+                                      " train.out_dir=" + dir.file("local"));
+  ASSERT_NE(a.find("[exit 0]"), std::string::npos) << a;
+  const std::string b = test::capture(py + " " + AIM_SOURCE_DIR + "/tests/dist/torchrun_compat.py --nproc_per_node 2 "
+                                      "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + kTrainBin +
+                                      " --config " + kTiny + overrides + " train.out_dir=" + dir.file("torchrun"));
+  ASSERT_NE(b.find("[exit 0]"), std::string::npos) << b;
+  auto la = losses(dir.file("local")), lb = losses(dir.file("torchrun"));
+  ASSERT_EQ(la.size(), 8u);
+  ASSERT_EQ(lb.size(), 8u);
+  for (auto& [step, loss] : la) EXPECT_NEAR(loss, lb[step], 1e-6 * std::abs(loss)) << "step " << step;
+}
+
+std::vector<std::string> endless_run(const std::string& out) {
+  return {kTrainBin, "--nproc-per-node", "2", "--config", kTiny, "train.steps=100000", "train.ckpt_every=0",
+          "train.val_every=0", "train.log_every=1", "train.out_dir=" + out};
+}
+
+// Starts the launcher and waits until both ranks are training.
+pid_t start_training_launcher(const test::TempDir& dir, std::vector<pid_t>& ranks) {
+  pid_t launcher = spawn(endless_run(dir.file("run")), dir.file("log.txt"));
+  const bool started = wait_until(
+      [&] {
+        ranks = children_of(launcher);
+        return ranks.size() == 2 && losses(dir.file("run")).size() >= 2;
+      },
+      120);
+  EXPECT_TRUE(started) << slurp(dir.file("log.txt"));
+  return launcher;
+}
+
+TEST(Launch, LocalLauncherForwardsSigtermToItsRanks) {
+  test::TempDir dir;
+  std::vector<pid_t> ranks;
+  pid_t launcher = start_training_launcher(dir, ranks);
+  ASSERT_EQ(ranks.size(), 2u);
+  ASSERT_EQ(::kill(launcher, SIGTERM), 0);
+  int status = 0;
+  ASSERT_TRUE(wait_until([&] { return ::waitpid(launcher, &status, WNOHANG) == launcher; }, 60))
+      << "the launcher did not exit after SIGTERM";
+  EXPECT_NE(status, 0);
+  for (pid_t r : ranks) EXPECT_TRUE(wait_until([&] { return !alive(r); }, 30)) << "rank pid " << r << " still runs";
+  for (pid_t r : ranks) ::kill(r, SIGKILL);
+}
+
+TEST(Launch, SigkilledLauncherTakesItsRanksWithIt) {
+  test::TempDir dir;
+  std::vector<pid_t> ranks;
+  pid_t launcher = start_training_launcher(dir, ranks);
+  ASSERT_EQ(ranks.size(), 2u);
+  ASSERT_EQ(::kill(launcher, SIGKILL), 0);
+  ::waitpid(launcher, nullptr, 0);
+  for (pid_t r : ranks) EXPECT_TRUE(wait_until([&] { return !alive(r); }, 30)) << "rank pid " << r << " orphaned";
+  for (pid_t r : ranks) ::kill(r, SIGKILL);
+}
+
+// Ranks on nodes that do not share train.out_dir (or that see a stale copy) must stop
+// rather than probe different weights.
+TEST(Launch, TrunkExportIsConfirmedByEveryRank) {
+  test::TempDir dir;
+  auto cfg = config::load_run_config(kTiny);
+  torch::manual_seed(0);
+  model::AimPretrainModel net(cfg.model);
+  // A stale trunk from other weights where rank 1 looks.
+  torch::manual_seed(1);
+  model::AimPretrainModel other(cfg.model);
+  fs::create_directories(dir.file("node1"));
+  train::export_final_trunk(cfg, *other, 3, dir.file("node1/trunk.safetensors"), 0, nullptr);
+
+  const int port = test::free_loopback_port();
+  auto errors = test::run_ranks(2, [&](int r) {
+    auto comm = test::gloo_rank(r, 2, port);
+    fs::create_directories(dir.file("node" + std::to_string(r)));
+    train::export_final_trunk(cfg, *net, 6, dir.file("node" + std::to_string(r) + "/trunk.safetensors"), r, comm.get());
+  });
+  for (int r = 0; r < 2; ++r)
+    EXPECT_NE(errors[r].find("rank(s) 1 do not see the trunk rank 0 just wrote"), std::string::npos)
+        << "rank " << r << ": " << errors[r];
+
+  // On a shared directory every rank agrees.
+  const int port2 = test::free_loopback_port();
+  auto ok = test::run_ranks(2, [&](int r) {
+    auto comm = test::gloo_rank(r, 2, port2);
+    train::export_final_trunk(cfg, *net, 6, dir.file("node1/trunk.safetensors"), r, comm.get());
+  });
+  for (const auto& e : ok) EXPECT_EQ(e, "");
+  auto meta = io::read_safetensors_metadata(dir.file("node1/trunk.safetensors"));
+  EXPECT_EQ(meta.at("trained_steps"), "6");
+  EXPECT_EQ(meta.at("parameter_digest"), train::parameter_digest(*net));
+}
+
+// probe.at_end on two ranks: a fresh run, then the same command again (it resumes from the
+// final checkpoint) over a stale trunk planted in the run directory.
+TEST(Launch, AtEndProbeOnTwoRanksFreshAndResumed) {
+  test::TempDir dir;
+  const std::string run = dir.file("run");
+  const std::string cmd = kTrainBin + " --nproc-per-node 2 --config " + kTiny + " train.out_dir=" + run +
+                          " probe.at_end=true 'probe.train={kind: synthetic, size: 64, classes: 4}'"
+                          " 'probe.val={kind: synthetic, size: 32, classes: 4}' probe.epochs=1 probe.batch_size=16";
+  auto out = test::capture(cmd);
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  const auto digest = io::read_safetensors_metadata(run + "/trunk.safetensors").at("parameter_digest");
+
+  auto cfg = config::load_run_config(kTiny);
+  torch::manual_seed(7);
+  model::AimPretrainModel stale(cfg.model);
+  train::export_final_trunk(cfg, *stale, 1, run + "/trunk.safetensors", 0, nullptr);
+
+  out = test::capture(cmd);
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_EQ(io::read_safetensors_metadata(run + "/trunk.safetensors").at("parameter_digest"), digest)
+      << "the stale trunk survived the resumed run";
+  auto results = nlohmann::json::parse(std::ifstream(run + "/probe/results.json"));
+  EXPECT_EQ(results["val_samples"].get<int64_t>(), 32);
+}
+
+}  // namespace
