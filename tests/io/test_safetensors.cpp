@@ -105,6 +105,15 @@ TEST(Safetensors, MalformedHeadersAreClearErrors) {
   EXPECT_NE(with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", 8)
                 .find("overlap"),
             std::string::npos);
+  // Element counts that wrap around 2^64: (2^62+1) x 4 elements, x 4 bytes = 2^66 + 16,
+  // which wraps to 16 and would "match" data_offsets [0, 16].
+  for (const char* shape : {"[4611686018427387905,4]", "[4294967296,4294967296,2]", "[9223372036854775807,2]"}) {
+    const auto msg = with_header(std::string(R"({"huge":{"dtype":"F32","shape":)") + shape +
+                                     R"(,"data_offsets":[0,16]}})",
+                                 16);
+    EXPECT_NE(msg.find("tensor 'huge': shape"), std::string::npos) << shape << ": " << msg;
+    EXPECT_NE(msg.find("more elements than any file can hold"), std::string::npos) << shape << ": " << msg;
+  }
   // A header length pointing far past the end (e.g. a random binary file).
   write_bytes(dir.file("m.safetensors"), std::string("\xff\xff\xff\x00\x00\x00\x00\x00{}", 10));
   EXPECT_NE(error_of(dir.file("m.safetensors")).find("header length"), std::string::npos);
