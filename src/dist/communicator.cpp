@@ -26,6 +26,12 @@
 namespace aim::dist {
 namespace {
 
+// c10::Error's what() carries a C++ stack trace; users get the message alone.
+std::string message_of(const std::exception& e) {
+  if (const auto* c10e = dynamic_cast<const c10::Error*>(&e)) return c10e->what_without_backtrace();
+  return e.what();
+}
+
 std::string device_name(const torch::Device& d) {
   std::ostringstream o;
   o << d;
@@ -45,8 +51,8 @@ class C10dWork : public PendingWork {
     } catch (const aim::Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error(std::string("collective failed (a rank died, or did not join within train.dist_timeout_s): ") +
-                  e.what());
+      throw Error("collective failed (a rank died, or did not take part within train.dist_timeout_s): " +
+                  message_of(e));
     }
   }
 
@@ -96,7 +102,7 @@ class C10dCommunicator : public Communicator {
     try {
       return f();
     } catch (const std::exception& e) {
-      throw Error(std::string("starting a collective failed: ") + e.what());
+      throw Error("starting a collective failed: " + message_of(e));
     }
   }
 
@@ -139,7 +145,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::mill
     throw Error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) + " failed (rank " +
                 std::to_string(env.rank) + "/" + std::to_string(env.world_size) +
                 (agent ? ", as a client of torchrun's store" : env.rank == 0 ? ", serving the store" : ", as a client") +
-                "): " + e.what());
+                "): " + message_of(e));
   }
 }
 
@@ -157,7 +163,7 @@ std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const DistE
       try {
         out.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
       } catch (const std::exception& e) {
-        throw Error("GLOO_SOCKET_IFNAME: cannot use network interface '" + name + "': " + e.what());
+        throw Error("GLOO_SOCKET_IFNAME: cannot use network interface '" + name + "': " + message_of(e));
       }
     }
     if (out.empty()) throw Error(std::string("GLOO_SOCKET_IFNAME='") + ifname + "' names no interface");
@@ -238,7 +244,7 @@ std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& 
       return std::make_unique<C10dCommunicator<c10d::ProcessGroupNCCL>>(store, pg, env.rank, env.world_size,
                                                                         options.device, std::chrono::milliseconds(0));
     } catch (const std::exception& e) {
-      throw Error(std::string("creating the NCCL process group failed: ") + e.what());
+      throw Error("creating the NCCL process group failed: " + message_of(e));
     }
 #else
     throw Error("this LibTorch has no NCCL (ProcessGroupNCCL); build against a CUDA LibTorch");
@@ -254,7 +260,9 @@ std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& 
     return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(store, pg, env.rank, env.world_size,
                                                                       options.device, ms);
   } catch (const std::exception& e) {
-    throw Error(std::string("creating the Gloo process group failed: ") + e.what());
+    throw Error("creating the Gloo process group failed (did all " + std::to_string(env.world_size) +
+                " ranks start and reach " + env.master_addr + ":" + std::to_string(env.master_port) +
+                " within train.dist_timeout_s?): " + message_of(e));
   }
 #else
   throw Error("this build has no Gloo (its headers were missing at build time): CPU ranks cannot form a "

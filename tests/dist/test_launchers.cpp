@@ -119,6 +119,23 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   for (auto& [step, loss] : la) EXPECT_NEAR(loss, lb[step], 1e-6 * std::abs(loss)) << "step " << step;
 }
 
+// A rank that never arrives ends the others after train.dist_timeout_s, with an error
+// naming the rendezvous, instead of the default 10 minutes (or forever).
+TEST(Launch, AMissingRankEndsTheJobAfterDistTimeout) {
+  test::TempDir dir;
+  const auto t0 = Clock::now();
+  const std::string out = test::capture("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                        std::to_string(test::free_loopback_port()) + " " + kTrainBin + " --config " +
+                                        kTiny + " train.dist_timeout_s=3 train.out_dir=" + dir.file("run"));
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
+  EXPECT_NE(out.find("aim-train: error: creating the Gloo process group failed (did all 2 ranks start"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("frame #"), std::string::npos) << "a C++ stack trace reached the user:\n" << out;
+  EXPECT_LT(s, 60.0) << out;
+}
+
 std::vector<std::string> endless_run(const std::string& out) {
   return {kTrainBin, "--nproc-per-node", "2", "--config", kTiny, "train.steps=100000", "train.ckpt_every=0",
           "train.val_every=0", "train.log_every=1", "train.out_dir=" + out};
