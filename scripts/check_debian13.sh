@@ -206,7 +206,13 @@ export_source() {
   git -C "$REPO" archive --format=tar "$SHA" | tar -x -C "$ROOT/src/aim.new"
   # Only changed files get a new mtime, so builds stay incremental and are never stale
   # (a plain re-extract would stamp files with the commit time, possibly older than the objects).
-  in_root rsync -r --checksum --delete /src/aim.new/ /src/aim/
+  if in_root sh -c 'command -v rsync' >/dev/null 2>&1; then
+    in_root rsync -r --checksum --delete /src/aim.new/ /src/aim/
+  else
+    # A new root: rsync comes with the packages, which are read from this very export.
+    rm -rf "$ROOT/src/aim" && mv "$ROOT/src/aim.new" "$ROOT/src/aim"
+    return
+  fi
   rm -rf "$ROOT/src/aim.new"
 }
 
