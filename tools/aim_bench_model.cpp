@@ -16,8 +16,8 @@
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/attention_mask.h"
 #include "aim/model/model_stats.h"
-#include "aim/train/device.h"
-#include "aim/train/optimizer.h"
+#include "aim/runtime/device.h"
+#include "aim/optim/optimizer.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Time AIM pre-training steps (forward + backward + AdamW) of a configurable model"};
@@ -65,14 +65,14 @@ int main(int argc, char** argv) {
     if (threads > 0) at::set_num_threads(static_cast<int>(threads));
     if (steps < 1 || warmup < 0 || batch < 1) throw aim::Error("--steps and --batch must be >= 1, --warmup >= 0");
     if (dtype != "fp32" && dtype != "bf16") throw aim::Error("--dtype: expected fp32 or bf16, got '" + dtype + "'");
-    const auto device = aim::train::select_device(device_name, 0);
+    const auto device = aim::runtime::select_device(device_name, 0);
     const bool cuda = device.is_cuda();
     if (dtype == "bf16" && !cuda) throw aim::Error("--dtype bf16 is CUDA autocast: use it with --device cuda");
     if (peak_gflops <= 0) peak_gflops = cuda ? 989.5e3 : 225.0;
     torch::manual_seed(0);
     aim::model::AimPretrainModel model(cfg);
     model->to(device);
-    auto opt = aim::train::make_adamw(*model, {});
+    auto opt = aim::optim::make_adamw(*model, {});
     auto params = model->parameters();
     auto x = torch::randn({batch, cfg.channels, cfg.img_size, cfg.img_size}).to(device);
     auto gen = at::detail::createCPUGenerator(0);
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
         aim::compat::set_cuda_autocast(false, at::kBFloat16);
         aim::compat::clear_autocast_cache();
       }
-      aim::train::clear_gradients(*opt);
+      aim::optim::clear_gradients(*opt);
       out.loss.mean.backward();
       torch::nn::utils::clip_grad_norm_(params, 1.0);
       if (cuda) torch::cuda::synchronize();

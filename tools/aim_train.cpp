@@ -12,7 +12,7 @@
 #include "aim/dist/local_launcher.h"
 #include "aim/error.h"
 #include "aim/probe/probe_runner.h"
-#include "aim/train/device.h"
+#include "aim/runtime/device.h"
 #include "aim/train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
     }
     // One process group for training and the optional probe that follows.
     // This rank's GPU becomes the current device before anything touches CUDA.
-    const auto device = aim::train::select_device(cfg.train.device, env.local_rank);
-    aim::train::pin_current_device(device);
+    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank);
+    aim::runtime::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
     auto s = aim::train::run_training(cfg, env, comm.get());

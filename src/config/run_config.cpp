@@ -41,7 +41,7 @@ bool same(const model::ModelConfig& a, const model::ModelConfig& b) {
                   b.norm_eps, b.attention, b.order, b.order_seed, b.target);
 }
 
-bool same(const train::OptimConfig& a, const train::OptimConfig& b) {
+bool same(const optim::OptimConfig& a, const optim::OptimConfig& b) {
   return std::tie(a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.warmup, a.warmup_start, a.grad_clip) ==
          std::tie(b.lr, b.beta1, b.beta2, b.eps, b.weight_decay, b.warmup, b.warmup_start, b.grad_clip);
 }
@@ -99,7 +99,7 @@ bool RunConfig::operator==(const RunConfig& o) const {
 
 }  // namespace aim::config
 
-namespace aim::probe {
+namespace aim::config {
 
 bool ProbeConfig::operator==(const ProbeConfig& o) const {
   return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
@@ -111,7 +111,7 @@ bool ProbeConfig::operator==(const ProbeConfig& o) const {
          aim::config::same_optional(train_data, o.train_data) && aim::config::same_optional(val_data, o.val_data);
 }
 
-}  // namespace aim::probe
+}  // namespace aim::config
 
 namespace aim::config {
 
@@ -487,8 +487,8 @@ const std::vector<Field<DataSection>>& data_fields() {
   return f;
 }
 
-const std::vector<Field<train::OptimConfig>>& optim_fields() {
-  using O = train::OptimConfig;
+const std::vector<Field<optim::OptimConfig>>& optim_fields() {
+  using O = optim::OptimConfig;
   static const std::vector<Field<O>> f = {
       plain("lr", &O::lr),
       pair("betas", &O::beta1, &O::beta2),
@@ -534,8 +534,8 @@ void emit_double_list(YAML::Emitter& e, const std::vector<double>& v) {
   e << YAML::EndSeq;
 }
 
-const std::vector<Field<probe::ProbeConfig>>& probe_fields() {
-  using P = probe::ProbeConfig;
+const std::vector<Field<config::ProbeConfig>>& probe_fields() {
+  using P = config::ProbeConfig;
   static const std::vector<Field<P>> f = {
       plain("weights", &P::weights),
       choice("kind", &P::kind, kProbeKinds),
@@ -996,7 +996,7 @@ void check_prob(const std::string& key, double v) {
 
 /// The probe section; `from_training` when aim-train probes its own export (weights optional).
 void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training) {
-  const probe::ProbeConfig& p = cfg.probe;
+  const config::ProbeConfig& p = cfg.probe;
   if (p.weights.empty() && !from_training && p.features == "trunk")
     fail("probe.weights", "required: a .safetensors file (our trunk export or an official checkpoint), a run "
                           "directory, or 'random' for a randomly initialized trunk");
@@ -1127,7 +1127,7 @@ void validate(const RunConfig& cfg, int world_size, bool check_paths) {
   if (std::find(kResumeModes.begin(), kResumeModes.end(), t.resume) == kResumeModes.end())
     fail("train.resume", expect_one_of(t.resume, kResumeModes));
 
-  const train::OptimConfig& o = cfg.optim;
+  const optim::OptimConfig& o = cfg.optim;
   if (!(o.lr > 0) || !std::isfinite(o.lr)) fail("optim.lr", "must be > 0, got " + num(o.lr));
   if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1))
     fail("optim.betas", "both must be in [0, 1), got [" + num(o.beta1) + ", " + num(o.beta2) + "]");
@@ -1286,7 +1286,7 @@ std::string run_identity(const RunConfig& cfg) {
   c.data.prefetch = DataSection().prefetch;
   c.data.stream_lanes = DataSection().stream_lanes;
   c.data.val.reset();
-  c.probe = probe::ProbeConfig();
+  c.probe = config::ProbeConfig();
   return fingerprint(c);
 }
 

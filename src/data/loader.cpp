@@ -592,6 +592,13 @@ std::string Loader::summary() const {
   return os.str();
 }
 
+std::vector<double> channel_mean(int64_t c) {
+  return c == 1 ? std::vector<double>{0.449} : std::vector<double>{0.485, 0.456, 0.406};
+}
+std::vector<double> channel_std(int64_t c) {
+  return c == 1 ? std::vector<double>{0.226} : std::vector<double>{0.229, 0.224, 0.225};
+}
+
 torch::Tensor normalize_images(const torch::Tensor& u8, const torch::Device& device,
                                const std::vector<double>& mean, const std::vector<double>& std,
                                torch::ScalarType dtype) {

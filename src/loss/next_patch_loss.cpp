@@ -32,10 +32,10 @@ torch::Tensor unpatchify(const torch::Tensor& patches, int64_t patch, int64_t ch
       .reshape({B, channels, grid * patch, grid * patch});
 }
 
-torch::Tensor patch_targets(const torch::Tensor& images, int64_t patch, model::TargetKind kind) {
+torch::Tensor patch_targets(const torch::Tensor& images, int64_t patch, TargetKind kind) {
   auto t = patchify(images.detach(), patch);
   t = t.to(accumulation_dtype(t));
-  if (kind == model::TargetKind::kRawPixels) return t;
+  if (kind == TargetKind::kRawPixels) return t;
   auto mean = t.mean(-1, /*keepdim=*/true);
   auto var = t.var(-1, /*unbiased=*/true, /*keepdim=*/true);
   return (t - mean) / (var + 1e-6).sqrt();

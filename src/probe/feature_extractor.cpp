@@ -5,8 +5,8 @@
 #include "aim/compat.h"
 #include "aim/data/loader.h"
 #include "aim/model/layer_selection.h"
-#include "aim/probe/trunk_weights.h"
-#include "aim/train/device.h"
+#include "aim/model/trunk_weights.h"
+#include "aim/runtime/device.h"
 
 namespace aim::probe {
 
@@ -15,8 +15,8 @@ FeatureExtractor::FeatureExtractor(const config::RunConfig& cfg, torch::Device d
     : device_(device),
       pixels_(cfg.probe.features == "pixels"),
       bf16_(device.is_cuda() && cfg.train.precision == "bf16"),
-      mean_(train::channel_mean(cfg.model.channels)),
-      std_(train::channel_std(cfg.model.channels)) {
+      mean_(data::channel_mean(cfg.model.channels)),
+      std_(data::channel_std(cfg.model.channels)) {
   const auto& m = cfg.model;
   if (pixels_) {
     dim_ = m.channels * m.img_size * m.img_size;
@@ -31,7 +31,7 @@ FeatureExtractor::FeatureExtractor(const config::RunConfig& cfg, torch::Device d
   if (weights == "random") {
     source_ = "random init (seed " + std::to_string(cfg.probe.seed) + ")";
   } else {
-    source_ = load_trunk_weights(encoder_, weights);
+    source_ = model::load_trunk_weights(encoder_, weights);
   }
   encoder_->to(device_);
   encoder_->eval();

@@ -17,8 +17,8 @@
 #include "aim/io/atomic_file.h"
 #include "aim/probe/feature_extractor.h"
 #include "aim/probe/probe_head.h"
-#include "aim/train/device.h"
-#include "aim/train/optimizer.h"
+#include "aim/runtime/device.h"
+#include "aim/optim/optimizer.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -151,7 +151,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
                       const std::string& weights_override) {
   const auto t_start = Clock::now();
   const auto& pc = cfg.probe;
-  const torch::Device device = train::select_device(cfg.train.device, env.local_rank);
+  const torch::Device device = runtime::select_device(cfg.train.device, env.local_rank);
   const int world = comm ? comm->world_size() : 1, rank = comm ? comm->rank() : 0;
   const bool log = rank == 0;
 
@@ -219,10 +219,10 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
       torch::manual_seed(pc.seed);
       GridHead g{lr, wd, ProbeHead(pc.kind, fx.dim(), fx.heads(), classes), nullptr, torch::Tensor(), 0};
       g.head->to(device);
-      train::OptimConfig oc;
+      optim::OptimConfig oc;
       oc.lr = lr;
       oc.weight_decay = wd;
-      g.opt = train::make_adamw(*g.head, oc);
+      g.opt = optim::make_adamw(*g.head, oc);
       grid.push_back(std::move(g));
     }
   if (log)
@@ -232,7 +232,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
 
   const auto ce_options =
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(pc.label_smoothing);
-  train::OptimConfig schedule;
+  optim::OptimConfig schedule;
   schedule.warmup = pc.warmup;
   schedule.warmup_start = 0;
   const int64_t log_every = std::max<int64_t>(1, total_steps / 10);
@@ -260,8 +260,8 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     for (auto& g : grid) {
       g.head->train();
       schedule.lr = g.lr;
-      train::set_learning_rate(*g.opt, train::learning_rate(step, total_steps, schedule));
-      train::clear_gradients(*g.opt);
+      optim::set_learning_rate(*g.opt, optim::learning_rate(step, total_steps, schedule));
+      optim::clear_gradients(*g.opt);
       auto loss = torch::nn::functional::cross_entropy(g.head->forward(feats), labels, ce_options);
       loss.backward();
       g.loss_sum += loss.detach().to(torch::kFloat64);
@@ -339,7 +339,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
 
 EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
                                 const std::string& probe_path) {
-  const torch::Device device = train::select_device(cfg.train.device, env.local_rank);
+  const torch::Device device = runtime::select_device(cfg.train.device, env.local_rank);
   FeatureExtractor fx(cfg, device);
   std::map<std::string, std::string> meta;
   ProbeHead head = load_probe(probe_path, fx.heads(), &meta);
@@ -367,7 +367,7 @@ EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEn
 std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::string& probe_path,
                                        const std::string& dir, int topk) {
   if (!fs::is_directory(dir)) throw Error("--predict: '" + dir + "' is not a directory");
-  const torch::Device device = train::select_device(cfg.train.device, 0);
+  const torch::Device device = runtime::select_device(cfg.train.device, 0);
   FeatureExtractor fx(cfg, device);
   ProbeHead head = load_probe(probe_path, fx.heads());
   if (head->dim() != fx.dim())

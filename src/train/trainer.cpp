@@ -19,11 +19,11 @@
 #include "aim/io/state_dict.h"
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/model_stats.h"
-#include "aim/probe/trunk_weights.h"
+#include "aim/model/trunk_weights.h"
 #include "aim/train/checkpoint.h"
-#include "aim/train/device.h"
+#include "aim/runtime/device.h"
 #include "aim/train/metrics_log.h"
-#include "aim/train/optimizer.h"
+#include "aim/optim/optimizer.h"
 #include "aim/train/prefix_sampler.h"
 
 namespace fs = std::filesystem;
@@ -105,7 +105,7 @@ void export_final_trunk(const config::RunConfig& cfg, const torch::nn::Module& n
   // Every rank holds the same weights, so each knows the digest the file must carry.
   const std::string digest = parameter_digest(net);
   if (rank == 0) {
-    probe::export_trunk(path, net,
+    model::export_trunk(path, net,
                         {{"preset", cfg.model.preset}, {"config", config::to_yaml(cfg)},
                          {"trained_steps", std::to_string(step)}, {"parameter_digest", digest}});
     spdlog::info("trunk exported to {} (official naming)", path);
@@ -140,8 +140,8 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
   const auto& mc = cfg.model;
 
   // Device and precision.
-  const torch::Device device = select_device(tc.device, env.local_rank);
-  pin_current_device(device);  // before any CUDA work: this rank's GPU, not GPU 0
+  const torch::Device device = runtime::select_device(tc.device, env.local_rank);
+  runtime::pin_current_device(device);  // before any CUDA work: this rank's GPU, not GPU 0
   const bool cuda = device.is_cuda();
   const bool bf16 = cuda && tc.precision == "bf16";
   if (!cuda && tc.precision == "bf16" && env.rank == 0)
@@ -171,7 +171,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
   model::AimPretrainModel net(mc);
   net->to(device);
   std::vector<torch::Tensor> params = net->parameters();
-  auto opt = make_adamw(*net, cfg.optim);
+  auto opt = optim::make_adamw(*net, cfg.optim);
 
   CheckpointManager ckpt(tc.out_dir, env.rank, env.world_size, static_cast<int>(tc.keep_checkpoints),
                          config::run_identity(cfg));
@@ -205,7 +205,7 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
 
   const auto flops = model::count_flops(mc);
   const double peak = peak_flops(cfg, cuda) * env.world_size;
-  const auto mean = channel_mean(mc.channels), stdv = channel_std(mc.channels);
+  const auto mean = data::channel_mean(mc.channels), stdv = data::channel_std(mc.channels);
 
   auto forward_loss = [&](const data::Batch& batch, uint64_t prefix_seed) {
     auto images = data::normalize_images(batch.images, device, mean, stdv);
@@ -270,9 +270,9 @@ TrainSummary run_training(const config::RunConfig& cfg_in, const dist::DistEnv& 
 
   while (step < tc.steps) {
     auto t_step = Clock::now();
-    const double lr = learning_rate(step, tc.steps, cfg.optim);
-    set_learning_rate(*opt, lr);
-    clear_gradients(*opt);
+    const double lr = optim::learning_rate(step, tc.steps, cfg.optim);
+    optim::set_learning_rate(*opt, lr);
+    optim::clear_gradients(*opt);
     const double global_kept = static_cast<double>(kept_targets(tc.seed, step * GB, GB, K, mc.attention));
     auto loss_sum = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     double wait = 0;

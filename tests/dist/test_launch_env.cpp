@@ -9,7 +9,7 @@
 #include "aim/dist/dist_env.h"
 #include "aim/dist/slurm_nodelist.h"
 #include "aim/error.h"
-#include "aim/train/device.h"
+#include "aim/runtime/device.h"
 
 using namespace aim;
 
@@ -102,12 +102,12 @@ TEST(LaunchEnv, BadPortIsRefused) {
 }
 
 TEST(CudaDevice, EachLocalRankGetsItsOwnGpu) {
-  EXPECT_EQ(train::cuda_device_for_local_rank(0, 8), torch::Device(torch::kCUDA, 0));
-  EXPECT_EQ(train::cuda_device_for_local_rank(3, 8), torch::Device(torch::kCUDA, 3));
-  const auto msg = error_of([] { train::cuda_device_for_local_rank(2, 2); });
+  EXPECT_EQ(runtime::cuda_device_for_local_rank(0, 8), torch::Device(torch::kCUDA, 0));
+  EXPECT_EQ(runtime::cuda_device_for_local_rank(3, 8), torch::Device(torch::kCUDA, 3));
+  const auto msg = error_of([] { runtime::cuda_device_for_local_rank(2, 2); });
   EXPECT_NE(msg.find("local rank 2 needs its own GPU, but this process sees 2"), std::string::npos) << msg;
   // On a machine without CUDA a CPU device never touches the CUDA guard.
-  train::pin_current_device(torch::Device(torch::kCPU));
+  runtime::pin_current_device(torch::Device(torch::kCPU));
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 #include "aim/io/safetensors.h"
 #include "aim/model/aim_encoder.h"
 #include "aim/probe/probe_head.h"
-#include "aim/probe/trunk_weights.h"
+#include "aim/model/trunk_weights.h"
 #include "test_util.h"
 
 using namespace aim;
@@ -76,7 +76,7 @@ TEST(OfficialInterop, OfficialWeightsLoadIntoAimAndAgree) {
   // preprocessor.* / trunk.* strictly and ignores head.*; the probe loader reads head.*.
   model::AimEncoder enc(cfg);
   enc->to(torch::kFloat64);  // receive the float64 weights without rounding them to float32
-  probe::load_trunk_weights(enc, dir.file("official.safetensors"));
+  model::load_trunk_weights(enc, dir.file("official.safetensors"));
   auto head = probe::load_probe(dir.file("official.safetensors"), cfg.heads);
   EXPECT_EQ(head->kind(), "attentive");
   EXPECT_EQ(head->classes(), kClasses);
@@ -110,7 +110,7 @@ TEST(OfficialInterop, AimExportsLoadStrictlyIntoOfficialModel) {
   head->to(torch::kFloat64);
   head->eval();
   // The same writers aim-train and aim-probe use.
-  probe::export_trunk(dir.file("trunk.safetensors"), *enc);
+  model::export_trunk(dir.file("trunk.safetensors"), *enc);
   probe::save_probe(dir.file("probe.safetensors"), head, cfg.heads);
 
   auto images = torch::randn({3, cfg.channels, cfg.img_size, cfg.img_size}, torch::kFloat64);

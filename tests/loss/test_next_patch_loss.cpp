@@ -27,7 +27,7 @@ TEST(Patchify, FlattensRowColChannel) {
 TEST(NextPatchLoss, MatchesHandComputedValue) {
   // patches per image: p0 = [0,0,0], p1 = [1,2,3], p2 = [0,0,6]
   auto img = torch::tensor({0.f, 1.f, 0.f, 0.f, 2.f, 0.f, 0.f, 3.f, 6.f}).view({1, 3, 1, 3}).repeat({2, 1, 1, 1});
-  auto target = loss::patch_targets(img, 1, model::TargetKind::kNormalizedPixels);
+  auto target = loss::patch_targets(img, 1, loss::TargetKind::kNormalizedPixels);
   // unbiased variances: p1 -> 1, p2 -> ((-2)^2 + (-2)^2 + 4^2) / 2 = 12
   const double s1 = std::sqrt(1.0 + 1e-6), s2 = std::sqrt(12.0 + 1e-6);
   EXPECT_NEAR(target[0][1][0].item<float>(), -1.0 / s1, 1e-6);
@@ -58,7 +58,7 @@ TEST(NextPatchLoss, CausalKeepsEveryTarget) {
 
 TEST(NextPatchLoss, RawPixelTargetsAreUnnormalized) {
   auto img = torch::arange(12, torch::kFloat32).view({1, 3, 2, 2});
-  auto t = loss::patch_targets(img, 1, model::TargetKind::kRawPixels);
+  auto t = loss::patch_targets(img, 1, loss::TargetKind::kRawPixels);
   EXPECT_TRUE(torch::equal(t, loss::patchify(img, 1)));
 }
 
@@ -74,5 +74,5 @@ TEST(NextPatchLoss, BatchLevelAveragingWeighsTokensNotImages) {
 
 TEST(NextPatchLoss, TargetsCarryNoGradient) {
   auto img = torch::randn({1, 3, 4, 4}).requires_grad_(true);
-  EXPECT_FALSE(loss::patch_targets(img, 2, model::TargetKind::kNormalizedPixels).requires_grad());
+  EXPECT_FALSE(loss::patch_targets(img, 2, loss::TargetKind::kNormalizedPixels).requires_grad());
 }

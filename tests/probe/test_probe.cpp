@@ -18,7 +18,7 @@
 #include "aim/model/aim_encoder.h"
 #include "aim/probe/probe_head.h"
 #include "aim/probe/probe_runner.h"
-#include "aim/probe/trunk_weights.h"
+#include "aim/model/trunk_weights.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -88,7 +88,7 @@ TEST(Probe, AttentiveProbeOnTrunkUsesOfficialNamesAndBeatsChance) {
   test::TempDir dir;
   torch::manual_seed(0);
   model::AimEncoder enc(config::config_from_yaml_string("model: {preset: aim-fmnist-tiny, depth: 2}").model);
-  probe::export_trunk(dir.file("trunk.safetensors"), *enc);
+  model::export_trunk(dir.file("trunk.safetensors"), *enc);
   auto cfg = fmnist_probe(dir, {"probe.weights=" + dir.file("trunk.safetensors"), "probe.lrs=[3.0e-3]",
                                 "probe.blocks=0,1"});
   auto r = probe::run_probe(cfg, {}, nullptr);
@@ -104,7 +104,7 @@ TEST(Probe, MismatchedWeightsAreListedNeverPartiallyLoaded) {
   test::TempDir dir;
   auto other = config::config_from_yaml_string("model: {preset: aim-fmnist-tiny, width: 64, depth: 3}").model;
   model::AimEncoder enc(other);
-  probe::export_trunk(dir.file("trunk.safetensors"), *enc);
+  model::export_trunk(dir.file("trunk.safetensors"), *enc);
   auto cfg = fmnist_probe(dir, {"probe.weights=" + dir.file("trunk.safetensors")});
   try {
     probe::run_probe(cfg, {}, nullptr);
@@ -147,16 +147,16 @@ TEST(Probe, WeightsResolveFromRunDirectoriesAndCheckpoints) {
   step_dir("step_2");
   step_dir("step_10");
   step_dir("step_30.partial");  // incomplete: never chosen
-  auto w = probe::resolve_trunk_weights(dir.file("run"));
+  auto w = model::resolve_trunk_weights(dir.file("run"));
   EXPECT_EQ(w.file, (dir.path() / "run/checkpoints/step_10/state.safetensors").string());
   EXPECT_EQ(w.prefix, "model.");
-  EXPECT_EQ(probe::resolve_trunk_weights(dir.file("run/checkpoints/step_2")).file,
+  EXPECT_EQ(model::resolve_trunk_weights(dir.file("run/checkpoints/step_2")).file,
             (dir.path() / "run/checkpoints/step_2/state.safetensors").string());
   io::save_safetensors(dir.file("run/trunk.safetensors"), {{"trunk.post_trunk_norm.weight", torch::ones({2})}});
-  EXPECT_EQ(probe::resolve_trunk_weights(dir.file("run")).file, dir.file("run/trunk.safetensors"));  // export wins
-  EXPECT_THROW(probe::resolve_trunk_weights(dir.file("nothing")), Error);
+  EXPECT_EQ(model::resolve_trunk_weights(dir.file("run")).file, dir.file("run/trunk.safetensors"));  // export wins
+  EXPECT_THROW(model::resolve_trunk_weights(dir.file("nothing")), Error);
   fs::create_directories(dir.path() / "empty");
-  EXPECT_THROW(probe::resolve_trunk_weights(dir.file("empty")), Error);
+  EXPECT_THROW(model::resolve_trunk_weights(dir.file("empty")), Error);
 }
 
 TEST(Probe, ValidationNamesTheKey) {

@@ -12,7 +12,7 @@
 #include "aim/io/state_dict.h"
 #include "aim/model/aim_pretrain.h"
 #include "aim/train/checkpoint.h"
-#include "aim/train/optimizer.h"
+#include "aim/optim/optimizer.h"
 #include "dist/dist_test_util.h"
 #include "test_util.h"
 
@@ -28,7 +28,7 @@ struct Trainee {
   explicit Trainee(uint64_t seed, int updates = 0) {
     torch::manual_seed(seed);
     net = model::AimPretrainModel(test::tiny_config());
-    opt = train::make_adamw(*net, train::OptimConfig{});
+    opt = optim::make_adamw(*net, optim::OptimConfig{});
     for (int i = 0; i < updates; ++i) {
       for (auto& p : net->parameters()) p.mutable_grad() = torch::randn_like(p);
       opt->step();

@@ -6,7 +6,7 @@
 //   data:   sources (weighted mixture), val, augment, loader threads
 //   optim:  OptimConfig (spec §7)
 //   train:  TrainConfig (steps, batch split, precision, run directory, cadences)
-//   probe:  probe::ProbeConfig (aim-probe; aim-train's optional probe at the end)
+//   probe:  config::ProbeConfig (aim-probe; aim-train's optional probe at the end)
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,8 +15,8 @@
 #include "aim/data/loader.h"
 #include "aim/data/transforms.h"
 #include "aim/model/model_config.h"
-#include "aim/probe/probe_config.h"
-#include "aim/train/optimizer.h"
+#include "aim/config/probe_config.h"
+#include "aim/optim/optimizer.h"
 
 namespace aim::config {
 
@@ -58,9 +58,9 @@ struct DataSection {
 struct RunConfig {
   model::ModelConfig model;
   DataSection data;
-  train::OptimConfig optim;
+  optim::OptimConfig optim;
   TrainConfig train;
-  probe::ProbeConfig probe;
+  config::ProbeConfig probe;
 
   bool operator==(const RunConfig& o) const;
   bool operator!=(const RunConfig& o) const { return !(*this == o); }

@@ -111,4 +111,9 @@ torch::Tensor normalize_images(const torch::Tensor& images_u8, const torch::Devi
                                const std::vector<double>& std = {0.229, 0.224, 0.225},
                                torch::ScalarType dtype = torch::kFloat);
 
+/// ImageNet channel statistics (and their gray-scale means for 1-channel models): the
+/// normalization every model input gets, in training and downstream.
+std::vector<double> channel_mean(int64_t channels);
+std::vector<double> channel_std(int64_t channels);
+
 }  // namespace aim::data

@@ -1,7 +1,7 @@
 #pragma once
 #include <torch/types.h>
 
-#include "aim/model/model_config.h"
+#include "aim/loss/target_kind.h"
 
 namespace aim::loss {
 
@@ -14,7 +14,7 @@ torch::Tensor unpatchify(const torch::Tensor& patches, int64_t patch, int64_t ch
 
 /// Regression targets from the network input, detached (targets are constants).
 /// kNormalizedPixels: per patch (x - mean) / sqrt(unbiased var + 1e-6) (spec §5.2).
-torch::Tensor patch_targets(const torch::Tensor& images, int64_t patch, model::TargetKind kind);
+torch::Tensor patch_targets(const torch::Tensor& images, int64_t patch, TargetKind kind);
 
 /// The loss as a sum and a count, so gradient accumulation and data parallelism can
 /// average over every kept token of the global batch, exactly as one big batch would.

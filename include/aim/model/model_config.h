@@ -3,13 +3,16 @@
 #include <string>
 #include <vector>
 
+#include "aim/loss/target_kind.h"
+
 namespace aim::model {
 
 /// How pre-training attention is masked (spec §3). Downstream always runs kBidirectional.
 enum class AttentionMode { kPrefixCausal, kCausal, kBidirectional };
 
 /// Regression target of the pre-training loss (spec §5).
-enum class TargetKind { kNormalizedPixels, kRawPixels };
+// The loss owns the target definition; the model config names which one it trains on.
+using TargetKind = loss::TargetKind;
 
 /// Every shape and switch of an AIM model. Defaults are aim-600m at 224 px.
 struct ModelConfig {

@@ -6,7 +6,7 @@
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>
 
-namespace aim::train {
+namespace aim::optim {
 
 struct OptimConfig {
   double lr = 1e-3;
@@ -37,4 +37,4 @@ void clear_gradients(torch::optim::Optimizer& opt);
 /// Sets every group's lr.
 void set_learning_rate(torch::optim::Optimizer& opt, double lr);
 
-}  // namespace aim::train
+}  // namespace aim::optim

@@ -8,7 +8,7 @@
 
 #include "aim/data/loader.h"
 
-namespace aim::probe {
+namespace aim::config {
 
 struct ProbeConfig {
   /// Trunk weights: a .safetensors file (our trunk export or an official checkpoint; only
@@ -40,4 +40,4 @@ struct ProbeConfig {
   bool operator==(const ProbeConfig& o) const;
 };
 
-}  // namespace aim::probe
+}  // namespace aim::config

@@ -1,4 +1,4 @@
-#include "aim/probe/trunk_weights.h"
+#include "aim/model/trunk_weights.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -9,7 +9,7 @@
 
 namespace fs = std::filesystem;
 
-namespace aim::probe {
+namespace aim::model {
 namespace {
 
 bool is_checkpoint_dir(const fs::path& p) { return fs::is_regular_file(p / "state.safetensors"); }
@@ -65,4 +65,4 @@ void export_trunk(const std::string& path, const torch::nn::Module& model,
   io::save_safetensors(path, tensors, metadata);
 }
 
-}  // namespace aim::probe
+}  // namespace aim::model

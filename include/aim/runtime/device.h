@@ -4,7 +4,7 @@
 
 #include <torch/types.h>
 
-namespace aim::train {
+namespace aim::runtime {
 
 /// train.device: "cpu", "cuda" (error when none is available) or "auto" (CUDA when present).
 /// CUDA ranks use the GPU numbered by their local rank; a local rank without a GPU of its
@@ -21,8 +21,4 @@ torch::Device cuda_device_for_local_rank(int local_rank, int64_t visible_devices
 /// GPU 0. No-op for CPU devices.
 void pin_current_device(const torch::Device& device);
 
-/// ImageNet channel statistics (and their gray-scale means for 1-channel models).
-std::vector<double> channel_mean(int64_t channels);
-std::vector<double> channel_std(int64_t channels);
-
-}  // namespace aim::train
+}  // namespace aim::runtime

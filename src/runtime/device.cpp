@@ -1,4 +1,4 @@
-#include "aim/train/device.h"
+#include "aim/runtime/device.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
@@ -7,7 +7,7 @@
 
 #include "aim/error.h"
 
-namespace aim::train {
+namespace aim::runtime {
 
 torch::Device cuda_device_for_local_rank(int local_rank, int64_t visible_devices) {
   if (local_rank < 0) throw Error("LOCAL_RANK=" + std::to_string(local_rank) + " is negative");
@@ -35,11 +35,4 @@ void pin_current_device(const torch::Device& device) {
   c10::impl::getDeviceGuardImpl(device.type())->setDevice(device);
 }
 
-std::vector<double> channel_mean(int64_t c) {
-  return c == 1 ? std::vector<double>{0.449} : std::vector<double>{0.485, 0.456, 0.406};
-}
-std::vector<double> channel_std(int64_t c) {
-  return c == 1 ? std::vector<double>{0.226} : std::vector<double>{0.229, 0.224, 0.225};
-}
-
-}  // namespace aim::train
+}  // namespace aim::runtime

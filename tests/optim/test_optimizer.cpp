@@ -3,7 +3,7 @@
 
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/probes.h"
-#include "aim/train/optimizer.h"
+#include "aim/optim/optimizer.h"
 #include "test_util.h"
 
 using namespace aim;
@@ -15,13 +15,13 @@ TEST(Optimizer, WeightDecayOnlyOnWeightMatrices) {
   for (const auto& p : net->named_parameters()) {
     const auto& n = p.key();
     const bool expect = n.find("norm") == std::string::npos && n.find("bias") == std::string::npos;
-    EXPECT_EQ(train::decays(n, p.value()), expect) << n;
+    EXPECT_EQ(optim::decays(n, p.value()), expect) << n;
     decayed += expect;
   }
   EXPECT_GT(decayed, 0);
   model::AttentionPoolingProbe probe(32, 2, 4);
-  EXPECT_FALSE(train::decays("cls_token", probe->cls_token));
-  auto opt = train::make_adamw(*net, {});
+  EXPECT_FALSE(optim::decays("cls_token", probe->cls_token));
+  auto opt = optim::make_adamw(*net, {});
   ASSERT_EQ(opt->param_groups().size(), 2u);
   auto& g0 = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[0].options());
   auto& g1 = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options());
@@ -32,13 +32,13 @@ TEST(Optimizer, WeightDecayOnlyOnWeightMatrices) {
 }
 
 TEST(Optimizer, WarmupThenCosine) {
-  train::OptimConfig cfg;  // lr 1e-3, warmup 2.5 %
+  optim::OptimConfig cfg;  // lr 1e-3, warmup 2.5 %
   const int64_t total = 1000;  // 25 warmup steps
-  EXPECT_DOUBLE_EQ(train::learning_rate(0, total, cfg), 1e-6);
-  EXPECT_NEAR(train::learning_rate(12, total, cfg), 1e-6 + (1e-3 - 1e-6) * 12 / 25, 1e-12);
-  EXPECT_DOUBLE_EQ(train::learning_rate(25, total, cfg), 1e-3);
-  EXPECT_NEAR(train::learning_rate(25 + 975 / 2, total, cfg), 0.5e-3, 1e-6);
-  EXPECT_NEAR(train::learning_rate(total, total, cfg), 0.0, 1e-15);
+  EXPECT_DOUBLE_EQ(optim::learning_rate(0, total, cfg), 1e-6);
+  EXPECT_NEAR(optim::learning_rate(12, total, cfg), 1e-6 + (1e-3 - 1e-6) * 12 / 25, 1e-12);
+  EXPECT_DOUBLE_EQ(optim::learning_rate(25, total, cfg), 1e-3);
+  EXPECT_NEAR(optim::learning_rate(25 + 975 / 2, total, cfg), 0.5e-3, 1e-6);
+  EXPECT_NEAR(optim::learning_rate(total, total, cfg), 0.0, 1e-15);
   for (int64_t s = 26; s < total; ++s)
-    EXPECT_LE(train::learning_rate(s, total, cfg), train::learning_rate(s - 1, total, cfg));
+    EXPECT_LE(optim::learning_rate(s, total, cfg), optim::learning_rate(s - 1, total, cfg));
 }

@@ -1,10 +1,10 @@
-#include "aim/train/optimizer.h"
+#include "aim/optim/optimizer.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
 
-namespace aim::train {
+namespace aim::optim {
 
 bool decays(const std::string& name, const torch::Tensor& param) {
   if (param.dim() < 2) return false;
@@ -44,4 +44,4 @@ void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
   for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
-}  // namespace aim::train
+}  // namespace aim::optim

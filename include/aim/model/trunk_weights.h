@@ -4,7 +4,7 @@
 
 #include "aim/model/aim_encoder.h"
 
-namespace aim::probe {
+namespace aim::model {
 
 /// Where a trunk's weights come from, resolved from probe.weights:
 ///  - a .safetensors file: our trunk export, or an official checkpoint (its head.* is ignored);
@@ -27,4 +27,4 @@ std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& we
 void export_trunk(const std::string& path, const torch::nn::Module& model,
                   std::map<std::string, std::string> metadata = {});
 
-}  // namespace aim::probe
+}  // namespace aim::model
