@@ -1,0 +1,116 @@
+// The resolved config as YAML: every key of every section, in key-table order, re-loadable
+// into an equal RunConfig (config.yaml of every run, and the fingerprints).
+#include "sections.h"
+
+namespace aim::config {
+
+using namespace detail;
+
+std::string to_yaml(const RunConfig& cfg) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  for (const auto& f : model_fields()) {
+    e << YAML::Key << f.name << YAML::Value;
+    f.write(e, cfg.model);
+  }
+  e << YAML::EndMap;
+
+  static const data::SourceConfig kDefaultSource;
+  auto write_source = [&](const data::SourceConfig& s) {
+    e << YAML::BeginMap;
+    for (const auto& f : source_fields()) {
+      if (!relevant(s.kind, f.name) && emit_field(f, s) == emit_field(f, kDefaultSource)) continue;
+      e << YAML::Key << f.name << YAML::Value;
+      f.write(e, s);
+    }
+    e << YAML::EndMap;
+  };
+  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : cfg.data.sources) write_source(s);
+  e << YAML::EndSeq;
+  e << YAML::Key << "val" << YAML::Value;
+  if (cfg.data.val) write_source(*cfg.data.val);
+  else e << YAML::Null;
+  e << YAML::Key << "augment" << YAML::Value << YAML::BeginMap;
+  for (const auto& f : augment_fields()) {
+    e << YAML::Key << f.name << YAML::Value;
+    f.write(e, cfg.data.augment);
+  }
+  e << YAML::EndMap;
+  for (const auto& f : data_fields()) {
+    if (!f.write) continue;
+    e << YAML::Key << f.name << YAML::Value;
+    f.write(e, cfg.data);
+  }
+  e << YAML::EndMap;
+
+  e << YAML::Key << "optim" << YAML::Value << YAML::BeginMap;
+  for (const auto& f : optim_fields()) {
+    e << YAML::Key << f.name << YAML::Value;
+    f.write(e, cfg.optim);
+  }
+  e << YAML::EndMap;
+
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  for (const auto& f : train_fields()) {
+    e << YAML::Key << f.name << YAML::Value;
+    f.write(e, cfg.train);
+  }
+  e << YAML::EndMap;
+
+  e << YAML::Key << "probe" << YAML::Value << YAML::BeginMap;
+  for (const auto& f : probe_fields()) {
+    e << YAML::Key << f.name << YAML::Value;
+    const auto& split = f.name == "train" ? cfg.probe.train_data : cfg.probe.val_data;
+    if (f.write) f.write(e, cfg.probe);
+    else if (split) write_source(*split);
+    else e << YAML::Null;
+  }
+  e << YAML::EndMap;
+
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+std::string fingerprint(const RunConfig& cfg) {
+  // FNV-1a over the resolved YAML. Nothing in the config differs per rank today; a field
+  // that may (a per-rank path, say) must be blanked here before hashing.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : to_yaml(cfg)) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string run_identity(const RunConfig& cfg) {
+  RunConfig c = cfg;
+  const TrainConfig defaults;
+  TrainConfig& t = c.train;
+  t.out_dir = defaults.out_dir;
+  t.log_every = defaults.log_every;
+  t.ckpt_every = defaults.ckpt_every;
+  t.keep_checkpoints = defaults.keep_checkpoints;
+  t.val_every = defaults.val_every;
+  t.val_batches = defaults.val_batches;
+  t.max_nonfinite = defaults.max_nonfinite;
+  t.peak_tflops = defaults.peak_tflops;
+  t.micro_batch_size = defaults.micro_batch_size;
+  t.device = defaults.device;
+  t.threads = defaults.threads;
+  t.dist_timeout_s = defaults.dist_timeout_s;
+  t.resume = defaults.resume;
+  c.data.workers = DataSection().workers;
+  c.data.prefetch = DataSection().prefetch;
+  c.data.stream_lanes = DataSection().stream_lanes;
+  c.data.val.reset();
+  c.probe = config::ProbeConfig();
+  return fingerprint(c);
+}
+
+}  // namespace aim::config

@@ -1,0 +1,117 @@
+// The `probe:` section: aim-probe's grid of heads on a frozen trunk (spec §8), and
+// aim-train's optional probe at the end.
+#include "sections.h"
+
+#include <cmath>
+#include <filesystem>
+#include <tuple>
+
+#include "aim/model/layer_selection.h"
+
+namespace aim::config {
+
+namespace fs = std::filesystem;
+
+bool ProbeConfig::operator==(const ProbeConfig& o) const {
+  return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
+                  label_smoothing, augment, crop_scale_min, crop_scale_max, hflip, cache_gb, epoch_size, seed,
+                  out_dir, at_end) ==
+             std::tie(o.weights, o.kind, o.features, o.blocks, o.classes, o.epochs, o.batch_size, o.lrs,
+                      o.weight_decays, o.warmup, o.label_smoothing, o.augment, o.crop_scale_min, o.crop_scale_max,
+                      o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end) &&
+         detail::same_optional(train_data, o.train_data) && detail::same_optional(val_data, o.val_data);
+}
+
+namespace detail {
+namespace {
+
+const std::vector<std::string> kProbeKinds = {"attentive", "linear"};
+const std::vector<std::string> kProbeFeatures = {"trunk", "pixels"};
+
+}  // namespace
+
+const std::vector<Field<config::ProbeConfig>>& probe_fields() {
+  using P = config::ProbeConfig;
+  static const std::vector<Field<P>> f = {
+      plain("weights", &P::weights),
+      choice("kind", &P::kind, kProbeKinds),
+      choice("features", &P::features, kProbeFeatures),
+      plain("blocks", &P::blocks),
+      {"train", nullptr, nullptr},  // a source, or null
+      {"val", nullptr, nullptr},    // a source, or null
+      plain("classes", &P::classes),
+      plain("epochs", &P::epochs),
+      plain("batch_size", &P::batch_size),
+      {"lrs", [](P& p, const Node& n, const std::string& k, const Ctx& c) { p.lrs = get_double_list(k, n, c); },
+       [](YAML::Emitter& e, const P& p) { emit_double_list(e, p.lrs); }},
+      {"weight_decays",
+       [](P& p, const Node& n, const std::string& k, const Ctx& c) { p.weight_decays = get_double_list(k, n, c); },
+       [](YAML::Emitter& e, const P& p) { emit_double_list(e, p.weight_decays); }},
+      plain("warmup", &P::warmup),
+      plain("label_smoothing", &P::label_smoothing),
+      plain("augment", &P::augment),
+      pair("crop_scale", &P::crop_scale_min, &P::crop_scale_max),
+      plain("hflip", &P::hflip),
+      plain("cache_gb", &P::cache_gb),
+      plain("epoch_size", &P::epoch_size),
+      plain("seed", &P::seed),
+      plain("out_dir", &P::out_dir),
+      plain("at_end", &P::at_end),
+  };
+  return f;
+}
+
+void read_probe_section(ProbeConfig& probe, const Node& p, const Ctx& c) {
+  if (!p.IsDefined() || p.IsNull()) return;
+  read_section(probe, p, probe_fields(), "probe", c);
+  if (p["train"].IsDefined() && !p["train"].IsNull())
+    probe.train_data = read_source(p["train"], "probe.train", "probe-train", c);
+  if (p["val"].IsDefined() && !p["val"].IsNull())
+    probe.val_data = read_source(p["val"], "probe.val", "probe-val", c);
+}
+
+void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training) {
+  const config::ProbeConfig& p = cfg.probe;
+  if (p.weights.empty() && !from_training && p.features == "trunk")
+    fail("probe.weights", "required: a .safetensors file (our trunk export or an official checkpoint), a run "
+                          "directory, or 'random' for a randomly initialized trunk");
+  if (!p.weights.empty() && p.weights != "random" && check_paths && !fs::exists(p.weights))
+    fail("probe.weights", "'" + p.weights + "' does not exist (expected a .safetensors file or a run directory)");
+  if (std::find(kProbeKinds.begin(), kProbeKinds.end(), p.kind) == kProbeKinds.end())
+    fail("probe.kind", expect_one_of(p.kind, kProbeKinds));
+  if (std::find(kProbeFeatures.begin(), kProbeFeatures.end(), p.features) == kProbeFeatures.end())
+    fail("probe.features", expect_one_of(p.features, kProbeFeatures));
+  if (p.features == "pixels" && p.kind != "linear")
+    fail("probe.kind", "features=pixels is the raw-pixel baseline and takes kind=linear, got '" + p.kind + "'");
+  if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
+  if (!p.train_data) fail("probe.train", "required: the labelled training split (e.g. {kind: idx, split: train})");
+  if (!p.val_data) fail("probe.val", "required: the labelled evaluation split (e.g. {kind: idx, split: test})");
+  validate_source(*p.train_data, "probe.train", true, world_size, check_paths);
+  validate_source(*p.val_data, "probe.val", false, world_size, check_paths);
+  if (p.classes < 0) fail("probe.classes", "must be >= 0 (0 = from the data), got " + num(p.classes));
+  if (p.epochs <= 0) fail("probe.epochs", "must be > 0, got " + num(p.epochs));
+  if (p.batch_size <= 0) fail("probe.batch_size", "must be > 0, got " + num(p.batch_size));
+  if (p.batch_size % world_size != 0)
+    fail("probe.batch_size", num(p.batch_size) + " is not divisible by the world size " + std::to_string(world_size));
+  if (p.lrs.empty()) fail("probe.lrs", "needs at least one learning rate");
+  for (double lr : p.lrs)
+    if (!(lr > 0) || !std::isfinite(lr)) fail("probe.lrs", "every learning rate must be > 0, got " + num(lr));
+  if (p.weight_decays.empty()) fail("probe.weight_decays", "needs at least one weight decay");
+  for (double wd : p.weight_decays)
+    if (!(wd >= 0) || !std::isfinite(wd)) fail("probe.weight_decays", "every weight decay must be >= 0, got " + num(wd));
+  if (!(p.warmup >= 0 && p.warmup < 1))
+    fail("probe.warmup", "is a fraction of the probe's steps, in [0, 1); got " + num(p.warmup));
+  if (!(p.label_smoothing >= 0 && p.label_smoothing < 1))
+    fail("probe.label_smoothing", "must be in [0, 1), got " + num(p.label_smoothing));
+  if (!(p.crop_scale_min > 0 && p.crop_scale_min <= p.crop_scale_max && p.crop_scale_max <= 1))
+    fail("probe.crop_scale", "must satisfy 0 < min <= max <= 1, got [" + num(p.crop_scale_min) + ", " +
+                                 num(p.crop_scale_max) + "]");
+  check_prob("probe.hflip", p.hflip);
+  if (!(p.cache_gb >= 0) || !std::isfinite(p.cache_gb))
+    fail("probe.cache_gb", "must be >= 0 (0 = never cache features), got " + num(p.cache_gb));
+  if (p.epoch_size < 0)
+    fail("probe.epoch_size", "must be >= 0 (0 = the training split's size), got " + num(p.epoch_size));
+}
+
+}  // namespace detail
+}  // namespace aim::config

@@ -1,0 +1,96 @@
+// The `train:` section: steps, the batch split, precision, the run directory, cadences,
+// the device and the distributed timeout.
+#include "sections.h"
+
+#include <cmath>
+#include <tuple>
+
+namespace aim::config {
+
+bool TrainConfig::operator==(const TrainConfig& o) const {
+  return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
+                  keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
+                  dist_timeout_s, resume) ==
+         std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
+                  o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
+                  o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume);
+}
+
+namespace detail {
+namespace {
+
+const std::vector<std::string> kPrecisions = {"bf16", "fp32"};
+const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
+const std::vector<std::string> kResumeModes = {"auto", "force"};
+
+std::string micro_batch_suggestions(int64_t batch, int world) {
+  if (batch % world != 0) return "";
+  int64_t per_rank = batch / world;
+  std::vector<std::string> ok;
+  for (int64_t d = per_rank; d >= 1 && ok.size() < 8; --d)
+    if (per_rank % d == 0) ok.push_back(std::to_string(d));
+  return "; micro-batch sizes that work at world size " + std::to_string(world) + ": " + join(ok) +
+         (ok.size() == 8 ? ", ..." : "");
+}
+
+}  // namespace
+
+const std::vector<Field<TrainConfig>>& train_fields() {
+  using T = TrainConfig;
+  static const std::vector<Field<T>> f = {
+      plain("steps", &T::steps),
+      plain("batch_size", &T::batch_size),
+      plain("micro_batch_size", &T::micro_batch_size),
+      choice("precision", &T::precision, kPrecisions),
+      plain("seed", &T::seed),
+      plain("out_dir", &T::out_dir),
+      plain("log_every", &T::log_every),
+      plain("ckpt_every", &T::ckpt_every),
+      plain("keep_checkpoints", &T::keep_checkpoints),
+      plain("val_every", &T::val_every),
+      plain("val_batches", &T::val_batches),
+      plain("max_nonfinite", &T::max_nonfinite),
+      plain("peak_tflops", &T::peak_tflops),
+      choice("device", &T::device, kDevices),
+      plain("threads", &T::threads),
+      plain("dist_timeout_s", &T::dist_timeout_s),
+      choice("resume", &T::resume, kResumeModes),
+  };
+  return f;
+}
+
+void validate_train_section(const TrainConfig& t, int world_size) {
+  if (t.steps <= 0) fail("train.steps", "must be > 0, got " + num(t.steps));
+  if (t.batch_size <= 0) fail("train.batch_size", "must be > 0, got " + num(t.batch_size));
+  if (t.micro_batch_size <= 0) fail("train.micro_batch_size", "must be > 0, got " + num(t.micro_batch_size));
+  if (t.batch_size % world_size != 0)
+    fail("train.batch_size", num(t.batch_size) + " is not divisible by the world size " + std::to_string(world_size) +
+                                 "; the global batch must be a multiple of world size × train.micro_batch_size");
+  if (t.batch_size % (t.micro_batch_size * world_size) != 0)
+    fail("train.batch_size", num(t.batch_size) + " must be divisible by train.micro_batch_size × world size = " +
+                                 num(t.micro_batch_size) + " × " + std::to_string(world_size) + " = " +
+                                 num(t.micro_batch_size * world_size) +
+                                 " (gradient accumulation needs whole micro-batches)" +
+                                 micro_batch_suggestions(t.batch_size, world_size));
+  if (std::find(kPrecisions.begin(), kPrecisions.end(), t.precision) == kPrecisions.end())
+    fail("train.precision", expect_one_of(t.precision, kPrecisions));
+  if (std::find(kDevices.begin(), kDevices.end(), t.device) == kDevices.end())
+    fail("train.device", expect_one_of(t.device, kDevices));
+  if (t.out_dir.empty()) fail("train.out_dir", "must not be empty");
+  if (t.log_every <= 0) fail("train.log_every", "must be > 0, got " + num(t.log_every));
+  if (t.ckpt_every < 0) fail("train.ckpt_every", "must be >= 0 (0 = no periodic checkpoints), got " + num(t.ckpt_every));
+  if (t.keep_checkpoints < 1) fail("train.keep_checkpoints", "must be >= 1, got " + num(t.keep_checkpoints));
+  if (t.val_every < 0) fail("train.val_every", "must be >= 0 (0 = never), got " + num(t.val_every));
+  if (t.val_batches < 0) fail("train.val_batches", "must be >= 0 (0 = one full pass), got " + num(t.val_batches));
+  if (t.max_nonfinite < 1) fail("train.max_nonfinite", "must be >= 1, got " + num(t.max_nonfinite));
+  if (!(t.peak_tflops >= 0) || !std::isfinite(t.peak_tflops))
+    fail("train.peak_tflops", "must be >= 0 (0 = detect), got " + num(t.peak_tflops));
+  if (t.threads < 0) fail("train.threads", "must be >= 0 (0 = default), got " + std::to_string(t.threads));
+  if (t.dist_timeout_s < 1) fail("train.dist_timeout_s", "must be >= 1 (seconds), got " + num(t.dist_timeout_s));
+  if (std::find(kResumeModes.begin(), kResumeModes.end(), t.resume) == kResumeModes.end())
+    fail("train.resume", expect_one_of(t.resume, kResumeModes));
+
+}
+
+}  // namespace detail
+}  // namespace aim::config
