@@ -1,0 +1,72 @@
+#include <spdlog/fmt/fmt.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "aim/model/model_stats.h"
+#include "aim/train/trainer.h"
+
+namespace aim::train {
+namespace {
+
+// 4915200000 -> "4.92 G"; below 10^4 the plain integer.
+std::string readable_count(double v) {
+  static const char* units[] = {"", "k", "M", "G", "T", "P", "E", "Z", "Y"};
+  if (std::fabs(v) < 1e4) return fmt::format("{}", static_cast<int64_t>(std::llround(v)));
+  int u = 0;
+  while (std::fabs(v) >= 1000 && u < 8) {
+    v /= 1000;
+    ++u;
+  }
+  return fmt::format("{:.3g} {}", v, units[u]);
+}
+
+}  // namespace
+
+double peak_flops(const config::RunConfig& cfg, bool cuda) {
+  using Clock = std::chrono::steady_clock;
+  if (cfg.train.peak_tflops > 0) return cfg.train.peak_tflops * 1e12;
+  if (cuda) return 0;
+  torch::NoGradGuard ng;
+  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  torch::mm(a, b);  // warm up BLAS threads
+  auto t0 = Clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  int n = 0;
+  while (elapsed() < 0.3 || n < 2) {
+    torch::mm(a, b);
+    ++n;
+  }
+  return 2.0 * 1024 * 1024 * 1024 * n / elapsed();
+}
+
+std::string describe_run(const config::RunConfig& cfg, int world_size) {
+  const auto& m = cfg.model;
+  const auto p = model::count_parameters(m);
+  const auto f = model::count_flops(m);
+  const int64_t accum = cfg.train.batch_size / std::max<int64_t>(1, cfg.train.micro_batch_size * world_size);
+  const double images = static_cast<double>(cfg.train.steps) * cfg.train.batch_size;
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(3);
+  o << "model " << m.preset << ": " << m.img_size << "px, patch " << m.patch_size << ", " << m.num_tokens()
+    << " tokens, width " << m.width << ", depth " << m.depth << ", heads " << m.heads << " (head dim "
+    << m.head_dim() << "), attention " << model::to_string(m.attention) << ", order " << m.order << "\n"
+    << "  parameters: trunk " << p.trunk / 1e6 << " M, pre-training head " << p.pretrain_head / 1e6 << " M ("
+    << m.head_blocks << " x " << m.head_width << "), total " << p.total() / 1e6 << " M\n"
+    << "  FLOPs per image: forward " << f.forward() / 1e9 << " G (head " << 100.0 * f.head_forward / f.forward()
+    << " %), training " << f.training() / 1e9 << " G (executed, head on loss tokens only: "
+    << f.executed_training() / 1e9 << " G)\n"
+    << "  batch: global " << cfg.train.batch_size << " = micro " << cfg.train.micro_batch_size << " x ranks "
+    << world_size << " x accumulation " << accum << "\n"
+    << "  steps " << cfg.train.steps << ", images seen " << readable_count(images) << ", training FLOPs "
+    << fmt::format("{:.3g}", images * f.training()) << "\n";
+  o << "  data:";
+  for (const auto& s : cfg.data.sources) o << " " << s.name << " (" << s.kind << ", weight " << s.weight << ")";
+  o << (cfg.data.val ? ", val " + cfg.data.val->name : std::string(", no validation")) << "\n";
+  return o.str();
+}
+
+}  // namespace aim::train

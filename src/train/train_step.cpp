@@ -1,0 +1,88 @@
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "aim/error.h"
+#include "aim/optim/optimizer.h"
+#include "aim/train/prefix_sampler.h"
+#include "training_run.h"
+
+namespace aim::train {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Gradients of the global batch's mean loss, summed over micro-batches and ranks; returns
+// the [loss sum, kept count] of the global batch.
+torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
+  const auto& tc = run.cfg.train;
+  const auto& mc = run.cfg.model;
+  const int64_t GB = tc.batch_size, accum = run.accumulation();
+  // Every micro-batch's loss is divided by the global batch's kept-target count, so the
+  // summed gradient is that of one big batch, whatever the split.
+  const double global_kept =
+      static_cast<double>(kept_targets(tc.seed, run.step * GB, GB, mc.num_tokens(), mc.attention));
+  auto loss_sum = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
+  for (int64_t a = 0; a < accum; ++a) {
+    const auto t_wait = std::chrono::steady_clock::now();
+    auto batch = run.loader->next();
+    data_wait += seconds_since(t_wait);
+    if (!batch) throw Error("training data ran out (a train-mode loader should never end)");
+    auto terms = forward_loss(run, *batch, tc.seed);
+    if (run.grad_sync && a == accum - 1) run.grad_sync->arm();  // reduce during the last backward only
+    (terms.sum / global_kept).backward();
+    loss_sum[0] += terms.sum.detach().to(torch::kFloat64);
+    loss_sum[1] += terms.count.detach().to(torch::kFloat64);
+  }
+  if (run.comm) {
+    const bool first = run.step == std::max<int64_t>(run.resumed_from, 0);
+    run.grad_sync->finish();
+    if (first && run.is_rank0())
+      spdlog::info("gradient all-reduce: {} buckets, {} started during backward", run.grad_sync->num_buckets(),
+                   run.grad_sync->overlapped_buckets());
+    run.comm->all_reduce_sum_now(loss_sum);
+  }
+  return loss_sum;
+}
+
+}  // namespace
+
+StepResult train_step(TrainingRun& run) {
+  const auto& tc = run.cfg.train;
+  const auto t_step = std::chrono::steady_clock::now();
+  StepResult r;
+  r.lr = optim::learning_rate(run.step, tc.steps, run.cfg.optim);
+  optim::set_learning_rate(*run.opt, r.lr);
+  optim::clear_gradients(*run.opt);
+
+  auto loss_sum = accumulate_gradients(run, r.data_wait);
+  const double clip = run.cfg.optim.grad_clip > 0 ? run.cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
+  r.grad_norm = torch::nn::utils::clip_grad_norm_(run.params, clip);
+  auto ls = loss_sum.cpu();
+  r.loss = ls[0].item<double>() / std::max(1.0, ls[1].item<double>());
+  r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  if (r.finite) {
+    run.opt->step();
+    run.consecutive_bad = 0;
+  } else {
+    ++run.consecutive_bad;
+    ++run.skipped_total;
+    if (run.is_rank0())
+      spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", run.step + 1,
+                   r.loss, r.grad_norm, run.consecutive_bad);
+    if (run.consecutive_bad >= tc.max_nonfinite)
+      throw Error("stopping: " + std::to_string(run.consecutive_bad) +
+                  " consecutive non-finite steps (train.max_nonfinite); the last good checkpoint in " +
+                  run.ckpt->directory() + " is intact");
+  }
+  ++run.step;
+  if (run.device.is_cuda()) torch::cuda::synchronize(run.device.index());
+  r.seconds = seconds_since(t_step);
+  return r;
+}
+
+}  // namespace aim::train

@@ -1,0 +1,115 @@
+#include "training_run.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "aim/compat.h"
+#include "aim/io/atomic_file.h"
+#include "aim/optim/optimizer.h"
+#include "aim/runtime/device.h"
+#include "aim/train/prefix_sampler.h"
+#include "aim/train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace aim::train {
+namespace {
+
+void restore_and_agree(TrainingRun& run) {
+  const auto& tc = run.cfg.train;
+  auto apply_loader = [&](const nlohmann::json& j) { run.loader->load_state(j.get<data::LoaderState>()); };
+  if (auto rp = run.ckpt->restore_latest(*run.net, *run.opt, tc.resume == "force", apply_loader, run.comm)) {
+    run.step = rp->step;
+    run.resumed_from = rp->step;
+    run.skipped_total = rp->meta.value("skipped_steps", int64_t(0));
+    if (run.is_rank0())
+      spdlog::info("resumed from {} (step {}){}", rp->path, rp->step,
+                   rp->foreign ? " written by a different config (train.resume=force)" : "");
+  }
+  // Identical weights on every rank: after the restore (or the seeded initialisation) rank 0's
+  // are broadcast, and the restored state is confirmed by digest, so a rank that resumed
+  // differently cannot go on silently.
+  if (run.comm) {
+    torch::NoGradGuard ng;
+    if (run.resumed_from >= 0)
+      run.comm->check_same_on_all_ranks(parameter_digest(*run.net),
+                                        "the restored weights (step " + std::to_string(run.step) + ")");
+    for (auto& p : run.params) run.comm->broadcast(p, 0);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in, const dist::DistEnv& env,
+                                                dist::Communicator* comm) {
+  auto run = std::make_unique<TrainingRun>();
+  run->cfg = cfg_in;
+  run->env = env;
+  const auto& cfg = run->cfg;
+  const auto& tc = cfg.train;
+  config::validate(cfg, env.world_size);
+
+  run->device = runtime::select_device(tc.device, env.local_rank);
+  runtime::pin_current_device(run->device);  // before any CUDA work: this rank's GPU, not GPU 0
+  const bool cuda = run->device.is_cuda();
+  run->bf16 = cuda && tc.precision == "bf16";
+  if (!cuda && tc.precision == "bf16" && run->is_rank0())
+    spdlog::info("train.precision=bf16 applies on CUDA; training in fp32 on CPU");
+  // threads=0 keeps LibTorch's default: more OpenMP threads spin-wait and slow OpenBLAS's
+  // GEMM threads on CPU (see docs/benchmarks.md).
+  if (tc.threads > 0) at::set_num_threads(tc.threads);
+
+  run->comm = comm;
+  if (env.distributed() && !comm) {
+    run->owned_comm = dist::connect(env, connect_options(cfg, run->device));
+    run->comm = run->owned_comm.get();
+  }
+  if (run->comm) run->comm->check_same_on_all_ranks(config::fingerprint(cfg), "the resolved config");
+
+  if (run->is_rank0()) {
+    fs::create_directories(tc.out_dir);
+    io::write_file_atomic((fs::path(tc.out_dir) / "config.yaml").string(), config::to_yaml(cfg));
+    spdlog::info("resolved config:\n{}", config::to_yaml(cfg));
+    spdlog::info("{}", describe_run(cfg, env.world_size));
+  }
+
+  torch::manual_seed(tc.seed);
+  run->net = model::AimPretrainModel(cfg.model);
+  run->net->to(run->device);
+  run->params = run->net->parameters();
+  run->opt = optim::make_adamw(*run->net, cfg.optim);
+  run->ckpt = std::make_unique<CheckpointManager>(tc.out_dir, env.rank, env.world_size,
+                                                  static_cast<int>(tc.keep_checkpoints), config::run_identity(cfg));
+  run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
+  restore_and_agree(*run);
+
+  if (run->comm) run->grad_sync = std::make_unique<dist::GradientSync>(run->params, *run->comm);
+  if (run->is_rank0())
+    run->metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), run->step);
+  run->mean = data::channel_mean(cfg.model.channels);
+  run->stdv = data::channel_std(cfg.model.channels);
+  return run;
+}
+
+loss::LossTerms forward_loss(TrainingRun& run, const data::Batch& batch, uint64_t prefix_seed) {
+  const auto& mc = run.cfg.model;
+  auto images = data::normalize_images(batch.images, run.device, run.mean, run.stdv);
+  // Host prefix: the model reads it on the CPU (loss rows, mask bounds) with no GPU sync.
+  auto prefix = prefix_lengths(prefix_seed, batch.index, mc.num_tokens(), mc.attention);
+  if (run.bf16) compat::set_cuda_autocast(true, at::kBFloat16);
+  auto out = run.net->forward(images, prefix, model::HeadTokens::kLossOnly);
+  if (run.bf16) {
+    compat::set_cuda_autocast(false, at::kBFloat16);
+    compat::clear_autocast_cache();
+  }
+  return out.loss;
+}
+
+void save_checkpoint(TrainingRun& run) {
+  nlohmann::json meta = {{"skipped_steps", run.skipped_total}, {"fingerprint", config::fingerprint(run.cfg)},
+                         {"images_seen", run.step * run.cfg.train.batch_size}};
+  run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm);
+}
+
+}  // namespace aim::train

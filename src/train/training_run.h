@@ -1,0 +1,80 @@
+#pragma once
+// Internal to src/train: the state one pre-training run carries from step to step, and the
+// pieces run_training (trainer.cpp) is made of. Each piece fits on a screen.
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aim/config/run_config.h"
+#include "aim/data/loader.h"
+#include "aim/dist/communicator.h"
+#include "aim/dist/dist_env.h"
+#include "aim/dist/gradient_sync.h"
+#include "aim/loss/next_patch_loss.h"
+#include "aim/model/aim_pretrain.h"
+#include "aim/train/checkpoint.h"
+#include "aim/train/metrics_log.h"
+
+namespace aim::train {
+
+struct TrainingRun {
+  config::RunConfig cfg;
+  dist::DistEnv env;
+  dist::Communicator* comm = nullptr;  // null for one process
+  std::unique_ptr<dist::Communicator> owned_comm;
+  torch::Device device{torch::kCPU};
+  bool bf16 = false;  // autocast on CUDA
+  model::AimPretrainModel net{nullptr};
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<torch::optim::AdamW> opt;
+  std::unique_ptr<CheckpointManager> ckpt;
+  std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<dist::GradientSync> grad_sync;
+  std::unique_ptr<MetricsLog> metrics;  // rank 0 only
+  std::vector<double> mean, stdv;       // input normalization
+
+  int64_t step = 0;             // optimizer steps completed
+  int64_t resumed_from = -1;    // checkpoint step, -1 for a fresh run
+  int64_t skipped_total = 0;    // non-finite steps skipped, over the whole run
+  int64_t consecutive_bad = 0;  // the current streak of non-finite steps
+
+  bool is_rank0() const { return env.rank == 0; }
+  int64_t accumulation() const { return cfg.train.batch_size / (cfg.train.micro_batch_size * env.world_size); }
+};
+
+/// Device, process group, config agreement across ranks, the run directory, the model, the
+/// optimizer, the loader, the restore from the newest checkpoint, identical weights on every
+/// rank, gradient buckets and metrics.jsonl. `comm` may be null (connects when distributed).
+std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg, const dist::DistEnv& env,
+                                                dist::Communicator* comm);
+
+/// The model's loss terms on one batch (normalize on the device, prefix lengths keyed by
+/// the samples' global positions and `prefix_seed`, bf16 autocast on CUDA).
+loss::LossTerms forward_loss(TrainingRun& run, const data::Batch& batch, uint64_t prefix_seed);
+
+/// What one optimizer step reports.
+struct StepResult {
+  double loss = 0;       // global mean over every kept target of the global batch
+  double grad_norm = 0;  // before clipping
+  double lr = 0;
+  double data_wait = 0;  // seconds spent waiting for batches
+  double seconds = 0;    // wall time of the step, device work included
+  bool finite = true;    // false: the update was skipped
+};
+
+/// One optimizer step over the global batch: accumulation micro-batches, the gradient
+/// all-reduce overlapped with the last backward, clipping, AdamW, or a skipped update when
+/// the loss or gradient norm is not finite (throws aim::Error after train.max_nonfinite in a
+/// row). Advances run.step.
+StepResult train_step(TrainingRun& run);
+
+/// The validation loss (see validation.cpp for which images), -1 without data.val.
+double validation_loss(TrainingRun& run);
+
+/// Saves a resumable checkpoint at run.step.
+void save_checkpoint(TrainingRun& run);
+
+}  // namespace aim::train
