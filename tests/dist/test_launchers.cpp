@@ -154,30 +154,30 @@ pid_t start_training_launcher(const test::TempDir& dir, std::vector<pid_t>& rank
   return launcher;
 }
 
-TEST(Launch, LocalLauncherForwardsSigtermToItsRanks) {
+// Sends `sig` to a launcher whose two ranks are training, waits for the launcher to end,
+// and expects both ranks gone within 30 s. Returns the launcher's wait status.
+int signal_launcher_expect_ranks_gone(int sig) {
   test::TempDir dir;
   std::vector<pid_t> ranks;
   pid_t launcher = start_training_launcher(dir, ranks);
-  ASSERT_EQ(ranks.size(), 2u);
-  ASSERT_EQ(::kill(launcher, SIGTERM), 0);
+  EXPECT_EQ(ranks.size(), 2u);
+  EXPECT_EQ(::kill(launcher, sig), 0);
   int status = 0;
-  ASSERT_TRUE(wait_until([&] { return ::waitpid(launcher, &status, WNOHANG) == launcher; }, 60))
-      << "the launcher did not exit after SIGTERM";
-  EXPECT_NE(status, 0);
+  EXPECT_TRUE(wait_until([&] { return ::waitpid(launcher, &status, WNOHANG) == launcher; }, 60))
+      << "the launcher did not exit after signal " << sig;
   for (pid_t r : ranks) EXPECT_TRUE(wait_until([&] { return !alive(r); }, 30)) << "rank pid " << r << " still runs";
   for (pid_t r : ranks) ::kill(r, SIGKILL);
+  return status;
 }
 
-TEST(Launch, SigkilledLauncherTakesItsRanksWithIt) {
-  test::TempDir dir;
-  std::vector<pid_t> ranks;
-  pid_t launcher = start_training_launcher(dir, ranks);
-  ASSERT_EQ(ranks.size(), 2u);
-  ASSERT_EQ(::kill(launcher, SIGKILL), 0);
-  ::waitpid(launcher, nullptr, 0);
-  for (pid_t r : ranks) EXPECT_TRUE(wait_until([&] { return !alive(r); }, 30)) << "rank pid " << r << " orphaned";
-  for (pid_t r : ranks) ::kill(r, SIGKILL);
+TEST(Launch, LocalLauncherForwardsSigtermToItsRanks) {
+  const int status = signal_launcher_expect_ranks_gone(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status)) << "the launcher died of the signal instead of forwarding it";
+  EXPECT_NE(status, 0);
 }
+
+// SIGKILL cannot be forwarded: the ranks' parent-death signal must end them.
+TEST(Launch, SigkilledLauncherTakesItsRanksWithIt) { signal_launcher_expect_ranks_gone(SIGKILL); }
 
 // Ranks on nodes that do not share train.out_dir (or that see a stale copy) must stop
 // rather than probe different weights.
