@@ -109,7 +109,11 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   const std::string a = test::capture(kTrainBin + " --nproc-per-node 2 --config " + kTiny + overrides +
                                       " train.out_dir=" + dir.file("local"));
   ASSERT_NE(a.find("[exit 0]"), std::string::npos) << a;
-  const std::string b = test::capture(py + " " + AIM_SOURCE_DIR + "/tests/dist/torchrun_compat.py --nproc_per_node 2 "
+  // USE_LIBUV=0: distribution builds of torch >= 2.4 (Debian 13's 2.6) lack libuv, which
+  // torchrun's own store asks for by default ("use_libuv was requested but PyTorch was build
+  // without libuv support"); 1.13 ignores the variable.
+  const std::string b = test::capture("USE_LIBUV=0 " + py + " " + AIM_SOURCE_DIR +
+                                      "/tests/dist/torchrun_compat.py --nproc_per_node 2 "
                                       "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + kTrainBin +
                                       " --config " + kTiny + overrides + " train.out_dir=" + dir.file("torchrun"));
   ASSERT_NE(b.find("[exit 0]"), std::string::npos) << b;
@@ -124,14 +128,18 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
 TEST(Launch, AMissingRankEndsTheJobAfterDistTimeout) {
   test::TempDir dir;
   const auto t0 = Clock::now();
-  const std::string out = test::capture("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                                        std::to_string(test::free_loopback_port()) + " " + kTrainBin + " --config " +
-                                        kTiny + " train.dist_timeout_s=3 train.out_dir=" + dir.file("run"));
+  const std::string port = std::to_string(test::free_loopback_port());
+  const std::string out = test::capture("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
+                                        " " + kTrainBin + " --config " + kTiny +
+                                        " train.dist_timeout_s=3 train.out_dir=" + dir.file("run"));
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
-  EXPECT_NE(out.find("aim-train: error: creating the Gloo process group failed (did all 2 ranks start"),
-            std::string::npos)
-      << out;
+  // LibTorch 1.13's store returns without the missing rank and Gloo times out ("did all 2
+  // ranks start"); 2.x's store itself times out ("1/2 clients joined"). Both name the address.
+  const bool gloo_said = out.find("creating the Gloo process group failed (did all 2 ranks start") != std::string::npos;
+  const bool store_said = out.find("rendezvous at 127.0.0.1:" + port) != std::string::npos;
+  EXPECT_TRUE(gloo_said || store_said) << out;
+  EXPECT_NE(out.find("127.0.0.1:" + port), std::string::npos) << out;
   EXPECT_EQ(out.find("frame #"), std::string::npos) << "a C++ stack trace reached the user:\n" << out;
   EXPECT_LT(s, 60.0) << out;
 }
