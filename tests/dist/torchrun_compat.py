@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""torchrun shim for Debian 12's python3-torch (PyTorch 1.13) on Python 3.11.
+"""torchrun shim for Debian's python3-torch: 1.13 on Python 3.11 (Debian 12), and 2.6 built
+without libuv (Debian 13).
 
 TEST-ONLY helper: it exists solely so the distributed tests can launch
 workers with torchrun on Debian 12. Do not use it for anything else.
@@ -48,6 +49,27 @@ def _from_str(cls, vm: str) -> Union["_Std", Dict[int, "_Std"]]:
 # Patch only when broken (Python >= 3.11 with an unfixed torch).
 if _Std.from_str("0") is None:
     _Std.from_str = classmethod(_from_str)
+
+# Debian 13's torch 2.6 is built without libuv, but from 2.4 on torchrun's static rendezvous
+# creates its TCPStore with the libuv default and dies with "use_libuv was requested but
+# PyTorch was build without libuv support". Ask that store for the classic backend.
+def _patch_static_store_libuv():
+    import torch
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    if (major, minor) < (2, 4):
+        return
+    from torch.distributed.elastic.rendezvous import static_tcp_rendezvous as _static
+
+    _TCPStore = _static.TCPStore
+
+    def _classic_tcp_store(*args, **kwargs):
+        kwargs.setdefault("use_libuv", False)
+        return _TCPStore(*args, **kwargs)
+
+    _static.TCPStore = _classic_tcp_store
+
+
+_patch_static_store_libuv()
 
 if __name__ == "__main__":
     from torch.distributed.run import main
