@@ -1,5 +1,6 @@
 // The resolved config as YAML: every key of every section, in key-table order, re-loadable
 // into an equal RunConfig (config.yaml of every run, and the fingerprints).
+#include "aim/io/fnv1a.h"
 #include "sections.h"
 
 namespace aim::config {
@@ -78,14 +79,8 @@ std::string to_yaml(const RunConfig& cfg) {
 std::string fingerprint(const RunConfig& cfg) {
   // FNV-1a over the resolved YAML. Nothing in the config differs per rank today; a field
   // that may (a per-rank path, say) must be blanked here before hashing.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : to_yaml(cfg)) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  const std::string yaml = to_yaml(cfg);
+  return io::fnv1a_hex(yaml.data(), yaml.size());
 }
 
 std::string run_identity(const RunConfig& cfg) {

@@ -14,6 +14,7 @@
 #include "aim/compat.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/io/fnv1a.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/state_dict.h"
 
@@ -130,15 +131,7 @@ std::string parameter_digest(const torch::nn::Module& model) {
   }
   if (sums.empty()) return "empty";
   auto all = torch::stack(sums).cpu().contiguous();
-  const auto* bytes = reinterpret_cast<const unsigned char*>(all.data_ptr<double>());
-  uint64_t h = 1469598103934665603ull;
-  for (int64_t i = 0; i < all.numel() * static_cast<int64_t>(sizeof(double)); ++i) {
-    h ^= bytes[i];
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return io::fnv1a_hex(all.data_ptr<double>(), static_cast<size_t>(all.numel()) * sizeof(double));
 }
 
 CheckpointManager::CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity)
