@@ -10,10 +10,10 @@ namespace aim::config {
 bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
                   keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
-                  dist_timeout_s, resume) ==
+                  dist_timeout_s, resume, bucket_mb) ==
          std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
                   o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
-                  o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume);
+                  o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume, o.bucket_mb);
 }
 
 namespace detail {
@@ -55,6 +55,7 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       plain("threads", &T::threads),
       plain("dist_timeout_s", &T::dist_timeout_s),
       choice("resume", &T::resume, kResumeModes),
+      plain("bucket_mb", &T::bucket_mb),
   };
   return f;
 }
@@ -89,6 +90,8 @@ void validate_train_section(const TrainConfig& t, int world_size) {
   if (t.dist_timeout_s < 1) fail("train.dist_timeout_s", "must be >= 1 (seconds), got " + num(t.dist_timeout_s));
   if (std::find(kResumeModes.begin(), kResumeModes.end(), t.resume) == kResumeModes.end())
     fail("train.resume", expect_one_of(t.resume, kResumeModes));
+  if (!(t.bucket_mb > 0) || !std::isfinite(t.bucket_mb))
+    fail("train.bucket_mb", "must be > 0 (MiB per gradient all-reduce bucket), got " + num(t.bucket_mb));
 
 }
 

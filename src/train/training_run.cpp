@@ -84,7 +84,7 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
   restore_and_agree(*run);
 
-  if (run->comm) run->grad_sync = std::make_unique<dist::GradientSync>(run->params, *run->comm);
+  if (run->comm) run->grad_sync = std::make_unique<dist::GradientSync>(run->params, *run->comm, tc.bucket_mb);
   if (run->is_rank0())
     run->metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), run->step);
   run->mean = data::channel_mean(cfg.model.channels);

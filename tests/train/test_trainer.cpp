@@ -39,23 +39,42 @@ std::map<int64_t, double> losses(const std::string& out_dir, const char* key = "
   return out;
 }
 
-pid_t spawn(const std::vector<std::string>& args) {
+// Starts args[0] with args; its stdout and stderr go to `log` (or nowhere).
+pid_t spawn(const std::vector<std::string>& args, const std::string& log = "/dev/null") {
   pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    freopen("/dev/null", "w", stdout);
+    freopen(log.c_str(), "w", stdout);
+    if (log != "/dev/null") dup2(fileno(stdout), 2);
     execv(argv[0], argv.data());
     _exit(127);
   }
   return pid;
 }
 
-int run(const std::vector<std::string>& args) {
+int run(const std::vector<std::string>& args, const std::string& log = "/dev/null") {
   int status = 0;
-  waitpid(spawn(args), &status, 0);
+  waitpid(spawn(args, log), &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Newest step_NNNNNNNNN under dir/checkpoints, or -1.
+int64_t newest_checkpoint(const std::string& run_dir) {
+  int64_t newest = -1;
+  if (!fs::exists(run_dir + "/checkpoints")) return newest;
+  for (const auto& e : fs::directory_iterator(run_dir + "/checkpoints")) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && name.find('.') == std::string::npos)
+      newest = std::max<int64_t>(newest, std::stoll(name.substr(5)));
+  }
+  return newest;
 }
 
 }  // namespace
@@ -87,6 +106,9 @@ TEST(Trainer, LossFallsAndRunDirectoryIsComplete) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.file("run/checkpoints")), {}), 2);
 }
 
+// Proves it resumed: the checkpoint exists before the kill, the second run says it resumed
+// from the newest one (a run that silently started over reproduces every loss with fixed
+// seeds, so equal losses alone prove nothing), and the exported trunks hold the same bits.
 TEST(Trainer, ResumeAfterSigkillIsExact) {
   test::TempDir dir;
   const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=150", "train.ckpt_every=7",
@@ -105,8 +127,16 @@ TEST(Trainer, ResumeAfterSigkillIsExact) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(fs::exists(dir.file("killed/checkpoints/step_000000014"))) << "no checkpoint within the deadline";
   ASSERT_FALSE(fs::exists(dir.file("killed/trunk.safetensors"))) << "run finished before it could be killed";
-  ASSERT_EQ(run(with_out(dir.file("killed"))), 0);
+  const int64_t resume_step = newest_checkpoint(dir.file("killed"));
+  ASSERT_GE(resume_step, 14);
+  ASSERT_LT(resume_step, 150);
+  ASSERT_EQ(run(with_out(dir.file("killed")), dir.file("resume.log")), 0);
+  const auto log = slurp(dir.file("resume.log"));
+  EXPECT_NE(log.find("resumed from " + dir.file("killed") + "/checkpoints/step_"), std::string::npos) << log;
+  EXPECT_NE(log.find("(step " + std::to_string(resume_step) + ")"), std::string::npos)
+      << "expected a resume from the newest checkpoint, step " << resume_step << ":\n" << log;
 
   auto a = losses(dir.file("straight")), b = losses(dir.file("killed"));
   ASSERT_EQ(a.size(), 150u);
@@ -114,25 +144,57 @@ TEST(Trainer, ResumeAfterSigkillIsExact) {
   for (auto& [step, loss] : a) EXPECT_EQ(loss, b[step]) << "step " << step;
   auto va = losses(dir.file("straight"), "val_loss"), vb = losses(dir.file("killed"), "val_loss");
   EXPECT_EQ(va, vb);
+  // The exports differ only in the config's out_dir: same tensors bit for bit, same digest.
+  const auto ta = io::load_safetensors(dir.file("straight/trunk.safetensors"));
+  const auto tb = io::load_safetensors(dir.file("killed/trunk.safetensors"));
+  ASSERT_EQ(ta.tensors.size(), tb.tensors.size());
+  for (size_t i = 0; i < ta.tensors.size(); ++i)
+    EXPECT_TRUE(torch::equal(ta.tensors[i].second, tb.tensors[i].second)) << ta.tensors[i].first;
+  EXPECT_EQ(ta.metadata.at("parameter_digest"), tb.metadata.at("parameter_digest"));
+  EXPECT_EQ(tb.metadata.at("trained_steps"), "150");
 }
 
+// Data parallelism equals one big batch: per-step loss and gradient norm (before clipping —
+// AdamW and clipping are blind to a wrong gradient scale, the norm is not) and the final
+// weights. Buckets of ~100 bytes put every parameter in its own bucket, so the multi-bucket
+// path and the all-reduces started during backward run too.
 TEST(Trainer, TwoGlooRanksMatchOneProcess) {
   test::TempDir dir;
   const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=12", "train.log_every=1",
-                                           "train.val_every=6", "train.batch_size=16", "train.micro_batch_size=4"};
+                                           "train.val_every=6", "train.batch_size=16", "train.micro_batch_size=4",
+                                           "train.bucket_mb=0.0001"};
   auto one = common, two = common;
   one.push_back("train.out_dir=" + dir.file("one"));
   two.push_back("train.out_dir=" + dir.file("two"));
   two.insert(two.begin() + 1, {"--nproc-per-node", "2"});
   ASSERT_EQ(run(one), 0);
-  ASSERT_EQ(run(two), 0);
+  ASSERT_EQ(run(two, dir.file("two.log")), 0);
   auto a = losses(dir.file("one")), b = losses(dir.file("two"));
   ASSERT_EQ(a.size(), 12u);
   ASSERT_EQ(b.size(), 12u);
   for (auto& [step, loss] : a) EXPECT_NEAR(loss, b[step], 1e-4 * std::abs(loss)) << "step " << step;
+  auto ga = losses(dir.file("one"), "grad_norm"), gb = losses(dir.file("two"), "grad_norm");
+  ASSERT_EQ(ga.size(), 12u);
+  for (auto& [step, g] : ga) EXPECT_NEAR(g, gb[step], 1e-4 * g) << "grad_norm at step " << step;
   auto va = losses(dir.file("one"), "val_loss"), vb = losses(dir.file("two"), "val_loss");
   ASSERT_EQ(va.size(), 2u);
   for (auto& [step, v] : va) EXPECT_NEAR(v, vb[step], 1e-4 * v) << "val step " << step;
+
+  const auto wa = io::load_safetensors(dir.file("one/trunk.safetensors")).tensors;
+  const auto wb = io::load_safetensors(dir.file("two/trunk.safetensors")).tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i)
+    EXPECT_TRUE(torch::allclose(wa[i].second, wb[i].second, 1e-4, 1e-5)) << wa[i].first;
+
+  const auto log = slurp(dir.file("two.log"));
+  const auto at = log.find("gradient all-reduce: ");
+  ASSERT_NE(at, std::string::npos) << log;
+  int buckets = 0, overlapped = 0;
+  ASSERT_EQ(std::sscanf(log.c_str() + at, "gradient all-reduce: %d buckets, %d started during backward", &buckets,
+                        &overlapped),
+            2);
+  EXPECT_GT(buckets, static_cast<int>(wa.size())) << "every parameter (trunk and head) in its own bucket";
+  EXPECT_GT(overlapped, buckets / 2) << "most all-reduces should start while backward runs";
 }
 
 TEST(Trainer, BadConfigFailsBeforeCompute) {
