@@ -7,7 +7,7 @@
 namespace aim::data {
 
 CropBox SampleTransform::choose_box(int w, int h, Rng& rng) const {
-  return c_.train ? random_resized_crop(w, h, c_.augment, rng)
+  return c_.train && !c_.augment.eval_view ? random_resized_crop(w, h, c_.augment, rng)
                   : center_crop(w, h, c_.img_size, c_.augment.eval_crop_pct);
 }
 
@@ -77,7 +77,7 @@ void SampleTransform::finish(PreparedSample& p, uint8_t* dst) const {
   p.image.release();
   if (c_.channels == 3 && out.channels() == 1) cv::cvtColor(out, out, cv::COLOR_GRAY2BGR);
   if (c_.channels == 1 && out.channels() == 3) cv::cvtColor(out, out, cv::COLOR_BGR2GRAY);
-  if (c_.train) {
+  if (c_.train && !c_.augment.eval_view) {
     if (p.rng.uniform() < c_.augment.hflip) cv::flip(out, out, 1);
     if (p.rng.uniform() < c_.augment.color_jitter) color_jitter(out, c_.augment, p.rng);
   }

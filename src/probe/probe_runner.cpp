@@ -197,12 +197,11 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
       spdlog::info("probe: cached features of {} training images ({} x {} per image, {:.2f} GB per rank) in {:.1f} s",
                    train_samples, fx.tokens(), fx.dim(), cache.numel() * 4.0 / 1e9, seconds_since(t0));
   } else {
-    // A fresh loader in train mode: shuffled, endless; augmented or center-cropped views.
+    // A fresh loader in train mode (shuffled, endless) showing the view the cached path and
+    // evaluation see: the centre crop, unflipped.
     if (!live) {
       auto lc = config::probe_loader_config(cfg, true, true, rank, world);
-      lc.augment.scale_min = lc.augment.scale_max = 1.0;
-      lc.augment.ratio_min = lc.augment.ratio_max = 1.0;
-      lc.augment.hflip = 0;
+      lc.augment.eval_view = true;
       train_loader = std::make_unique<data::Loader>(lc);
     }
   }

@@ -84,6 +84,50 @@ TEST(Probe, PixelLinearGridLearnsAndSavedProbeEvaluatesIdentically) {
   EXPECT_NEAR(e.loss, r.heads[r.best].val_loss, 1e-5);
 }
 
+// The grid trains its heads independently: head (1e-3, 0.05) of a 2 x 2 grid ends exactly
+// where the same head trained alone does (same seed, same batches, its own optimizer).
+TEST(Probe, GridHeadEqualsTheSameHeadTrainedAlone) {
+  test::TempDir dir;
+  auto grid = probe::run_probe(fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear",
+                                                  "probe.lrs=[1.0e-3, 1.0e-2]", "probe.weight_decays=[0, 0.05]",
+                                                  "probe.epochs=1"}),
+                               {}, nullptr);
+  auto alone = probe::run_probe(fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear", "probe.lrs=[1.0e-3]",
+                                                   "probe.weight_decays=[0.05]", "probe.epochs=1",
+                                                   "probe.out_dir=" + dir.file("alone")}),
+                                {}, nullptr);
+  ASSERT_EQ(grid.heads.size(), 4u);
+  ASSERT_EQ(alone.heads.size(), 1u);
+  const auto &g = grid.heads[1], &a = alone.heads[0];
+  EXPECT_EQ(g.top1, a.top1);
+  EXPECT_EQ(g.top5, a.top5);
+  EXPECT_NEAR(g.val_loss, a.val_loss, 1e-9 * a.val_loss);
+  EXPECT_NEAR(g.train_loss, a.train_loss, 1e-9 * a.train_loss);
+  EXPECT_NE(grid.heads[0].val_loss, g.val_loss) << "the weight decay made no difference: the test proves nothing";
+}
+
+// Without the feature cache (probe.cache_gb=0) the features are recomputed from a shuffled
+// loader; with probe.augment each step sees augmented views. Both learn about as well as the
+// cached path on the same data.
+TEST(Probe, UncachedAndAugmentedPathsLearn) {
+  test::TempDir dir;
+  const std::vector<std::string> base = {"probe.features=pixels", "probe.kind=linear", "probe.lrs=[1.0e-2]"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), base.begin(), base.end());
+    return probe::run_probe(fmnist_probe(dir, extra), {}, nullptr);
+  };
+  auto cached = with({});
+  auto uncached = with({"probe.cache_gb=0"});
+  auto augmented = with({"probe.augment=true"});
+  EXPECT_TRUE(cached.cached);
+  EXPECT_FALSE(uncached.cached);
+  EXPECT_FALSE(augmented.cached);
+  EXPECT_EQ(uncached.train_samples, 2000);
+  EXPECT_EQ(uncached.val_samples, 1000);
+  EXPECT_NEAR(uncached.heads[0].top1, cached.heads[0].top1, 0.04);
+  EXPECT_GT(augmented.heads[0].top1, 0.5);  // chance is 0.10
+}
+
 TEST(Probe, AttentiveProbeOnTrunkUsesOfficialNamesAndBeatsChance) {
   test::TempDir dir;
   torch::manual_seed(0);
@@ -195,6 +239,17 @@ TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
   EXPECT_EQ(results["train_samples"].get<int64_t>(), 1000);
   const double top1 = results["best"]["top1"].get<double>();
   EXPECT_GT(top1, 0.6);
+  // One process on the same data and global batch. Not bit-identical by design (each rank
+  // shuffles its own shard and batch norm uses per-rank batch statistics, as PyTorch's DDP
+  // without SyncBatchNorm), so the heads agree to a tolerance; a wrong gradient average or a
+  // rank training on the other's shard would move them further apart than this.
+  out = test::capture(kProbeBin + common + "1");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  auto single = nlohmann::json::parse(std::ifstream(dir.file("p1/results.json")));
+  EXPECT_EQ(single["world_size"].get<int>(), 1);
+  EXPECT_EQ(single["val_samples"].get<int64_t>(), 500);
+  EXPECT_NEAR(single["best"]["top1"].get<double>(), top1, 0.03);
+  EXPECT_NEAR(single["heads"][0]["val_loss"].get<double>(), results["heads"][0]["val_loss"].get<double>(), 0.1);
 
   out = test::capture(kProbeBin + " --eval-only" + common);
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;

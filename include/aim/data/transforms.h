@@ -19,6 +19,7 @@ struct AugmentConfig {
   double color_jitter = 0.0;                       // probability of applying ColorJitter
   double brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
   double eval_crop_pct = 0.875;                    // eval: resize shorter side to size/pct (256 for 224)
+  bool eval_view = false;  // train order (shuffled, endless) with the evaluation crop, no flip/jitter
 };
 
 /// torchvision's RandomResizedCrop.get_params: 10 tries of (area, log-ratio), then the
