@@ -94,3 +94,80 @@ TEST(DataTransforms, ChwRgbOrderFlipAndJitter) {
   EXPECT_EQ(x[1024], 77);
   EXPECT_EQ(x[2048 + 500], 77);
 }
+
+// hflip mirrors exactly the view that would have been produced unflipped (the crop is drawn
+// first from the same per-sample stream), and hflip=0 never mirrors.
+TEST(DataTransforms, FlipMirrorsTheUnflippedView) {
+  TransformConfig tc;
+  tc.img_size = 16;
+  tc.augment.scale_min = tc.augment.scale_max = 1.0;
+  tc.augment.ratio_min = tc.augment.ratio_max = 1.0;
+  RawSample raw;  // a horizontal ramp with a marked corner: no symmetry to hide a missing flip
+  raw.pixels = cv::Mat(16, 16, CV_8UC3);
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < 16; ++x) raw.pixels.at<cv::Vec3b>(y, x) = cv::Vec3b(x * 15, y * 15, 200);
+  raw.pixels.at<cv::Vec3b>(0, 0) = cv::Vec3b(255, 255, 255);
+  const size_t plane = 16 * 16;
+  std::vector<uint8_t> plain(3 * plane), flipped(3 * plane);
+  std::string why;
+  for (uint64_t g : {3u, 4u, 5u}) {
+    tc.augment.hflip = 0;
+    ASSERT_TRUE(SampleTransform(tc).apply(raw, g, plain.data(), &why)) << why;
+    tc.augment.hflip = 1;
+    ASSERT_TRUE(SampleTransform(tc).apply(raw, g, flipped.data(), &why)) << why;
+    EXPECT_NE(plain, flipped);
+    for (size_t c = 0; c < 3; ++c)
+      for (size_t y = 0; y < 16; ++y)
+        for (size_t x = 0; x < 16; ++x)
+          ASSERT_EQ(flipped[c * plane + y * 16 + x], plain[c * plane + y * 16 + (15 - x)])
+              << "c " << c << " y " << y << " x " << x << " index " << g;
+  }
+  // The unflipped view is the input itself (full-image crop at the same size), RGB order.
+  EXPECT_EQ(plain[0], 255);
+  EXPECT_EQ(plain[2 * plane + 1], 15);  // blue plane, x = 1
+  EXPECT_EQ(plain[0 * plane + 1], 200);  // red plane
+}
+
+// Brightness jitter scales every pixel by one factor in [1 - b, 1 + b], and over many
+// samples the factors cover that range; saturation and hue leave a gray image gray; a
+// jitter probability of 0 changes nothing.
+TEST(DataTransforms, ColorJitterStaysWithinItsBounds) {
+  TransformConfig tc;
+  tc.img_size = 8;
+  tc.augment.scale_min = tc.augment.scale_max = 1.0;
+  tc.augment.ratio_min = tc.augment.ratio_max = 1.0;
+  tc.augment.hflip = 0;
+  tc.augment.color_jitter = 1.0;
+  tc.augment.brightness = 0.4;
+  tc.augment.contrast = tc.augment.saturation = tc.augment.hue = 0;
+  RawSample gray;
+  gray.pixels = cv::Mat(8, 8, CV_8UC3, cv::Scalar(100, 100, 100));
+  std::vector<uint8_t> out(3 * 64);
+  std::string why;
+  int lo = 255, hi = 0;
+  for (uint64_t g = 0; g < 400; ++g) {
+    ASSERT_TRUE(SampleTransform(tc).apply(gray, g, out.data(), &why)) << why;
+    for (auto v : out) ASSERT_EQ(v, out[0]) << "brightness must scale every pixel alike";
+    ASSERT_GE(out[0], 60) << "factor below 1 - brightness";
+    ASSERT_LE(out[0], 140) << "factor above 1 + brightness";
+    lo = std::min<int>(lo, out[0]), hi = std::max<int>(hi, out[0]);
+  }
+  EXPECT_LT(lo, 66) << "the factors do not reach down to 1 - brightness";
+  EXPECT_GT(hi, 134) << "the factors do not reach up to 1 + brightness";
+
+  tc.augment.brightness = 0;
+  tc.augment.saturation = 0.8;
+  tc.augment.hue = 0.5;
+  for (uint64_t g = 0; g < 50; ++g) {
+    ASSERT_TRUE(SampleTransform(tc).apply(gray, g, out.data(), &why)) << why;
+    for (auto v : out) ASSERT_NEAR(v, 100, 1) << "saturation/hue changed a gray image";
+  }
+
+  tc.augment.color_jitter = 0;
+  tc.augment.brightness = 0.4;
+  for (uint64_t g = 0; g < 50; ++g) {
+    ASSERT_TRUE(SampleTransform(tc).apply(gray, g, out.data(), &why)) << why;
+    for (auto v : out) ASSERT_EQ(v, 100) << "jitter applied with probability 0";
+  }
+}
+
