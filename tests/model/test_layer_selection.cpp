@@ -29,6 +29,7 @@ TEST(LayerSelection, BadSpecsAreClearErrors) {
   EXPECT_THROW(select_blocks("5-2", "x", 8), aim::Error);
   try {
     select_blocks("1,x", "x", 8, "probe.blocks");
+    FAIL() << "a block list with a non-number was accepted";
   } catch (const aim::Error& e) {
     EXPECT_NE(std::string(e.what()).find("probe.blocks"), std::string::npos);
   }

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "aim/error.h"
 #include "aim/scale/scaling_fit.h"
@@ -23,6 +25,32 @@ const std::string kScaleBin = std::string(AIM_BIN_DIR) + "/aim-scale";
 std::string read(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// RFC 4180 rows: fields split at commas outside double quotes, "" inside quotes is ".
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1);
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += '"', ++i;
+      else if (c == '"') quoted = false;
+      else field += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().push_back(field), field.clear();
+    } else if (c == '\n') {
+      rows.back().push_back(field), field.clear();
+      rows.emplace_back();
+    } else {
+      field += c;
+    }
+  }
+  if (rows.back().empty()) rows.pop_back();
+  return rows;
 }
 
 TEST(ScalingFit, RecoversAKnownPowerLawAndFrontier) {
@@ -97,10 +125,32 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
   EXPECT_NE(pj["error"].get<std::string>().find("non-finite"), std::string::npos) << pj.dump(2);
 
   const std::string csv = read(dir.file("out/results.csv"));
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 6) << csv;  // header + 5 points
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), ',') > 0, true);
+  const auto rows = parse_csv(csv);
+  ASSERT_EQ(rows.size(), 6u) << csv;  // header + 5 points
+  const auto& header = rows[0];
+  auto col = [&](const std::string& name) {
+    auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name << " missing from " << csv;
+    return static_cast<size_t>(it - header.begin());
+  };
   size_t done = 0;
-  for (size_t pos = 0; (pos = csv.find(",done,", pos)) != std::string::npos; ++pos) ++done;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    SCOPED_TRACE(r[0]);
+    ASSERT_EQ(r.size(), header.size()) << csv;
+    if (r[col("status")] != "done") continue;
+    ++done;
+    // The bookkeeping columns against hand-computed values: test-tiny runs 6 steps of 8
+    // images; FLOPs = images x FLOPs per image; unique images = synth-a's limit + synth-b's
+    // 128 (test-tiny's second source).
+    EXPECT_EQ(r[col("steps")], "6");
+    EXPECT_EQ(r[col("batch_size")], "8");
+    EXPECT_EQ(std::stod(r[col("images_seen")]), 48.0);
+    EXPECT_NEAR(std::stod(r[col("train_flops")]), 48.0 * std::stod(r[col("train_flops_per_image")]),
+                1e-6 * std::stod(r[col("train_flops")]));
+    EXPECT_EQ(std::stoll(r[col("unique_images")]), std::stoll(r[col("data.sources.0.limit")]) + 128);
+    EXPECT_GT(std::stod(r[col("final_val_loss")]), 0);
+  }
   EXPECT_EQ(done, 4u) << csv;
   const std::string report = read(dir.file("out/report.md"));
   EXPECT_NE(report.find("Validation loss vs trunk parameters"), std::string::npos) << report;
@@ -112,9 +162,24 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
   for (const char* png : {"loss_vs_compute.png", "loss_vs_params.png", "accuracy_vs_loss.png"})
     EXPECT_GT(fs::file_size(dir.path() / "out" / png), 1000u) << png;
 
-  // Re-running skips the four finished points and retries only the failed one.
+  // Re-running skips the four finished points (their files stay as they were, byte for
+  // byte and untouched) and retries only the failed one.
+  std::map<std::string, std::pair<std::string, fs::file_time_type>> before;
+  for (const auto& e : fs::recursive_directory_iterator(dir.file("out")))
+    if (e.is_regular_file() && e.path().string().find("max_nonfinite") == std::string::npos &&
+        e.path().parent_path() != dir.path() / "out")
+      before[e.path().string()] = {read(e.path().string()), fs::last_write_time(e.path())};
+  ASSERT_GT(before.size(), 4u * 4u);
+  const auto failed_time = fs::last_write_time(failed + "/point.json");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // distinct timestamps
   out = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml"));
   EXPECT_NE(out.find("4 already done"), std::string::npos) << out;
+  for (const auto& [path, was] : before) {
+    ASSERT_TRUE(fs::exists(path)) << path;
+    EXPECT_EQ(read(path), was.first) << path << " changed";
+    EXPECT_EQ(fs::last_write_time(path), was.second) << path << " rewritten";
+  }
+  EXPECT_NE(fs::last_write_time(failed + "/point.json"), failed_time) << "the failed point was not retried";
 
   out = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml") + " --plan");
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 6) << out;  // 5 commands + the exit line
