@@ -411,7 +411,7 @@ TEST(ConfigValidate, MissingPaths) {
 }
 
 TEST(ConfigValidate, RealFashionMnistPathIfInstalled) {
-  if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  AIM_REQUIRE_DEPENDENCY(fs::exists("/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist");
   EXPECT_NO_THROW(validate(base({"data.sources.0.kind=idx", "data.val={kind: idx, split: test}"}), 1, true));
 }
 

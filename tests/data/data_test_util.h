@@ -12,6 +12,7 @@
 
 #include "aim/data/synthetic_source.h"
 #include "aim/data/tar_reader.h"
+#include "test_util.h"
 
 namespace aim::data::testing {
 

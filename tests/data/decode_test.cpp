@@ -30,7 +30,8 @@ TEST(DataDecode, ProbesFormatAndSizeWithoutDecoding) {
   EXPECT_EQ(h.width, 33);
   EXPECT_EQ(h.height, 17);
   auto w = t::encode(t::photo(40, 30), ".webp");
-  if (!w.empty()) {
+  AIM_REQUIRE_DEPENDENCY(!w.empty(), "OpenCV's WebP codec (libopencv-imgcodecs with libwebp)");
+  {
     h = probe_image(w.data(), w.size());
     EXPECT_EQ(h.format, ImageFormat::kWebp);
     EXPECT_EQ(h.width, 40);
@@ -84,7 +85,7 @@ TEST(DataDecode, CmykJpegDecodes) {
   t::TempDir d;
   std::string py = std::string(AIM_PYTHON) + " -c \"from PIL import Image; Image.new('CMYK', (24, 16), (0, 255, 255, 0)).save('" +
                    (d / "cmyk.jpg") + "')\" 2>/dev/null";
-  if (std::system(py.c_str()) != 0) GTEST_SKIP() << "python3-pil unavailable";
+  AIM_REQUIRE_DEPENDENCY(std::system(py.c_str()) == 0, "python3-pil");
   std::vector<uint8_t> b;
   ASSERT_TRUE(read_file(d / "cmyk.jpg", b, nullptr));
   std::string why;

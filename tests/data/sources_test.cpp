@@ -73,7 +73,7 @@ TEST(DataIdx, ReadsRawAndGzipFilesWithLabels) {
 
 TEST(DataIdx, FashionMnistFromDebianPackage) {
   const std::string dir = "/usr/share/datasets/fashion-mnist";
-  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(dir), "dataset-fashion-mnist");
   IdxSource test(dir, "test");
   EXPECT_EQ(test.size(), 10000);
   EXPECT_EQ(test.rows(), 28);

@@ -46,7 +46,7 @@ TEST(DataTar, RoundTripWithLongNamesAndEmptyMembers) {
 }
 
 TEST(DataTar, ReadsGnuTarPaxAndGnuFormats) {
-  if (std::system("tar --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no tar binary";
+  AIM_REQUIRE_DEPENDENCY(std::system("tar --version > /dev/null 2>&1") == 0, "GNU tar");
   t::TempDir d;
   std::string deep = "sub/" + std::string(120, 'k') + ".json";
   t::write_text(d / ("src/" + deep), "{\"a\":1}");

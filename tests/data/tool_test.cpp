@@ -25,7 +25,7 @@ std::pair<int, std::string> run(const std::string& cmd) {
 
 TEST(DataTool, PackIdxThenCheckThenStreamTheShards) {
   const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
-  if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " not built";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
   t::TempDir d;
   t::write_idx(d / "idx/train-images-idx3-ubyte", d / "idx/train-labels-idx1-ubyte", 20, 6, 6, 4);
   auto [rc, out] = run(bin + " pack --from idx --path " + d / "idx" + " --out " + d / "shards" + " --shard-size 8");

@@ -100,8 +100,8 @@ const std::vector<std::string> kShortRun = {"train.steps=8", "train.log_every=1"
 // use". The run must follow the local launcher's trajectory.
 TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   const std::string py = "/usr/bin/python3";
-  if (test::capture(py + " -c 'import torch.distributed.run'").find("[exit 0]") == std::string::npos)
-    GTEST_SKIP() << "no torchrun (python3-torch) on this machine";
+  AIM_REQUIRE_DEPENDENCY(test::capture(py + " -c 'import torch.distributed.run'").find("[exit 0]") != std::string::npos,
+                         "torchrun (python3-torch)");
   test::TempDir dir;
   std::string overrides;
   for (const auto& o : kShortRun) overrides += " " + o;
