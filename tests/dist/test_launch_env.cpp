@@ -70,6 +70,33 @@ TEST(LaunchEnv, SlurmWithoutMasterAddrUsesTheFirstNodeAndAJobPort) {
   EXPECT_NE(dist::port_for_slurm_job(123456), dist::port_for_slurm_job(123457));
 }
 
+TEST(LaunchEnv, TorchrunVariablesMapOneToOne) {
+  ScopedEnv env({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"},
+                 {"MASTER_ADDR", "10.0.0.7"}, {"MASTER_PORT", "29511"}});
+  auto e = dist::dist_env_from_environment();
+  EXPECT_EQ(e.rank, 5);
+  EXPECT_EQ(e.world_size, 8);
+  EXPECT_EQ(e.local_rank, 1);
+  EXPECT_EQ(e.local_world_size, 4);
+  EXPECT_EQ(e.master_addr, "10.0.0.7");
+  EXPECT_EQ(e.master_port, 29511);
+  EXPECT_TRUE(e.distributed());
+}
+
+// `srun torchrun ...` inside an allocation: SLURM's variables describe the one task per
+// node that runs torchrun, torchrun's describe the worker. The worker's must win.
+TEST(LaunchEnv, TorchrunInsideSlurmUsesTheWorkersVariables) {
+  ScopedEnv env({{"RANK", "6"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "2"}, {"LOCAL_WORLD_SIZE", "4"},
+                 {"MASTER_ADDR", "gpu007"}, {"MASTER_PORT", "29400"}, {"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"},
+                 {"SLURM_LOCALID", "0"}, {"SLURM_JOB_NODELIST", "gpu[007-008]"}, {"SLURM_JOB_ID", "9"}});
+  auto e = dist::dist_env_from_environment();
+  EXPECT_EQ(e.rank, 6);
+  EXPECT_EQ(e.world_size, 8);
+  EXPECT_EQ(e.local_rank, 2);
+  EXPECT_EQ(e.local_world_size, 4);
+  EXPECT_EQ(e.master_port, 29400);
+}
+
 TEST(LaunchEnv, SlurmMasterVariablesWin) {
   ScopedEnv env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_NODELIST", "gpu[007-008]"},
                  {"SLURM_JOB_ID", "77"}, {"MASTER_ADDR", "10.1.2.3"}, {"MASTER_PORT", "29555"}});

@@ -12,7 +12,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <spdlog/fmt/fmt.h>
+
+#include "aim/config/run_config.h"
 #include "aim/io/safetensors.h"
+#include "aim/probe/probe_runner.h"
 #include "aim/model/aim_encoder.h"
 #include "aim/probe/probe_head.h"
 #include "aim/model/trunk_weights.h"
@@ -123,6 +127,34 @@ TEST(OfficialInterop, AimExportsLoadStrictlyIntoOfficialModel) {
   auto feats = enc->features(images, kBlocks);
   expect_close(feats, get(out, "features"), "features (aim -> official)");
   expect_close(head->forward(feats), get(out, "logits"), "attentive probe logits (aim -> official)");
+}
+
+// The command line with an official file: `aim-probe --eval-only --probe official.safetensors`
+// (trunk and head in one file, as the official code saves them) evaluates it end to end and
+// prints what the library's evaluation of the same file computes.
+TEST(OfficialInterop, AimProbeEvaluatesAnOfficialFileFromTheCommandLine) {
+  test::TempDir dir;
+  const auto mc = interop_config();
+  run_python("export " + write_config(dir, mc) + " " + dir.file("official.safetensors") + " " + dir.file("io.safetensors"));
+  const std::string synth = "{kind: synthetic, size: 28, classes: 7, height: 24, width: 24}";
+  std::ofstream(dir.file("probe.yaml"))
+      << "model: {preset: aim-small-32, img_size: 20, patch_size: 4, channels: 3, width: 48, heads: 3, depth: 3,"
+      << " head_width: 32, head_blocks: 1}\n"
+      << "data: {sources: [{kind: synthetic}], workers: 1}\n"
+      << "train: {device: cpu, out_dir: " << dir.file("run") << "}\n"
+      << "probe: {weights: " << dir.file("official.safetensors") << ", kind: attentive, blocks: '1,2', batch_size: 7,"
+      << " train: " << synth << ", val: " << synth << ", out_dir: " << dir.file("probe") << "}\n";
+  const std::string out = test::capture(std::string(AIM_BIN_DIR) + "/aim-probe --config " + dir.file("probe.yaml") +
+                                        " --eval-only --probe " + dir.file("official.safetensors"));
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  auto cfg = config::load_run_config(dir.file("probe.yaml"));
+  const auto e = probe::evaluate_saved_probe(cfg, {}, nullptr, dir.file("official.safetensors"));
+  EXPECT_EQ(e.samples, 28);
+  EXPECT_EQ(e.classes, 7);
+  const std::string expected = fmt::format("{}: {} images, {} classes: top-1 {:.2f} %, top-5 {:.2f} %, loss {:.4f}",
+                                           dir.file("official.safetensors"), e.samples, e.classes, 100 * e.top1,
+                                           100 * e.top5, e.loss);
+  EXPECT_NE(out.find(expected), std::string::npos) << "expected '" << expected << "' in:\n" << out;
 }
 
 }  // namespace

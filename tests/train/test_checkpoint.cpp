@@ -6,6 +6,12 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
@@ -129,6 +135,41 @@ TEST(Checkpoint, RejectedCheckpointLeavesModelAndOptimizerUntouched) {
   auto refuse = [](const nlohmann::json&) { throw Error("saved loader state is for other sources"); };
   EXPECT_FALSE(m.restore_latest(*fresh3.net, *fresh3.opt, false, refuse, nullptr));
   expect_same(before3, fresh3.weights());
+}
+
+// A newest checkpoint damaged on disk (bytes overwritten, a file cut short, meta.json
+// gone) is skipped with a warning naming it and the reason; the next one resumes.
+TEST(Checkpoint, CorruptNewestCheckpointIsSkippedWithAWarning) {
+  test::TempDir dir;
+  const std::string out = dir.file("run");
+  train::CheckpointManager m(out, 0, 1, 5, "id");
+  Trainee older(1, 1), newer(2, 2);
+  save(m, 3, older);
+  auto damages = std::vector<std::function<void(const std::string&)>>{
+      [](const std::string& d) {  // garbage over the header
+        std::fstream f(d + "/state.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+        f.write("\xff\xff\xff\xff\xff\xff\xff\x7f garbage", 17);
+      },
+      [](const std::string& d) { fs::resize_file(d + "/state.safetensors", fs::file_size(d + "/state.safetensors") / 2); },
+      [](const std::string& d) { fs::remove(d + "/meta.json"); },
+  };
+  for (size_t k = 0; k < damages.size(); ++k) {
+    SCOPED_TRACE("damage " + std::to_string(k));
+    save(m, 9, newer);
+    damages[k](step_dir(out, 9));
+    std::ostringstream log;
+    auto previous = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+    Trainee fresh(3);
+    auto rp = m.restore_latest(*fresh.net, *fresh.opt, false, kAnyLoader, nullptr);
+    spdlog::set_default_logger(previous);
+    ASSERT_TRUE(rp);
+    EXPECT_EQ(rp->step, 3);
+    expect_same(older.weights(), fresh.weights());
+    EXPECT_NE(log.str().find("checkpoint " + step_dir(out, 9) + " is unusable ("), std::string::npos) << log.str();
+    EXPECT_NE(log.str().find("falling back to an older one"), std::string::npos) << log.str();
+    fs::remove_all(step_dir(out, 9));
+  }
 }
 
 TEST(Checkpoint, StrayOrHalfOptimizerStateIsRejected) {
