@@ -13,6 +13,7 @@
 #include "aim/error.h"
 #include "aim/scale/scaling_fit.h"
 #include "aim/scale/sweep.h"
+#include "aim/scale/sweep_report.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -70,6 +71,46 @@ TEST(ScalingFit, RecoversAKnownPowerLawAndFrontier) {
 
   EXPECT_NEAR(scale::pearson({{1, 10}, {2, 8}, {3, 6}}), -1.0, 1e-12);
   EXPECT_TRUE(std::isnan(scale::pearson({{1, 1}})));
+}
+
+// fit_scaling on hand-made points whose answers are known: losses follow 4·N^-0.1·D^-0.05,
+// the best run per model size feeds the size law, each size's runs the data law, and the
+// frontier keeps exactly the validation points no cheaper point beats.
+TEST(ScalingFit, ReportFitsMatchHandComputedValues) {
+  std::vector<scale::PointResult> rs;
+  for (int64_t n : {1000000, 10000000})
+    for (int64_t d : {100000, 1000, 10000}) {  // the best run per size is not the last
+      scale::PointResult r;
+      r.name = std::to_string(n) + "/" + std::to_string(d);
+      r.status = "done";
+      r.trunk_params = n;
+      r.unique_images = d;
+      r.val_loss = 4.0 * std::pow(double(n), -0.1) * std::pow(double(d), -0.05);
+      r.probe_top1 = 1.0 - r.val_loss / 4.0;  // exactly linear in the loss
+      rs.push_back(r);
+    }
+  // Validation curves as (FLOPs, loss): (1,5) (3,4) (6,2.5) and (2,3) (4,2) (8,1). By hand,
+  // the frontier is (1,5) (2,3) (4,2) (8,1): (3,4) and (6,2.5) are beaten by cheaper points.
+  rs[0].val_curve = {{10, 1, 5}, {30, 3, 4}, {60, 6, 2.5}};
+  rs[1].val_curve = {{20, 2, 3}, {40, 4, 2}, {80, 8, 1}};
+  auto f = scale::fit_scaling(rs);
+  ASSERT_TRUE(f.loss_vs_params.valid());
+  EXPECT_EQ(f.loss_vs_params.n, 2);  // one best point per size
+  EXPECT_NEAR(f.loss_vs_params.b, -0.1, 1e-12);
+  EXPECT_NEAR(f.loss_vs_params.a, 4.0 * std::pow(100000.0, -0.05), 1e-12);  // best = most data
+  ASSERT_EQ(f.loss_vs_data.size(), 2u);
+  for (const auto& [n, law] : f.loss_vs_data) {
+    EXPECT_EQ(law.n, 3);
+    EXPECT_NEAR(law.b, -0.05, 1e-12) << n;
+    EXPECT_NEAR(law.a, 4.0 * std::pow(double(n), -0.1), 1e-12) << n;
+  }
+  const std::vector<std::pair<double, double>> frontier = {{1, 5}, {2, 3}, {4, 2}, {8, 1}};
+  EXPECT_EQ(f.frontier, frontier);
+  const auto by_hand = scale::fit_power_law(frontier);
+  EXPECT_NEAR(f.loss_vs_compute.a, by_hand.a, 1e-12);
+  EXPECT_NEAR(f.loss_vs_compute.b, by_hand.b, 1e-12);
+  EXPECT_NEAR(f.accuracy_loss_pearson, -1.0, 1e-12);
+  EXPECT_NEAR(f.accuracy_vs_loss.slope, -0.25, 1e-12);
 }
 
 TEST(Sweep, ExpandsAxesThenPointsAndQuotesPlans) {
