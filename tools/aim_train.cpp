@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
 #include "aim/config/run_config.h"
@@ -13,6 +14,7 @@
 #include "aim/error.h"
 #include "aim/probe/probe_runner.h"
 #include "aim/runtime/device.h"
+#include "aim/runtime/stop_request.h"
 #include "aim/train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
       args.insert(args.end(), overrides.begin(), overrides.end());
       return aim::dist::launch_local(nproc, args);
     }
+    // SIGTERM / SIGUSR1 / SIGINT: finish the step, checkpoint, exit 128 + signal.
+    aim::runtime::install_stop_handlers();
     const auto env = aim::dist::dist_env_from_environment();
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
     auto cfg = aim::config::load_run_config(config_path, overrides);
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<aim::dist::Communicator> comm;
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
     auto s = aim::train::run_training(cfg, env, comm.get());
+    if (s.stopped) return 128 + (s.stop_signal ? s.stop_signal : SIGTERM);
     if (env.rank == 0)
       spdlog::info("done: {} steps, loss {:.4f} -> {:.4f}{}", s.steps_done, s.first_loss, s.last_loss,
                    s.last_val_loss >= 0 ? fmt::format(", val_loss {:.4f}", s.last_val_loss) : std::string());

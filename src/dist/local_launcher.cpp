@@ -105,7 +105,14 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
     for (int i = 0; i < g_num_children; ++i)
       if (g_children[i] == done) g_children[i] = -1;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0 && result == 0) {
+    // A rank told to stop (SIGTERM/SIGUSR1/SIGINT, from us or sent to it directly) saves a
+    // checkpoint with the others and exits 128 + the signal: a clean stop, not a failure to
+    // answer by stopping the others (they stop after the same step on their own). A rank
+    // killed by the signal itself reports WIFSIGNALED instead.
+    const bool clean_stop = WIFEXITED(status) && (code == 128 + SIGTERM || code == 128 + SIGUSR1 || code == 128 + SIGINT);
+    if (code != 0 && result == 0 && clean_stop) {
+      result = code;
+    } else if (code != 0 && result == 0) {
       result = code;
       std::cerr << "aim: a rank (pid " << done << ") exited with status " << code << "; stopping the others" << std::endl;
       for (pid_t c : children)

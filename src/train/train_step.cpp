@@ -6,6 +6,7 @@
 
 #include "aim/error.h"
 #include "aim/optim/optimizer.h"
+#include "aim/runtime/stop_request.h"
 #include "aim/train/prefix_sampler.h"
 #include "training_run.h"
 
@@ -17,7 +18,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Gradients of the global batch's mean loss, summed over micro-batches and ranks; returns
-// the [loss sum, kept count] of the global batch.
+// the [loss sum, kept count, ranks asked to stop] of the global batch.
 torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   const auto& tc = run.cfg.train;
   const auto& mc = run.cfg.model;
@@ -26,7 +27,9 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   // summed gradient is that of one big batch, whatever the split.
   const double global_kept =
       static_cast<double>(kept_targets(tc.seed, run.step * GB, GB, mc.num_tokens(), mc.attention));
-  auto loss_sum = torch::zeros({2}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
+  // [loss sum, kept count, ranks asked to stop]: the stop request rides on the reduction
+  // every step already makes, so all ranks see the same answer after the same step.
+  auto loss_sum = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
   for (int64_t a = 0; a < accum; ++a) {
     const auto t_wait = std::chrono::steady_clock::now();
     auto batch = run.loader->next();
@@ -38,6 +41,7 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
     loss_sum[0] += terms.sum.detach().to(torch::kFloat64);
     loss_sum[1] += terms.count.detach().to(torch::kFloat64);
   }
+  if (runtime::stop_signal() != 0) loss_sum[2] += 1;
   if (run.comm) {
     const bool first = run.step == std::max<int64_t>(run.resumed_from, 0);
     run.grad_sync->finish();
@@ -65,6 +69,7 @@ StepResult train_step(TrainingRun& run) {
   auto ls = loss_sum.cpu();
   r.loss = ls[0].item<double>() / std::max(1.0, ls[1].item<double>());
   r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  r.stop_requested = ls[2].item<double>() > 0;
   if (r.finite) {
     run.opt->step();
     run.consecutive_bad = 0;

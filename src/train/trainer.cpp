@@ -4,7 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <filesystem>
+
+#include "aim/runtime/stop_request.h"
 
 #include "step_log.h"
 #include "training_run.h"
@@ -12,6 +15,33 @@
 namespace fs = std::filesystem;
 
 namespace aim::train {
+
+namespace {
+
+// Every rank got here after the same step (the request rides on that step's reduction):
+// checkpoint that step, unless a non-finite streak is running (then the newest checkpoint
+// is the last clean state and stays the resume point), and stop without exporting.
+void stop_on_signal(TrainingRun& run, TrainSummary& summary) {
+  summary.stopped = true;
+  summary.stop_signal = runtime::stop_signal();
+  summary.steps_done = run.step;
+  summary.skipped_steps = run.skipped_total;
+  const std::string why = summary.stop_signal ? runtime::stop_signal_name(summary.stop_signal) : "a peer rank's signal";
+  const bool periodic = run.cfg.train.ckpt_every > 0 && run.step % run.cfg.train.ckpt_every == 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (run.consecutive_bad == 0) save_checkpoint(run);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!run.is_rank0()) return;
+  if (run.consecutive_bad == 0)
+    spdlog::warn("stopping on {} after step {}: checkpoint {} written{} in {:.1f} s; run the same command to continue",
+                 why, run.step, run.ckpt->directory(), periodic ? " (the periodic one)" : "", secs);
+  else
+    spdlog::warn("stopping on {} after step {} inside a run of non-finite steps: no checkpoint written, the newest in {} "
+                 "is the last clean state; run the same command to continue from it",
+                 why, run.step, run.ckpt->directory());
+}
+
+}  // namespace
 
 TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm) {
   auto run_ptr = start_training_run(cfg, env, comm);
@@ -32,6 +62,10 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
     summary.last_loss = r.loss;
 
     const bool last = run.step == tc.steps;
+    if (r.stop_requested && !last) {
+      stop_on_signal(run, summary);
+      return summary;
+    }
     if (run.cfg.data.val && tc.val_every > 0 && (run.step % tc.val_every == 0 || last)) {
       summary.last_val_loss = validation_loss(run);
       if (run.metrics) run.metrics->write({{"step", run.step}, {"val_loss", summary.last_val_loss}});

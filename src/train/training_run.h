@@ -63,6 +63,7 @@ struct StepResult {
   double data_wait = 0;  // seconds spent waiting for batches
   double seconds = 0;    // wall time of the step, device work included
   bool finite = true;    // false: the update was skipped
+  bool stop_requested = false;  // a stop signal reached some rank before this step's reduction
 };
 
 /// One optimizer step over the global batch: accumulation micro-batches, the gradient

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -84,6 +85,14 @@ bool wait_until(Pred pred, double seconds) {
   }
   return pred();
 }
+
+int wait_status_of(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+const char* strsignal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "SIGINT"; }
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -184,6 +193,119 @@ TEST(Launch, LocalLauncherForwardsSigtermToItsRanks) {
 
 // SIGKILL cannot be forwarded: the ranks' parent-death signal must end them.
 TEST(Launch, SigkilledLauncherTakesItsRanksWithIt) { signal_launcher_expect_ranks_gone(SIGKILL); }
+
+// Preemption (SLURM's SIGTERM or --signal=USR1@T, torchrun's SIGTERM, Ctrl-C): the step in
+// flight finishes, every rank agrees, a checkpoint at that step is written, the process
+// exits 128 + signal, and the same command continues with the losses of a run that was
+// never interrupted. Periodic checkpoints are off, so the preemption's is the only one.
+struct Preempted {
+  int status = 0;
+  int64_t step = -1;  // the step the stop message names
+  std::string log;
+};
+
+enum class Target { kProcess, kLastRank };  // the process started, or only its last child
+
+Preempted preempt(const std::vector<std::string>& cmd, const std::string& out, const std::string& log, int sig,
+                  int times, Target target) {
+  Preempted p;
+  pid_t pid = spawn(cmd, log);
+  EXPECT_TRUE(wait_until([&] { return losses(out).size() >= 5; }, 120)) << slurp(log);
+  pid_t to = pid;
+  if (target == Target::kLastRank) {
+    auto ranks = children_of(pid);
+    EXPECT_EQ(ranks.size(), 2u);
+    to = *std::max_element(ranks.begin(), ranks.end());  // forked second: rank 1
+  }
+  for (int i = 0; i < times; ++i) {
+    ::kill(to, sig);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(wait_until([&] { return ::waitpid(pid, &p.status, WNOHANG) == pid; }, 60)) << "no exit after the signal";
+  p.log = slurp(log);
+  const auto at = p.log.find("after step ");
+  if (at != std::string::npos) p.step = std::stoll(p.log.substr(at + 11));
+  return p;
+}
+
+std::vector<std::string> preemptible(const std::string& out, bool two_ranks) {
+  std::vector<std::string> a = {kTrainBin, "--config", kTiny, "train.steps=80", "train.ckpt_every=0", "train.val_every=0",
+                                "train.log_every=1", "train.out_dir=" + out};
+  if (two_ranks) a.insert(a.begin() + 1, {"--nproc-per-node", "2"});
+  return a;
+}
+
+void expect_resumes_exactly(bool two_ranks, int sig, int times, Target target = Target::kProcess) {
+  test::TempDir dir;
+  const auto straight = preemptible(dir.file("straight"), two_ranks);
+  ASSERT_EQ(wait_status_of(spawn(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
+
+  const std::string out = dir.file("run");
+  auto p = preempt(preemptible(out, two_ranks), out, dir.file("stop.log"), sig, times, target);
+  ASSERT_TRUE(WIFEXITED(p.status)) << p.log;
+  EXPECT_EQ(WEXITSTATUS(p.status), 128 + sig) << p.log;
+  // Rank 0 logs; when only rank 1 was signalled, rank 0 learns it from the step's reduction.
+  const std::string why = target == Target::kLastRank ? "a peer rank's signal" : strsignal_name(sig);
+  EXPECT_NE(p.log.find("stopping on " + why + " after step "), std::string::npos) << p.log;
+  EXPECT_EQ(p.log.find("stopping the others"), std::string::npos) << "the launcher took a clean stop for a failure";
+  ASSERT_GT(p.step, 0) << p.log;
+  ASSERT_LT(p.step, 80) << "finished before the signal";
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%09lld", static_cast<long long>(p.step));
+  const std::string ckpt = out + "/checkpoints/" + name;
+  ASSERT_TRUE(fs::exists(ckpt + "/state.safetensors")) << p.log;
+  for (int r = 0; r < (two_ranks ? 2 : 1); ++r)
+    EXPECT_TRUE(fs::exists(ckpt + "/loader_rank" + std::to_string(r) + ".json")) << r;
+  EXPECT_FALSE(fs::exists(out + "/trunk.safetensors"));
+
+  ASSERT_EQ(wait_status_of(spawn(preemptible(out, two_ranks), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
+  const auto resumed = slurp(dir.file("resume.log"));
+  EXPECT_NE(resumed.find("(step " + std::to_string(p.step) + ")"), std::string::npos) << resumed;
+  const auto a = losses(dir.file("straight")), b = losses(out);
+  ASSERT_EQ(a.size(), 80u);
+  ASSERT_EQ(b.size(), 80u);
+  for (const auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+  const auto ta = io::load_safetensors(dir.file("straight/trunk.safetensors")).metadata.at("parameter_digest");
+  EXPECT_EQ(ta, io::load_safetensors(out + "/trunk.safetensors").metadata.at("parameter_digest"));
+}
+
+// SIGTERM twice (a scheduler's reminder while the checkpoint is written) on one process.
+TEST(Preemption, SigtermTwiceCheckpointsTheStepAndResumesExactly) { expect_resumes_exactly(false, SIGTERM, 2); }
+
+// SIGUSR1 to the local launcher (SLURM's --signal=USR1@120 reaches the batch step), passed
+// on to both ranks, which stop after the same step.
+TEST(Preemption, SigusrToTheLauncherStopsBothRanksAtTheSameStep) { expect_resumes_exactly(true, SIGUSR1, 1); }
+
+// SIGTERM to rank 1 alone (a scheduler signalling tasks one by one, or a user's kill): rank
+// 0 was not signalled, yet stops after the same step instead of waiting in a collective.
+TEST(Preemption, OneSignalledRankStopsEveryRankAtTheSameStep) {
+  expect_resumes_exactly(true, SIGTERM, 1, Target::kLastRank);
+}
+
+// Ctrl-C once: the same clean stop. Twice (from a user who means it): gone at once.
+TEST(Preemption, CtrlCOnceStopsCleanlyTwiceAtOnce) {
+  expect_resumes_exactly(false, SIGINT, 1);
+  test::TempDir dir;
+  const std::string out = dir.file("run");
+  auto cmd = preemptible(out, false);
+  cmd[3] = "train.steps=100000";
+  cmd.insert(cmd.end(), {"train.batch_size=1024", "train.micro_batch_size=16"});  // steps of ~1 s
+  pid_t pid = spawn(cmd, dir.file("log"));
+  ASSERT_TRUE(wait_until([&] { return losses(out).size() >= 1; }, 120));
+  // Both inside one step (apart, or the kernel merges them into one): the second must not
+  // wait for the step, let alone the checkpoint.
+  ::kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_TRUE(wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 30));
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT);
+  if (fs::exists(out + "/checkpoints"))
+    for (const auto& e : fs::directory_iterator(out + "/checkpoints"))
+      EXPECT_NE(e.path().filename().string().find(".partial"), std::string::npos)
+          << "the second Ctrl-C waited for a checkpoint: " << e.path();
+}
 
 // Ranks on nodes that do not share train.out_dir (or that see a stale copy) must stop
 // rather than probe different weights.

@@ -17,6 +17,10 @@ struct TrainSummary {
   double last_val_loss = -1;    // -1 when no validation ran
   int64_t skipped_steps = 0;    // non-finite steps skipped
   std::string trunk_path;       // the exported trunk, present and identical for every rank
+  // Stopped early by a stop signal (runtime/stop_request.h) on any rank: a checkpoint at
+  // steps_done holds the state, no trunk was exported, and re-running the command resumes.
+  bool stopped = false;
+  int stop_signal = 0;          // the signal this process received (0: a peer rank's)
 };
 
 /// The communicator settings a run's config asks for (device, train.dist_timeout_s).
