@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include "aim/error.h"
 
@@ -94,9 +97,23 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
     g_num_children = r + 1;
   }
   int result = 0;
+  // After a failure the others get SIGTERM (and SIGCONT: a stopped rank must run to see it);
+  // a rank frozen beyond that (a hung device, a stopped process) is killed after the grace.
+  constexpr auto kGrace = std::chrono::seconds(30);
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
   for (size_t alive = children.size(); alive > 0;) {
     int status = 0;
-    pid_t done = ::wait(&status);
+    pid_t done = ::waitpid(-1, &status, WNOHANG);
+    if (done == 0) {
+      if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
+        for (int i = 0; i < g_num_children; ++i)
+          if (g_children[i] > 0) ::kill(g_children[i], SIGKILL);
+        std::cerr << "aim: ranks still running " << kGrace.count() << " s after SIGTERM; killed" << std::endl;
+        kill_at.reset();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
     if (done < 0) {
       if (errno == EINTR) continue;  // a forwarded signal; the ranks decide what happens
       break;
@@ -116,7 +133,11 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
       result = code;
       std::cerr << "aim: a rank (pid " << done << ") exited with status " << code << "; stopping the others" << std::endl;
       for (pid_t c : children)
-        if (c != done) ::kill(c, SIGTERM);
+        if (c != done) {
+          ::kill(c, SIGTERM);
+          ::kill(c, SIGCONT);
+        }
+      kill_at = std::chrono::steady_clock::now() + kGrace;
     }
   }
   g_num_children = 0;

@@ -32,9 +32,11 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   auto loss_sum = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
   for (int64_t a = 0; a < accum; ++a) {
     const auto t_wait = std::chrono::steady_clock::now();
+    run.phase = "waiting for the next batch";
     auto batch = run.loader->next();
     data_wait += seconds_since(t_wait);
     if (!batch) throw Error("training data ran out (a train-mode loader should never end)");
+    run.phase = "forward and backward";
     auto terms = forward_loss(run, *batch, tc.seed);
     if (run.grad_sync && a == accum - 1) run.grad_sync->arm();  // reduce during the last backward only
     (terms.sum / global_kept).backward();
@@ -44,10 +46,12 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   if (runtime::stop_signal() != 0) loss_sum[2] += 1;
   if (run.comm) {
     const bool first = run.step == std::max<int64_t>(run.resumed_from, 0);
+    run.phase = "waiting for the gradient all-reduce (every rank must reach it)";
     run.grad_sync->finish();
     if (first && run.is_rank0())
       spdlog::info("gradient all-reduce: {} buckets, {} started during backward", run.grad_sync->num_buckets(),
                    run.grad_sync->overlapped_buckets());
+    run.phase = "waiting for the loss all-reduce (every rank must reach it)";
     run.comm->all_reduce_sum_now(loss_sum);
   }
   return loss_sum;
@@ -64,6 +68,7 @@ StepResult train_step(TrainingRun& run) {
   optim::clear_gradients(*run.opt);
 
   auto loss_sum = accumulate_gradients(run, r.data_wait);
+  run.phase = "clipping and the optimizer step";
   const double clip = run.cfg.optim.grad_clip > 0 ? run.cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
   r.grad_norm = torch::nn::utils::clip_grad_norm_(run.params, clip);
   auto ls = loss_sum.cpu();

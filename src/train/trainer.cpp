@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "aim/error.h"
 #include "aim/runtime/stop_request.h"
 
 #include "step_log.h"
@@ -17,6 +18,20 @@ namespace fs = std::filesystem;
 namespace aim::train {
 
 namespace {
+
+// Errors inside a step say which step and what the run was doing or waiting for: a rank
+// that froze shows up in its peers' logs as "step 812 (waiting for the gradient all-reduce
+// ...): collective failed ...".
+template <typename F>
+auto with_context(TrainingRun& run, int64_t step, F&& f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error("step " + std::to_string(step) + " (" + run.phase + "): " + e.what());
+  } catch (const c10::Error& e) {
+    throw Error("step " + std::to_string(step) + " (" + run.phase + "): " + e.what_without_backtrace());
+  }
+}
 
 // Every rank got here after the same step (the request rides on that step's reduction):
 // checkpoint that step, unless a non-finite streak is running (then the newest checkpoint
@@ -53,7 +68,7 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   summary.resumed_from = run.resumed_from;
   bool first_logged = false;
   while (run.step < tc.steps) {
-    const StepResult r = train_step(run);
+    const StepResult r = with_context(run, run.step + 1, [&] { return train_step(run); });
     log.step_done(run, r);
     if (!first_logged && r.finite) {
       summary.first_loss = r.loss;
@@ -67,14 +82,19 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
       return summary;
     }
     if (run.cfg.data.val && tc.val_every > 0 && (run.step % tc.val_every == 0 || last)) {
-      summary.last_val_loss = validation_loss(run);
+      run.phase = "validation";
+      summary.last_val_loss = with_context(run, run.step, [&] { return validation_loss(run); });
       if (run.metrics) run.metrics->write({{"step", run.step}, {"val_loss", summary.last_val_loss}});
       if (run.is_rank0()) spdlog::info("step {} | val_loss {:.4f}", run.step, summary.last_val_loss);
     }
     // Never checkpoint inside a streak of non-finite steps: the newest checkpoint stays the
     // last state that trained cleanly.
     if (run.consecutive_bad == 0 && ((tc.ckpt_every > 0 && run.step % tc.ckpt_every == 0) || last))
-      save_checkpoint(run);
+      with_context(run, run.step, [&] {
+        run.phase = "saving the checkpoint";
+        save_checkpoint(run);
+        return 0;
+      });
   }
 
   summary.trunk_path = (fs::path(tc.out_dir) / "trunk.safetensors").string();

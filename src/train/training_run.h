@@ -40,6 +40,7 @@ struct TrainingRun {
   int64_t resumed_from = -1;    // checkpoint step, -1 for a fresh run
   int64_t skipped_total = 0;    // non-finite steps skipped, over the whole run
   int64_t consecutive_bad = 0;  // the current streak of non-finite steps
+  const char* phase = "";       // what the run is doing or waiting for, for error messages
 
   bool is_rank0() const { return env.rank == 0; }
   int64_t accumulation() const { return cfg.train.batch_size / (cfg.train.micro_batch_size * env.world_size); }

@@ -194,6 +194,44 @@ TEST(Launch, LocalLauncherForwardsSigtermToItsRanks) {
 // SIGKILL cannot be forwarded: the ranks' parent-death signal must end them.
 TEST(Launch, SigkilledLauncherTakesItsRanksWithIt) { signal_launcher_expect_ranks_gone(SIGKILL); }
 
+// A frozen rank (SIGSTOP: alive, silent) ends the job after train.dist_timeout_s: the other
+// rank's error names the step and what it was waiting for, and the launcher then stops the
+// frozen one too (SIGTERM + SIGCONT, SIGKILL after a grace) instead of waiting forever.
+TEST(Launch, AFrozenRankEndsTheJobAfterDistTimeout) {
+  test::TempDir dir;
+  auto cmd = endless_run(dir.file("run"));
+  cmd.push_back("train.dist_timeout_s=3");
+  pid_t launcher = spawn(cmd, dir.file("log.txt"));
+  std::vector<pid_t> ranks;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        ranks = children_of(launcher);
+        return ranks.size() == 2 && losses(dir.file("run")).size() >= 3;
+      },
+      120))
+      << slurp(dir.file("log.txt"));
+  const pid_t rank1 = *std::max_element(ranks.begin(), ranks.end());
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(rank1, SIGSTOP), 0);
+  const bool said = wait_until([&] { return slurp(dir.file("log.txt")).find("collective failed") != std::string::npos; }, 60);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  int status = 0;
+  const bool ended = wait_until([&] { return ::waitpid(launcher, &status, WNOHANG) == launcher; }, 60);
+  const std::string log = slurp(dir.file("log.txt"));
+  ::kill(rank1, SIGKILL);
+  ASSERT_TRUE(said) << log;
+  EXPECT_LT(s, 3 + 10.0) << "rank 0 noticed only after " << s << " s\n" << log;
+  EXPECT_NE(log.find("(waiting for the "), std::string::npos) << log;
+  EXPECT_NE(log.find("all-reduce (every rank must reach it)): collective failed"), std::string::npos) << log;
+  const auto at = log.find("aim-train: error: step ");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_GT(std::stoll(log.substr(at + 23)), 3) << "the error names the step";
+  ASSERT_TRUE(ended) << "the launcher waits for the frozen rank\n" << log;
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_FALSE(alive(rank1));
+}
+
 // Preemption (SLURM's SIGTERM or --signal=USR1@T, torchrun's SIGTERM, Ctrl-C): the step in
 // flight finishes, every rank agrees, a checkpoint at that step is written, the process
 // exits 128 + signal, and the same command continues with the losses of a run that was
