@@ -28,6 +28,8 @@ fs::path own_directory() {
 void report_progress(const aim::scale::PointOutcome& o, size_t done, size_t total) {
   if (o.status == "done")
     spdlog::info("[{}/{}] {} done in {:.0f} s", done, total, o.name, o.seconds);
+  else if (o.status == "interrupted")
+    spdlog::warn("[{}/{}] {} interrupted after {:.0f} s (checkpoint written)", done, total, o.name, o.seconds);
   else
     spdlog::error("[{}/{}] {} failed (exit {}) after {:.0f} s; the sweep goes on. Log tail:\n{}", done, total, o.name,
                   o.exit_code, o.seconds, o.error);
@@ -68,6 +70,14 @@ int main(int argc, char** argv) {
       auto outcomes = aim::scale::run_sweep(sweep, points, aim_train, report_progress);
       size_t skipped = 0, failed = 0;
       for (const auto& o : outcomes) skipped += o.status == "skipped", failed += o.status == "failed";
+      if (const int sig = aim::scale::sweep_stop_signal()) {
+        size_t interrupted = 0;
+        for (const auto& o : outcomes) interrupted += o.status == "interrupted";
+        spdlog::warn("sweep stopped by signal {}: {} point(s) interrupted after a checkpoint, {} failed; run the same "
+                     "command to continue",
+                     sig, interrupted, failed);
+        return 128 + sig;
+      }
       spdlog::info("sweep finished: {} run, {} already done, {} failed", outcomes.size() - skipped, skipped, failed);
     }
     const auto results = aim::scale::collect_results(sweep, points);

@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
     auto s = aim::train::run_training(cfg, env, comm.get());
     if (s.stopped) return 128 + (s.stop_signal ? s.stop_signal : SIGTERM);
+    // The probe keeps no checkpoint: from here a stop signal ends the process at once (the
+    // trunk is exported, so re-running the command goes straight to the probe).
+    aim::runtime::restore_default_stop_handlers();
+    if (const int sig = aim::runtime::stop_signal()) {
+      if (cfg.probe.at_end && env.rank == 0) spdlog::warn("{} after the last step: the probe is skipped", aim::runtime::stop_signal_name(sig));
+      return 128 + sig;
+    }
     if (env.rank == 0)
       spdlog::info("done: {} steps, loss {:.4f} -> {:.4f}{}", s.steps_done, s.first_loss, s.last_loss,
                    s.last_val_loss >= 0 ? fmt::format(", val_loss {:.4f}", s.last_val_loss) : std::string());

@@ -74,6 +74,9 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
     if (pid < 0) throw Error(std::string("fork failed: ") + std::strerror(errno));
     if (pid == 0) {
       for (int sig : kForwarded) ::signal(sig, SIG_DFL);
+      // Its own process group: a terminal's Ctrl-C then reaches the rank once, through the
+      // launcher, not twice (directly and forwarded), which aim-train reads as "exit now".
+      ::setpgid(0, 0);
       // A launcher killed outright (SIGKILL, OOM killer) cannot forward anything: the kernel
       // sends each rank SIGTERM when it dies. If it died before this line, stop now.
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);

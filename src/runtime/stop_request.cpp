@@ -25,6 +25,10 @@ void install_stop_handlers() {
   for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::sigaction(sig, &sa, nullptr);
 }
 
+void restore_default_stop_handlers() {
+  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::signal(sig, SIG_DFL);
+}
+
 int stop_signal() { return g_stop; }
 
 const char* stop_signal_name(int sig) {

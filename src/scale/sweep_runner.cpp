@@ -1,9 +1,11 @@
 #include "aim/scale/sweep_runner.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -20,6 +22,33 @@ using Clock = std::chrono::steady_clock;
 
 namespace aim::scale {
 namespace {
+
+// Stop signals (SIGTERM, SIGUSR1, SIGINT) sent to aim-scale: each running aim-train gets the
+// signal once (they run in their own process group, so a terminal's Ctrl-C reaches them only
+// through us: twice would mean "exit at once"), checkpoints and exits; no new point starts.
+constexpr int kMaxRunning = 4096;
+volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_num_running = 0;
+pid_t g_running[kMaxRunning];
+
+void forward_stop(int sig) {
+  const int saved = errno;
+  if (g_stop == 0) g_stop = sig;
+  for (int i = 0; i < g_num_running; ++i)
+    if (g_running[i] > 0) ::kill(g_running[i], sig);
+  errno = saved;
+}
+
+// Publishes the running points' pids to the handler (count last, so it never reads a slot
+// being written).
+template <typename Map>
+void track_running(const Map& running) {
+  g_num_running = 0;
+  int n = 0;
+  for (const auto& entry : running)
+    if (n < kMaxRunning) g_running[n++] = entry.first;
+  g_num_running = n;
+}
 
 std::vector<std::string> split_words(const std::string& s) {
   std::istringstream in(s);
@@ -49,6 +78,8 @@ pid_t start(const std::vector<std::string>& argv, const std::string& log_path) {
     throw Error("fork failed while starting a sweep point");
   }
   if (pid == 0) {
+    ::setpgid(0, 0);
+    for (int sig : {SIGTERM, SIGUSR1, SIGINT}) ::signal(sig, SIG_DFL);
     dup2(fd, 1);
     dup2(fd, 2);
     ::close(fd);
@@ -75,6 +106,13 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
                                     const std::string& aim_train,
                                     void (*on_finish)(const PointOutcome&, size_t, size_t)) {
   std::vector<PointOutcome> outcomes(points.size());
+  g_stop = 0;
+  struct sigaction sa {}, previous[3];
+  sa.sa_handler = forward_stop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  const int stop_signals[3] = {SIGTERM, SIGUSR1, SIGINT};
+  for (int k = 0; k < 3; ++k) ::sigaction(stop_signals[k], &sa, &previous[k]);
   std::deque<size_t> pending;
   for (size_t i = 0; i < points.size(); ++i) {
     outcomes[i].name = points[i].name;
@@ -93,6 +131,7 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
   const std::vector<std::string> prefix = split_words(sweep.launcher);
 
   while (!pending.empty() || !running.empty()) {
+    if (g_stop != 0) pending.clear();  // stopping: the points not started stay unfinished
     while (!pending.empty() && static_cast<int>(running.size()) < sweep.jobs) {
       const size_t i = pending.front();
       pending.pop_front();
@@ -100,8 +139,13 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
       std::vector<std::string> argv = prefix;
       argv.push_back(aim_train);
       for (auto& a : train_arguments(sweep, points[i])) argv.push_back(a);
-      running[start(argv, (fs::path(points[i].dir) / "log.txt").string())] = {i, Clock::now()};
+      const pid_t pid = start(argv, (fs::path(points[i].dir) / "log.txt").string());
+      running[pid] = {i, Clock::now()};
+      track_running(running);
+      // A signal that arrived while this point was starting did not reach it.
+      if (g_stop != 0) ::kill(pid, g_stop);
     }
+    if (running.empty()) break;
     int status = 0;
     const pid_t pid = waitpid(-1, &status, 0);
     if (pid < 0) {
@@ -114,10 +158,19 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
     PointOutcome& o = outcomes[i];
     o.seconds = std::chrono::duration<double>(Clock::now() - it->second.t0).count();
     running.erase(it);
+    track_running(running);
     o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     const std::string log = (fs::path(points[i].dir) / "log.txt").string();
+    // aim-train stopped by a signal checkpoints and exits 128 + signal: interrupted, to be
+    // continued by re-running the sweep, not a failure.
+    // One that got the signal before installing its handlers died of it: nothing was lost.
+    const bool stopped = (WIFEXITED(status) && (o.exit_code == 128 + SIGTERM || o.exit_code == 128 + SIGUSR1 ||
+                                                o.exit_code == 128 + SIGINT)) ||
+                         (WIFSIGNALED(status) && WTERMSIG(status) == g_stop);
     if (o.exit_code == 0 && point_finished(sweep, points[i])) {
       o.status = "done";
+    } else if (stopped && g_stop != 0) {
+      o.status = "interrupted";
     } else {
       o.status = "failed";
       o.error = o.exit_code == 0 ? "aim-train exited 0 but left no trunk.safetensors / probe results\n" : "";
@@ -129,7 +182,11 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
     ++finished;
     if (on_finish) on_finish(o, finished, points.size());
   }
+  g_num_running = 0;
+  for (int k = 0; k < 3; ++k) ::sigaction(stop_signals[k], &previous[k], nullptr);
   return outcomes;
 }
+
+int sweep_stop_signal() { return g_stop; }
 
 }  // namespace aim::scale

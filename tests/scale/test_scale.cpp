@@ -1,7 +1,11 @@
 // aim-scale: sweep expansion and commands, power-law fits, and a real (tiny) sweep end to end:
 // runs, failure recorded while the sweep goes on, resume skips finished points, report + plots.
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <signal.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -145,6 +149,45 @@ TEST(Sweep, ExpandsAxesThenPointsAndQuotesPlans) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("point model.width=30: model."), std::string::npos) << e.what();
   }
+}
+
+// SIGINT to aim-scale alone (a scheduler, `kill -INT`): the running aim-train gets it once,
+// checkpoints and exits; the point is recorded as interrupted, not failed; aim-scale exits
+// 130; re-running the sweep continues the point from its checkpoint to the end.
+TEST(SweepCli, SigintStopsTheRunningPointWhichTheNextRunContinues) {
+  test::TempDir dir;
+  std::ofstream(dir.file("sweep.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                        << "overrides: [train.val_every=0, train.ckpt_every=0, train.log_every=1]\n"
+                                        << "points: [{train.steps: 600}, {train.steps: 3}]\n"
+                                        << "out_dir: " << dir.file("out") << "\njobs: 1\nprobe: false\n";
+  const std::string point = dir.file("out/train.steps=600");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(dir.file("scale.log").c_str(), "w", stdout);
+    freopen(dir.file("scale.log").c_str(), "a", stderr);
+    execl(kScaleBin.c_str(), kScaleBin.c_str(), "--config", dir.file("sweep.yaml").c_str(), "--python", "",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read(point + "/metrics.jsonl").size() < 200 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::string log = read(dir.file("scale.log"));
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT) << log;
+  auto pj = nlohmann::json::parse(std::ifstream(point + "/point.json"));
+  EXPECT_EQ(pj["status"], "interrupted") << pj.dump(2);
+  EXPECT_FALSE(fs::exists(dir.file("out/train.steps=3/metrics.jsonl"))) << "a new point started after the signal";
+  EXPECT_NE(read(point + "/log.txt").find("stopping on SIGINT after step "), std::string::npos) << read(point + "/log.txt");
+  EXPECT_FALSE(fs::exists(point + "/trunk.safetensors"));
+
+  const std::string again = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml") + " --python ''");
+  EXPECT_NE(again.find("[exit 0]"), std::string::npos) << again;
+  EXPECT_NE(read(point + "/log.txt").find("resumed from "), std::string::npos);
+  EXPECT_TRUE(fs::exists(point + "/trunk.safetensors"));
 }
 
 TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {

@@ -11,6 +11,10 @@ namespace aim::runtime {
 /// checkpoint being written (which is atomic in any case).
 void install_stop_handlers();
 
+/// Back to the default dispositions (a stop signal ends the process): for work with no
+/// checkpoint to write, such as the probe that follows training.
+void restore_default_stop_handlers();
+
 /// The first stop signal received, 0 when none.
 int stop_signal();
 

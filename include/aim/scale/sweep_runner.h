@@ -12,7 +12,7 @@ bool point_finished(const SweepConfig& sweep, const SweepPoint& point);
 
 struct PointOutcome {
   std::string name;
-  std::string status;  // done | failed | skipped (already finished)
+  std::string status;  // done | failed | skipped (already finished) | interrupted (stopped by a signal)
   int exit_code = 0;
   double seconds = 0;
   std::string error;   // the tail of the point's log when it failed
@@ -25,5 +25,10 @@ struct PointOutcome {
 std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
                                     const std::string& aim_train,
                                     void (*on_finish)(const PointOutcome&, size_t done, size_t total) = nullptr);
+
+/// The stop signal (SIGTERM, SIGUSR1, SIGINT) the last run_sweep received, 0 if none. Such a
+/// signal is passed once to every running aim-train, which checkpoints and exits; points not
+/// started stay unfinished and points stopped are "interrupted": re-running continues them.
+int sweep_stop_signal();
 
 }  // namespace aim::scale
