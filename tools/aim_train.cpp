@@ -57,9 +57,11 @@ int main(int argc, char** argv) {
     // The probe keeps no checkpoint: from here a stop signal ends the process at once (the
     // trunk is exported, so re-running the command goes straight to the probe).
     aim::runtime::restore_default_stop_handlers();
-    if (const int sig = aim::runtime::stop_signal()) {
-      if (cfg.probe.at_end && env.rank == 0) spdlog::warn("{} after the last step: the probe is skipped", aim::runtime::stop_signal_name(sig));
-      return 128 + sig;
+    const int late_signal = aim::runtime::stop_signal();
+    if (late_signal && cfg.probe.at_end) {
+      if (env.rank == 0)
+        spdlog::warn("{} after the last step: probe.at_end skipped", aim::runtime::stop_signal_name(late_signal));
+      return 128 + late_signal;
     }
     if (env.rank == 0)
       spdlog::info("done: {} steps, loss {:.4f} -> {:.4f}{}", s.steps_done, s.first_loss, s.last_loss,
