@@ -63,8 +63,12 @@ int main(int argc, char** argv) {
         spdlog::warn("{} after the last step: probe.at_end skipped", aim::runtime::stop_signal_name(late_signal));
       return 128 + late_signal;
     }
-    if (env.rank == 0)
-      spdlog::info("done: {} steps, loss {:.4f} -> {:.4f}{}", s.steps_done, s.first_loss, s.last_loss,
+    if (env.rank == 0 && s.resumed_from >= 0 && s.resumed_from == s.steps_done)
+      spdlog::info("already finished: the checkpoint of step {} in {} is the run's end; nothing to train", s.steps_done,
+                   cfg.train.out_dir);
+    else if (env.rank == 0)
+      spdlog::info("done: {} steps, loss {:.4f} (first step{}) -> {:.4f}{}", s.steps_done, s.first_loss,
+                   s.resumed_from >= 0 ? fmt::format(" after resuming at {}", s.resumed_from) : std::string(), s.last_loss,
                    s.last_val_loss >= 0 ? fmt::format(", val_loss {:.4f}", s.last_val_loss) : std::string());
     if (cfg.probe.at_end) {
       // The trunk every rank has just confirmed (export_final_trunk), unless probe.weights

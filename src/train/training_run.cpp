@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "aim/compat.h"
@@ -107,9 +108,13 @@ loss::LossTerms forward_loss(TrainingRun& run, const data::Batch& batch, uint64_
 }
 
 void save_checkpoint(TrainingRun& run) {
+  const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json meta = {{"skipped_steps", run.skipped_total}, {"fingerprint", config::fingerprint(run.cfg)},
                          {"images_seen", run.step * run.cfg.train.batch_size}};
   run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm);
+  if (run.is_rank0())
+    spdlog::info("checkpoint of step {} saved in {} ({:.1f} s)", run.step, run.ckpt->directory(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace aim::train
