@@ -103,6 +103,7 @@ std::string run_identity(const RunConfig& cfg) {
   c.data.workers = DataSection().workers;
   c.data.prefetch = DataSection().prefetch;
   c.data.stream_lanes = DataSection().stream_lanes;
+  c.data.max_member_mb = DataSection().max_member_mb;
   c.data.val.reset();
   c.probe = config::ProbeConfig();
   return fingerprint(c);

@@ -386,6 +386,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
   check(cfg.channels == 1 || cfg.channels == 3, "channels must be 1 or 3");
   check(cfg.workers >= 0 && cfg.prefetch >= 1, "workers must be >= 0 and prefetch >= 1");
   check(cfg.stream_lanes >= 1, "stream_lanes must be >= 1");
+  check(cfg.max_member_bytes > 0, "max_member_bytes must be > 0");
   const AugmentConfig& a = cfg.augment;
   check(a.scale_min > 0 && a.scale_min <= a.scale_max && a.scale_max <= 1,
         "augment.crop_scale must satisfy 0 < min <= max <= 1");
@@ -408,7 +409,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     weights.push_back(sc.weight);
     if (sc.kind == "webdataset") {
       check(!sc.shards.empty(), "source '" + name + "' (webdataset) needs shards");
-      m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit);
+      m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit, cfg.max_member_bytes);
     } else if (sc.kind == "image_folder") {
       check(!sc.root.empty(), "source '" + name + "' (image_folder) needs root");
       m.ra[s] = std::make_unique<ImageFolderSource>(sc.root);

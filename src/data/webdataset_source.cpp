@@ -26,6 +26,7 @@ std::pair<std::string, std::string> split_key(const std::string& name) {
 bool ShardSampleReader::next(WdsSample& s, bool load) {
   s.key.clear();
   s.members.clear();
+  s.damage.clear();
   auto fetch = [&]() {  // next regular member's header into pending_
     for (;;) {
       if (!tar_.next(pending_)) return false;
@@ -40,11 +41,19 @@ bool ShardSampleReader::next(WdsSample& s, bool load) {
   s.key = split_key(pending_.name).first;
   for (;;) {
     std::vector<uint8_t> data;
-    bool ok = load ? tar_.read_data(data) : tar_.skip_data();
+    const bool too_large = load && pending_.size > max_member_bytes_;
+    if (too_large && s.damage.empty()) {
+      char mb[64];
+      std::snprintf(mb, sizeof mb, "%.1f MB, the cap is %.1f MB", pending_.size / 1048576.0,
+                    max_member_bytes_ / 1048576.0);
+      s.damage = "member too large (" + pending_.name + ": " + mb + ")";
+    }
+    bool ok = (load && !too_large) ? tar_.read_data(data) : tar_.skip_data();
     have_pending_ = false;
     if (!ok) return false;  // the sample was cut by damage: drop it
-    s.members.emplace_back(split_key(pending_.name).second, std::move(data));
-    if (!fetch()) return true;  // end (or damage, reported on the next call)
+    if (!too_large) s.members.emplace_back(split_key(pending_.name).second, std::move(data));
+    // The end of the archive closes the sample; damage means it may be missing members.
+    if (!fetch()) return tar_.ok();
     have_pending_ = true;
     if (split_key(pending_.name).first != s.key) return true;
   }
@@ -66,8 +75,8 @@ bool sample_image(WdsSample& s, std::vector<uint8_t>** bytes, int64_t* label) {
 }
 
 WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::string>& patterns,
-                                   int64_t limit)
-    : name_(std::move(name)) {
+                                   int64_t limit, uint64_t max_member_bytes)
+    : name_(std::move(name)), max_member_bytes_(max_member_bytes) {
   std::string shown;
   for (const auto& p : patterns) shown += (shown.empty() ? "" : " ") + p;
   auto paths = expand_shard_patterns(patterns);
@@ -88,7 +97,7 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
     std::vector<ShardSpec> kept;
     int64_t total = 0;
     for (auto& spec : shards_) {
-      ShardSampleReader r(spec.path);
+      ShardSampleReader r(spec.path, max_member_bytes_);
       if (!r.ok()) continue;
       WdsSample s;
       int64_t n = 0;
@@ -151,7 +160,7 @@ void WebDatasetLane::restore(const LaneCursor& c) {
 
 bool WebDatasetLane::open_current() {
   const auto& spec = source_.shards()[order_[cursor_.shard]];
-  reader_ = std::make_unique<ShardSampleReader>(spec.path);
+  reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes());
   if (!reader_->ok()) {
     if (log_) log_->report(source_.name(), spec.path, "missing or unreadable shard (" + reader_->error() + ")");
     reader_.reset();
@@ -200,6 +209,10 @@ bool WebDatasetLane::next(RawSample& out) {
       continue;
     }
     ++cursor_.offset;
+    if (!s.damage.empty()) {
+      if (log_) log_->report(source_.name(), spec.path + ":" + s.key, s.damage);
+      continue;
+    }
     std::vector<uint8_t>* bytes = nullptr;
     int64_t label = -1;
     if (!sample_image(s, &bytes, &label)) {

@@ -23,6 +23,7 @@
 #include "aim/data/bad_sample_log.h"
 #include "aim/data/loader_state.h"
 #include "aim/data/transforms.h"
+#include "aim/data/webdataset_source.h"
 
 namespace aim::data {
 
@@ -52,6 +53,7 @@ struct LoaderConfig {
   int prefetch = 3;             // batches in flight ahead of the consumer
   uint64_t seed = 0;
   int stream_lanes = 8;         // sequential readers per streaming source and rank
+  uint64_t max_member_bytes = kDefaultMaxMemberBytes;  // larger tar members: bad samples, skipped unread
   int64_t max_pixels = 1ll << 26;
   double dct_min_ratio = 1.0;
   bool pin_memory = true;       // page-locked batches when CUDA is available

@@ -21,23 +21,33 @@ class BadSampleLog;
 struct WdsSample {
   std::string key;
   std::vector<std::pair<std::string, std::vector<uint8_t>>> members;
+  std::string damage;  // why a member was left out (above the size cap): a bad sample when set
 };
+
+/// Default per-member cap (data.max_member_mb): far above any real image, far below what a
+/// crafted header can ask for.
+constexpr uint64_t kDefaultMaxMemberBytes = uint64_t{256} << 20;
 
 /// Groups consecutive tar members by key (webdataset's rule: the key is the path up to the
 /// first '.' of the file name).
 class ShardSampleReader {
  public:
-  explicit ShardSampleReader(const std::string& path) : tar_(path) {}
+  explicit ShardSampleReader(const std::string& path, uint64_t max_member_bytes = kDefaultMaxMemberBytes)
+      : tar_(path), max_member_bytes_(max_member_bytes) {}
   bool ok() const { return tar_.ok(); }
   const std::string& error() const { return tar_.error(); }
   /// Next sample; load=false skips the data (used to seek to a saved position). Returns
-  /// false at the end, or on damage with error() set; a sample cut by damage is not returned.
+  /// false at the end, or on damage with error() set. A sample cut by damage is not
+  /// returned: when the shard stops before its end-of-archive blocks, the sample being read
+  /// may be missing members (its label, say) and would pass for a complete one. A member
+  /// above max_member_bytes is skipped unread and named in `damage`.
   bool next(WdsSample& sample, bool load = true);
 
  private:
   TarReader tar_;
+  uint64_t max_member_bytes_;
   TarEntry pending_;
-  bool have_pending_ = false, started_ = false;
+  bool have_pending_ = false;
 };
 
 /// Splits "dir/000123.seg.jpg" into key "dir/000123" and extension "seg.jpg".
@@ -57,15 +67,18 @@ class WebDatasetSource {
  public:
   /// Throws aim::Error when the patterns match no existing file. limit > 0 keeps only the
   /// first `limit` samples in list order (shard headers are scanned to find where to cut).
-  WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1);
+  WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1,
+                   uint64_t max_member_bytes = kDefaultMaxMemberBytes);
   const std::string& name() const { return name_; }
   const std::vector<ShardSpec>& shards() const { return shards_; }
   int64_t missing_at_start() const { return missing_; }
+  uint64_t max_member_bytes() const { return max_member_bytes_; }
 
  private:
   std::string name_;
   std::vector<ShardSpec> shards_;
   int64_t missing_ = 0;
+  uint64_t max_member_bytes_;
 };
 
 /// Where a lane is: the epoch, the shard (index into the lane's list for that epoch), and
