@@ -180,6 +180,7 @@ struct Loader::Impl {
     int64_t label = -1;
     bool ok = false;
     std::string why;
+    int64_t eval_key = sl.g;  // train: global index; eval: position (random access), stream key
     if (ra[sl.src]) {
       RawSample raw;
       int64_t item = sl.item;
@@ -202,6 +203,7 @@ struct Loader::Impl {
       Lane& lane = *lanes[sl.src][sl.lane];
       PreparedSample p;
       bool exhausted = false;
+      int64_t key = -1;
       {
         // A lane is a sequential stream: ordinals are served strictly in order, and the
         // decode check happens here so that skipping a bad sample cannot reorder anything.
@@ -220,6 +222,7 @@ struct Loader::Impl {
               lane.reader->mark_good();
               ok = true;
               label = raw.label;
+              key = lane.reader->last_sample_key();
               break;
             }
             bad.report(names[sl.src], raw.where, why);
@@ -238,11 +241,12 @@ struct Loader::Impl {
         stream_exhausted[sl.src] = 1;
       }
       if (ok) transform->finish(p, dst);
+      if (!cfg.train) eval_key = key;
     }
     job.valid[i] = ok;
     job.labels.data_ptr<int64_t>()[i] = label;
     job.source.data_ptr<int64_t>()[i] = sl.src;
-    job.index.data_ptr<int64_t>()[i] = (cfg.train || ra[sl.src]) ? sl.g : -1;
+    job.index.data_ptr<int64_t>()[i] = eval_key;
   }
 
   void record_error() {
@@ -316,7 +320,9 @@ struct Loader::Impl {
     plan_step = st.step;
     plan_taken = st.taken;
     plan_eval_stream = st.eval_stream;
-    std::fill(stream_exhausted.begin(), stream_exhausted.end(), 0);
+    // A rank can own none of an eval source's shards (fewer shards than ranks): such a source
+    // has no lane and is done before it starts, also after every rewind.
+    for (size_t s = 0; s < stream_exhausted.size(); ++s) stream_exhausted[s] = wds[s] && lanes[s].empty();
     for (size_t s = 0; s < lanes.size(); ++s)
       for (size_t l = 0; l < lanes[s].size(); ++l) {
         lanes[s][l]->reader->restore(st.lanes[s][l].cursor);
@@ -438,7 +444,6 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
                                                       cfg.world_size, l, L, cfg.train, &m.bad);
       m.lanes[s].push_back(std::move(lane));
     }
-    if (!cfg.train && L == 0) m.stream_exhausted[s] = 1;
   }
   m.mixture = std::make_unique<MixtureSampler>(weights, m.names, cfg.seed);  // validates weights
   for (size_t s = 0; s < n; ++s) {

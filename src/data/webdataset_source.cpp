@@ -114,6 +114,10 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
   }
 }
 
+int64_t stream_sample_key(int64_t position, int64_t offset) {
+  return (int64_t{1} << 62) + (position << 32) + offset;
+}
+
 void to_json(nlohmann::json& j, const LaneCursor& c) {
   j = nlohmann::json{{"epoch", c.epoch}, {"shard", c.shard}, {"offset", c.offset}};
 }
@@ -156,6 +160,10 @@ void WebDatasetLane::restore(const LaneCursor& c) {
   reader_.reset();
   good_in_epoch_ = 0;
   epoch_from_start_ = c.shard == 0 && c.offset == 0;
+}
+
+int64_t WebDatasetLane::last_sample_key() const {
+  return stream_sample_key(order_[cursor_.shard], cursor_.offset - 1);
 }
 
 bool WebDatasetLane::open_current() {

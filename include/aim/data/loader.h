@@ -11,6 +11,11 @@
 //    same whatever the world size, batch split or gradient accumulation;
 //  * streaming (webdataset) sources are exact for a given world size and stream_lanes;
 //  * none of it depends on the number of worker threads.
+// Eval mode is one ordered pass. Random-access sources are split over ranks by position;
+// a streaming source's shards are dealt by list position (shard j to rank j % world), and
+// its `limit` keeps the first N samples in list order. Either way the pass holds the same
+// samples, each once, under the same index, whatever the world size; a rank that owns none
+// simply ends its pass early.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -61,8 +66,10 @@ struct LoaderConfig {
 
 /// One batch. images is uint8 [B, C, H, W], contiguous (normalize on the device with
 /// normalize_images); labels int64 [B] (-1 if unlabeled); source int64 [B] (index into
-/// config.sources); index int64 [B] global sample indices (train), to key per-sample
-/// randomness elsewhere (e.g. the prefix length) on the same counter.
+/// config.sources); index int64 [B]: the global sample index in train mode; in eval mode the
+/// position in the pass (random access) or stream_sample_key(shard, offset) (streaming),
+/// both independent of the world size. It keys per-sample randomness elsewhere (e.g. the
+/// prefix length) on the same counter.
 struct Batch {
   torch::Tensor images, labels, source, index;
   int64_t step = 0;

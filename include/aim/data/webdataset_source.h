@@ -81,6 +81,11 @@ class WebDatasetSource {
   uint64_t max_member_bytes_;
 };
 
+/// A key for sample `offset` of shard `position` (its index in the source's list), the same
+/// on every rank and world size: eval passes over streams report it as the sample's index.
+/// 2^62 + position * 2^32 + offset, above any random-access position.
+int64_t stream_sample_key(int64_t position, int64_t offset);
+
 /// Where a lane is: the epoch, the shard (index into the lane's list for that epoch), and
 /// how many samples of that shard were consumed (bad ones included).
 struct LaneCursor {
@@ -109,6 +114,8 @@ class WebDatasetLane {
   /// Tells the lane the sample just returned decoded fine (for the all-bad check).
   void mark_good() { ++good_in_epoch_; }
   const LaneCursor& cursor() const { return cursor_; }
+  /// stream_sample_key of the sample next() returned last.
+  int64_t last_sample_key() const;
   /// Number of shards this lane reads per epoch.
   size_t shards_per_epoch() const;
 
