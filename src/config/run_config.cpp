@@ -113,6 +113,7 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int
   lc.seed = cfg.train.seed;
   lc.stream_lanes = cfg.data.stream_lanes;
   lc.max_member_bytes = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
+  lc.max_bad_streak = cfg.data.max_bad_streak;
   return lc;
 }
 
@@ -140,6 +141,7 @@ data::LoaderConfig probe_loader_config(const RunConfig& cfg, bool train_split, b
   lc.seed = p.seed;
   lc.stream_lanes = cfg.data.stream_lanes;
   lc.max_member_bytes = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
+  lc.max_bad_streak = cfg.data.max_bad_streak;
   return lc;
 }
 

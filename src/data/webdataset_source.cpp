@@ -158,47 +158,44 @@ size_t WebDatasetLane::shards_per_epoch() const {
 void WebDatasetLane::restore(const LaneCursor& c) {
   cursor_ = c;
   reader_.reset();
-  good_in_epoch_ = 0;
-  epoch_from_start_ = c.shard == 0 && c.offset == 0;
 }
 
 int64_t WebDatasetLane::last_sample_key() const {
   return stream_sample_key(order_[cursor_.shard], cursor_.offset - 1);
 }
 
-bool WebDatasetLane::open_current() {
+void WebDatasetLane::skip(const std::string& where, const std::string& why, int64_t* skipped) {
+  if (log_) log_->report(source_.name(), where, why);
+  last_bad_ = where + ": " + why;
+  ++*skipped;
+}
+
+bool WebDatasetLane::open_current(int64_t* skipped) {
   const auto& spec = source_.shards()[order_[cursor_.shard]];
   reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes());
   if (!reader_->ok()) {
-    if (log_) log_->report(source_.name(), spec.path, "missing or unreadable shard (" + reader_->error() + ")");
+    skip(spec.path, "missing or unreadable shard (" + reader_->error() + ")", skipped);
     reader_.reset();
     return false;
   }
-  WdsSample skip;
+  WdsSample skip_over;
   for (int64_t k = 0; k < cursor_.offset; ++k)
-    if (!reader_->next(skip, false)) break;
+    if (!reader_->next(skip_over, false)) break;
   return true;
 }
 
-bool WebDatasetLane::next(RawSample& out) {
+LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skipped) {
+  *skipped = 0;
   for (;;) {
+    if (*skipped >= max_skips) return LaneRead::kSkipped;
     if (!reader_) {
       if (order_epoch_ != cursor_.epoch) load_epoch(cursor_.epoch);
       if (cursor_.shard >= static_cast<int64_t>(order_.size())) {
-        if (!repeat_) return false;
-        // A lane may own only a few shards in an epoch, all bad by bad luck; the next epoch
-        // deals it others. Many empty epochs in a row means the data itself is unusable.
-        empty_epochs_ = (epoch_from_start_ && good_in_epoch_ == 0) ? empty_epochs_ + 1 : 0;
-        if (empty_epochs_ >= kMaxEmptyEpochs)
-          throw Error("source '" + source_.name() + "': " + std::to_string(kMaxEmptyEpochs) +
-                      " epochs in a row of this rank's shards (lane " + std::to_string(lane_) +
-                      ") gave no decodable image");
+        if (!repeat_) return LaneRead::kEnd;
         cursor_ = LaneCursor{cursor_.epoch + 1, 0, 0};
-        good_in_epoch_ = 0;
-        epoch_from_start_ = true;
         continue;
       }
-      if (!open_current()) {
+      if (!open_current(skipped)) {
         ++cursor_.shard;
         cursor_.offset = 0;
         continue;
@@ -208,17 +205,21 @@ bool WebDatasetLane::next(RawSample& out) {
     bool capped = spec.max_samples >= 0 && cursor_.offset >= spec.max_samples;
     WdsSample s;
     if (capped || !reader_->next(s, true)) {
-      if (!capped && !reader_->ok() && log_)
-        log_->report(source_.name(), spec.path + " after sample " + std::to_string(cursor_.offset),
-                     reader_->error());
+      // Every visit to a shard yields a sample or counts as a bad item, so that a lane whose
+      // shards hold nothing usable ends up reporting kSkipped instead of cycling epochs.
+      if (!capped && !reader_->ok())
+        skip(spec.path + " after sample " + std::to_string(cursor_.offset), reader_->error(), skipped);
+      else if (cursor_.offset == 0)
+        skip(spec.path, "shard holds no samples", skipped);
       reader_.reset();
       ++cursor_.shard;
       cursor_.offset = 0;
       continue;
     }
     ++cursor_.offset;
+    const std::string where = spec.path + ":" + s.key;
     if (!s.damage.empty()) {
-      if (log_) log_->report(source_.name(), spec.path + ":" + s.key, s.damage);
+      skip(where, s.damage, skipped);
       continue;
     }
     std::vector<uint8_t>* bytes = nullptr;
@@ -226,14 +227,14 @@ bool WebDatasetLane::next(RawSample& out) {
     if (!sample_image(s, &bytes, &label)) {
       std::string exts;
       for (const auto& m : s.members) exts += (exts.empty() ? "" : ",") + m.first;
-      if (log_) log_->report(source_.name(), spec.path + ":" + s.key, "no image member (has: " + exts + ")");
+      skip(where, "no image member (has: " + exts + ")", skipped);
       continue;
     }
     out.bytes = std::move(*bytes);
     out.pixels.release();
     out.label = label;
-    out.where = spec.path + ":" + s.key;
-    return true;
+    out.where = where;
+    return LaneRead::kSample;
   }
 }
 

@@ -59,6 +59,7 @@ struct LoaderConfig {
   uint64_t seed = 0;
   int stream_lanes = 8;         // sequential readers per streaming source and rank
   uint64_t max_member_bytes = kDefaultMaxMemberBytes;  // larger tar members: bad samples, skipped unread
+  int64_t max_bad_streak = 64;  // train: this many bad samples in a row from one source stop the run
   int64_t max_pixels = 1ll << 26;
   double dct_min_ratio = 1.0;
   bool pin_memory = true;       // page-locked batches when CUDA is available

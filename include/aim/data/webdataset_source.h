@@ -97,6 +97,13 @@ struct LaneCursor {
 void to_json(nlohmann::json& j, const LaneCursor& c);
 void from_json(const nlohmann::json& j, LaneCursor& c);
 
+/// What one WebDatasetLane::next produced.
+enum class LaneRead {
+  kSample,   // a sample with an image member
+  kSkipped,  // only bad items (the caller's bound on them reached): a caller counting streaks decides
+  kEnd,      // a non-repeating lane is done
+};
+
 /// One sequential reader over this rank's share of the shards. Not thread-safe: the loader
 /// serializes access to each lane.
 class WebDatasetLane {
@@ -108,12 +115,15 @@ class WebDatasetLane {
   ~WebDatasetLane();
   /// Continues from a saved cursor (re-opens the shard and skips `offset` samples).
   void restore(const LaneCursor& cursor);
-  /// Next sample holding an image (others are reported and skipped). False when a
-  /// non-repeating lane is done. Throws aim::Error after many epochs in a row yield nothing good.
-  bool next(RawSample& out);
-  /// Tells the lane the sample just returned decoded fine (for the all-bad check).
-  void mark_good() { ++good_in_epoch_; }
+  /// Next sample holding an image. Bad items on the way (a sample without an image member or
+  /// with a member above the size cap; a shard that is unreadable, damaged or holds no
+  /// sample) are reported to the log and counted in *skipped. Returns kSkipped instead of
+  /// reading on once `max_skips` of them came in a row, so that a source with nothing good in
+  /// it cannot keep a caller spinning.
+  LaneRead next(RawSample& out, int64_t max_skips, int64_t* skipped);
   const LaneCursor& cursor() const { return cursor_; }
+  /// "where: why" of the last bad item next() passed over.
+  const std::string& last_bad() const { return last_bad_; }
   /// stream_sample_key of the sample next() returned last.
   int64_t last_sample_key() const;
   /// Number of shards this lane reads per epoch.
@@ -124,7 +134,9 @@ class WebDatasetLane {
 
  private:
   void load_epoch(int64_t epoch);
-  bool open_current();
+  /// Opens the cursor's shard and skips to its offset; false (reported) if it cannot be read.
+  bool open_current(int64_t* skipped);
+  void skip(const std::string& where, const std::string& why, int64_t* skipped);
 
   const WebDatasetSource& source_;
   int source_id_;
@@ -136,9 +148,7 @@ class WebDatasetLane {
   std::vector<int64_t> order_;  // shard indices of the current epoch for this lane
   int64_t order_epoch_ = -1;
   std::unique_ptr<ShardSampleReader> reader_;
-  int64_t good_in_epoch_ = 0, empty_epochs_ = 0;
-  bool epoch_from_start_ = true;
-  static constexpr int kMaxEmptyEpochs = 64;
+  std::string last_bad_;
 };
 
 }  // namespace aim::data
