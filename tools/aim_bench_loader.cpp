@@ -2,10 +2,13 @@
 // torchvision reference (../shared/bench/ref_loader.py; scripts/bench_loader.sh runs both).
 //   aim-bench-loader --dir DIR [--workers 2] [--batches 12] [--batch-size 64] [--img-size 224]
 //                    [--mode decode|full|jitter|all]
+//   aim-bench-loader --shards PATTERN [--workers 2] [--lanes 8] [--mode full|jitter] [...]
 //   aim-bench-loader --generate N --dir DIR      write N photo-like ~470x450 JPEGs (q90)
 // Modes: decode = read + full-size JPEG decode in `workers` threads (the ceiling);
 //        full   = the training loader: RandomResizedCrop 224 (bicubic) + flip, uint8 batches;
 //        jitter = full + ColorJitter(0.4, 0.4, 0.2, 0.1) with p = 0.8 (the released recipe).
+// With --shards the loader reads one webdataset source (e.g. the folder packed by
+// `aim-data pack --from image_folder`) through `lanes` sequential readers instead.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -82,13 +85,21 @@ double bench_decode(const std::string& dir, int workers, int64_t images) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double bench_loader(const std::string& dir, int workers, int batches, int batch, int size,
-                    bool jitter) {
+// `shards` empty: the folder as an image_folder source; else the shards as a webdataset one.
+double bench_loader(const std::string& dir, const std::string& shards, int lanes, int workers, int batches,
+                    int batch, int size, bool jitter) {
   LoaderConfig c;
   SourceConfig s;
-  s.name = "folder";
-  s.kind = "image_folder";
-  s.root = dir;
+  if (shards.empty()) {
+    s.name = "folder";
+    s.kind = "image_folder";
+    s.root = dir;
+  } else {
+    s.name = "shards";
+    s.kind = "webdataset";
+    s.shards = {shards};
+    c.stream_lanes = lanes;
+  }
   c.sources = {s};
   c.img_size = size;
   c.batch_size = batch;
@@ -106,9 +117,12 @@ double bench_loader(const std::string& dir, int workers, int batches, int batch,
 int main(int argc, char** argv) {
   try {
     std::string dir = arg(argc, argv, "--dir", "");
-    if (dir.empty()) {
+    const std::string shards = arg(argc, argv, "--shards", "");
+    const int lanes = std::stoi(arg(argc, argv, "--lanes", "8"));
+    if (dir.empty() == shards.empty()) {
       std::cerr << "usage: aim-bench-loader --dir DIR [--workers 2] [--batches 12] [--batch-size 64]"
-                   " [--img-size 224] [--mode decode|full|jitter|all] | --generate N --dir DIR\n";
+                   " [--img-size 224] [--mode decode|full|jitter|all] | --shards PATTERN [--lanes 8]"
+                   " [--workers 2] [--mode full|jitter] [...] | --generate N --dir DIR\n";
       return 2;
     }
     int gen = std::stoi(arg(argc, argv, "--generate", "0"));
@@ -124,18 +138,24 @@ int main(int argc, char** argv) {
     std::string mode = arg(argc, argv, "--mode", "all");
     const int64_t images = static_cast<int64_t>(batches) * batch;
     auto print = [&](const std::string& name, double sec) {
-      std::cout << nlohmann::json{{"pipeline", name}, {"images", images}, {"seconds", sec},
-                                  {"img_per_s", images / sec}, {"workers", workers}}
-                       .dump()
-                << std::endl;
+      nlohmann::json row = {{"pipeline", name}, {"images", images}, {"seconds", sec},
+                            {"img_per_s", images / sec}, {"workers", workers}};
+      if (!shards.empty()) row["lanes"] = lanes;
+      std::cout << row.dump() << std::endl;
     };
+    if (!shards.empty()) {
+      if (mode == "decode" || mode == "all") mode = "full";  // decode-only reads a folder
+      const std::string name = mode == "jitter" ? "aim-wds-full+jitter" : "aim-wds-full";
+      print(name, bench_loader("", shards, lanes, workers, batches, batch, size, mode == "jitter"));
+      return 0;
+    }
     if (mode == "decode" || mode == "all") {
       bench_decode(dir, workers, batch);  // warm the page cache like the others' warm-up batch
       print("aim-decode-only", bench_decode(dir, workers, images));
     }
-    if (mode == "full" || mode == "all") print("aim-full", bench_loader(dir, workers, batches, batch, size, false));
+    if (mode == "full" || mode == "all") print("aim-full", bench_loader(dir, "", 0, workers, batches, batch, size, false));
     if (mode == "jitter" || mode == "all")
-      print("aim-full+jitter", bench_loader(dir, workers, batches, batch, size, true));
+      print("aim-full+jitter", bench_loader(dir, "", 0, workers, batches, batch, size, true));
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "aim-bench-loader: " << e.what() << "\n";

@@ -1,7 +1,7 @@
 // aim-data: pack an ImageFolder or IDX set into webdataset shards, and check shards.
 //   aim-data pack --from image_folder --root DIR --out OUT [--shard-size N] [--limit N] [--seed S | --no-shuffle]
 //   aim-data pack --from idx --path DIR|FILE [--split train|test] --out OUT [...]
-//   aim-data check SHARDS... [--no-decode] [--max-report N]
+//   aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB]
 // `check` exits 1 when a shard is missing/damaged or a sample is bad, so scripts can gate on it.
 #include <spdlog/spdlog.h>
 
@@ -37,9 +37,12 @@ const char* kUsage = R"(usage:
       --seed S         shuffle sample order with this seed (default 0)
       --no-shuffle     keep sorted order (shards then hold one class each: bad for streaming)
       --format png|jpg IDX images are encoded as PNG (default, lossless) or JPEG q95
-  aim-data check SHARDS... [--no-decode] [--max-report N]
+  aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB]
       SHARDS: brace patterns ("/data/{00000000..00000099}.tar"), "::"-joined lists or globs.
-      Counts samples per shard, decodes every image, reports bad ones; exit 1 if any.
+      Counts samples per shard, decodes every image, reports bad ones; exit 1 if any, or if a
+      shard is missing or damaged (truncated, empty, a size field that does not add up).
+      --max-member-mb: members above this size are bad samples, as with data.max_member_mb
+      (default 256).
 )";
 
 struct Args {
@@ -167,6 +170,9 @@ int check(const Args& a) {
   if (paths.empty()) throw aim::Error("check: the patterns match nothing");
   const bool decode = !a.flag("--no-decode");
   const int64_t max_report = std::stoll(a.get("--max-report", "50"));
+  const double max_member_mb = std::stod(a.get("--max-member-mb", std::to_string(kDefaultMaxMemberBytes >> 20)));
+  if (!(max_member_mb > 0)) throw aim::Error("check: --max-member-mb must be > 0");
+  const auto max_member_bytes = static_cast<uint64_t>(max_member_mb * 1048576.0);
   int64_t samples = 0, images = 0, bad = 0, missing = 0, damaged = 0, reported = 0;
   std::map<std::string, int64_t> reasons;
   auto report = [&](const std::string& where, const std::string& why) {
@@ -175,7 +181,7 @@ int check(const Args& a) {
     if (reported++ < max_report) std::cout << "BAD " << where << ": " << why << "\n";
   };
   for (const auto& p : paths) {
-    ShardSampleReader r(p);
+    ShardSampleReader r(p, max_member_bytes);
     if (!r.ok()) {
       ++missing;
       std::cout << "MISSING " << p << ": " << r.error() << "\n";
@@ -185,6 +191,10 @@ int check(const Args& a) {
     int64_t n = 0;
     while (r.next(s, true)) {
       ++n;
+      if (!s.damage.empty()) {
+        report(p + ":" + s.key, s.damage);
+        continue;
+      }
       std::vector<uint8_t>* img = nullptr;
       int64_t label = -1;
       if (!sample_image(s, &img, &label)) {

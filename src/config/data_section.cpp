@@ -24,7 +24,8 @@ bool DataSection::operator==(const DataSection& o) const {
     if (!detail::same(sources[i], o.sources[i])) return false;
   if (val && !detail::same(*val, *o.val)) return false;
   return detail::same(augment, o.augment) &&
-         std::tie(workers, prefetch, stream_lanes) == std::tie(o.workers, o.prefetch, o.stream_lanes);
+         std::tie(workers, prefetch, stream_lanes, max_member_mb, max_bad_streak) ==
+             std::tie(o.workers, o.prefetch, o.stream_lanes, o.max_member_mb, o.max_bad_streak);
 }
 
 namespace detail {
@@ -116,6 +117,8 @@ const std::vector<Field<DataSection>>& data_fields() {
       plain("workers", &D::workers),
       plain("prefetch", &D::prefetch),
       plain("stream_lanes", &D::stream_lanes),
+      plain("max_member_mb", &D::max_member_mb),
+      plain("max_bad_streak", &D::max_bad_streak),
   };
   return f;
 }
@@ -224,6 +227,10 @@ void validate_data_section(const DataSection& d, int world_size, bool check_path
   if (d.workers < 0) fail("data.workers", "must be >= 0 (0 decodes on the training thread), got " + std::to_string(d.workers));
   if (d.prefetch < 1) fail("data.prefetch", "must be >= 1, got " + std::to_string(d.prefetch));
   if (d.stream_lanes < 1) fail("data.stream_lanes", "must be >= 1, got " + std::to_string(d.stream_lanes));
+  if (d.max_member_mb < 1 || d.max_member_mb > (int64_t{1} << 30))
+    fail("data.max_member_mb", "must be in [1, 2^30] (megabytes per tar member), got " + num(d.max_member_mb));
+  if (d.max_bad_streak < 1)
+    fail("data.max_bad_streak", "must be >= 1 (bad samples in a row that stop the run), got " + num(d.max_bad_streak));
 
   const data::AugmentConfig& a = d.augment;
   if (!(a.scale_min > 0 && a.scale_min <= a.scale_max && a.scale_max <= 1))

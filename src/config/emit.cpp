@@ -104,6 +104,8 @@ std::string run_identity(const RunConfig& cfg) {
   c.data.workers = DataSection().workers;
   c.data.prefetch = DataSection().prefetch;
   c.data.stream_lanes = DataSection().stream_lanes;
+  c.data.max_member_mb = DataSection().max_member_mb;
+  c.data.max_bad_streak = DataSection().max_bad_streak;
   c.data.val.reset();
   c.probe = config::ProbeConfig();
   return fingerprint(c);

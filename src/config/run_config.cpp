@@ -112,6 +112,8 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int
   lc.prefetch = cfg.data.prefetch;
   lc.seed = cfg.train.seed;
   lc.stream_lanes = cfg.data.stream_lanes;
+  lc.max_member_bytes = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
+  lc.max_bad_streak = cfg.data.max_bad_streak;
   return lc;
 }
 
@@ -138,6 +140,8 @@ data::LoaderConfig probe_loader_config(const RunConfig& cfg, bool train_split, b
   lc.prefetch = cfg.data.prefetch;
   lc.seed = p.seed;
   lc.stream_lanes = cfg.data.stream_lanes;
+  lc.max_member_bytes = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
+  lc.max_bad_streak = cfg.data.max_bad_streak;
   return lc;
 }
 

@@ -1,40 +1,18 @@
 #include "aim/data/jpeg_region.h"
 
-#include <csetjmp>
-#include <cstdio>
-
-#include <jpeglib.h>
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
 
+#include "libjpeg_errors.h"
+
 namespace aim::data {
-namespace {
-
-struct ErrorManager {
-  jpeg_error_mgr pub;
-  std::jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-};
-
-[[noreturn]] void on_error(j_common_ptr cinfo) {
-  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
-  (*cinfo->err->format_message)(cinfo, err->message);
-  std::longjmp(err->jump, 1);
-}
-
-void on_message(j_common_ptr, int) {}  // corrupt-data warnings: the EOI check comes first
-
-}  // namespace
 
 bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, int out_size, int channels,
                         double min_ratio, JpegRegion& out, std::string* why) {
   jpeg_decompress_struct cinfo{};
-  ErrorManager err{};
-  cinfo.err = jpeg_std_error(&err.pub);
-  err.pub.error_exit = on_error;
-  err.pub.emit_message = on_message;
+  detail::JpegErrors err{};  // corrupt-data warnings are ignored here: callers check the EOI first
+  detail::use_jpeg_errors(cinfo, err);
   // Locals changed after setjmp are indeterminate after a longjmp: the pixels live behind a
   // pointer fixed before it, so the error path can still free them.
   auto holder = std::make_unique<cv::Mat>();

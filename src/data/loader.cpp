@@ -24,10 +24,6 @@
 namespace aim::data {
 namespace {
 
-// A random-access sample that fails is replaced by seeded random picks; this many failures
-// in a row means the source itself is broken, which should stop the run, not spin.
-constexpr int kMaxReplacements = 64;
-
 struct Slot {
   int64_t g = 0;         // global sample index (train); position in the pass (eval)
   int src = 0;
@@ -53,6 +49,7 @@ struct Lane {
   std::condition_variable cv;
   int64_t next_ord = 0;
   std::unique_ptr<WebDatasetLane> reader;
+  int64_t streak = 0;  // bad items in a row from this reader
 };
 
 uint64_t name_hash(const std::string& s) {
@@ -160,6 +157,7 @@ struct Loader::Impl {
 
   // Claims the next unprocessed slot, planning new batches while the prefetch bound allows.
   bool try_claim(Job*& job, size_t& i) {
+    if (first_error) return false;  // the run is ending: no more decoding
     for (;;) {
       for (auto& j : jobs)
         if (j->next_slot < j->slots.size()) {
@@ -173,6 +171,20 @@ struct Loader::Impl {
     }
   }
 
+  // ---- bad streaks ------------------------------------------------------------------------
+  // A source that yields nothing good stops the run after cfg.max_bad_streak bad samples in
+  // a row, named, rather than spinning (random access: the replacements of one slot;
+  // streaming: the items one lane reads in sequence). Eval passes drop bad samples instead.
+  Error bad_streak(int src, int64_t n, const std::string& last) const {
+    return Error("data: source '" + names[src] + "': " + std::to_string(n) +
+                 " bad samples in a row (data.max_bad_streak; last: " + last + ")");
+  }
+  void count_bad(Lane& lane, int src, int64_t n, const std::string& last) const {
+    if (n == 0) return;
+    lane.streak += n;
+    if (cfg.train && lane.streak >= cfg.max_bad_streak) throw bad_streak(src, lane.streak, last);
+  }
+
   // ---- the work on one slot (no lock held) ----------------------------------------------
   void process(Job& job, size_t i) {
     const Slot& sl = job.slots[i];
@@ -180,6 +192,7 @@ struct Loader::Impl {
     int64_t label = -1;
     bool ok = false;
     std::string why;
+    int64_t eval_key = sl.g;  // train: global index; eval: position (random access), stream key
     if (ra[sl.src]) {
       RawSample raw;
       int64_t item = sl.item;
@@ -191,17 +204,19 @@ struct Loader::Impl {
           label = raw.label;
           break;
         }
-        bad.report(names[sl.src], raw.where.empty() ? "#" + std::to_string(item) : raw.where, why);
+        const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
+        bad.report(names[sl.src], where, why);
         if (!cfg.train) break;  // eval drops it: a replacement would count twice
-        if (attempt + 1 >= kMaxReplacements)
-          throw Error("data: source '" + names[sl.src] + "': " + std::to_string(kMaxReplacements) +
-                      " bad samples in a row (last: " + raw.where + ": " + why + ")");
+        // A failed sample is replaced by seeded random picks; a streak of failures means the
+        // source itself is broken, which should stop the run, not spin.
+        if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
         item = static_cast<int64_t>(Rng(cfg.seed, Stream::kReplace, sl.g, attempt).below(sizes[sl.src]));
       }
     } else {
       Lane& lane = *lanes[sl.src][sl.lane];
       PreparedSample p;
       bool exhausted = false;
+      int64_t key = -1;
       {
         // A lane is a sequential stream: ordinals are served strictly in order, and the
         // decode check happens here so that skipping a bad sample cannot reorder anything.
@@ -211,18 +226,24 @@ struct Loader::Impl {
         RawSample raw;
         try {
           for (;;) {
-            if (!lane.reader->next(raw)) {
+            int64_t skipped = 0;
+            LaneRead got = lane.reader->next(raw, cfg.max_bad_streak, &skipped);
+            count_bad(lane, sl.src, skipped, lane.reader->last_bad());
+            if (got == LaneRead::kEnd) {
               exhausted = true;
               break;
             }
+            if (got == LaneRead::kSkipped) continue;
             why.clear();
             if (transform->prepare(raw, sl.g, p, &why)) {
-              lane.reader->mark_good();
+              lane.streak = 0;
               ok = true;
               label = raw.label;
+              key = lane.reader->last_sample_key();
               break;
             }
             bad.report(names[sl.src], raw.where, why);
+            count_bad(lane, sl.src, 1, raw.where + ": " + why);
           }
         } catch (...) {
           abort = true;
@@ -238,11 +259,12 @@ struct Loader::Impl {
         stream_exhausted[sl.src] = 1;
       }
       if (ok) transform->finish(p, dst);
+      if (!cfg.train) eval_key = key;
     }
     job.valid[i] = ok;
     job.labels.data_ptr<int64_t>()[i] = label;
     job.source.data_ptr<int64_t>()[i] = sl.src;
-    job.index.data_ptr<int64_t>()[i] = (cfg.train || ra[sl.src]) ? sl.g : -1;
+    job.index.data_ptr<int64_t>()[i] = eval_key;
   }
 
   void record_error() {
@@ -316,11 +338,14 @@ struct Loader::Impl {
     plan_step = st.step;
     plan_taken = st.taken;
     plan_eval_stream = st.eval_stream;
-    std::fill(stream_exhausted.begin(), stream_exhausted.end(), 0);
+    // A rank can own none of an eval source's shards (fewer shards than ranks): such a source
+    // has no lane and is done before it starts, also after every rewind.
+    for (size_t s = 0; s < stream_exhausted.size(); ++s) stream_exhausted[s] = wds[s] && lanes[s].empty();
     for (size_t s = 0; s < lanes.size(); ++s)
       for (size_t l = 0; l < lanes[s].size(); ++l) {
         lanes[s][l]->reader->restore(st.lanes[s][l].cursor);
         lanes[s][l]->next_ord = st.lanes[s][l].ordinal;
+        lanes[s][l]->streak = 0;
       }
   }
 
@@ -386,6 +411,8 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
   check(cfg.channels == 1 || cfg.channels == 3, "channels must be 1 or 3");
   check(cfg.workers >= 0 && cfg.prefetch >= 1, "workers must be >= 0 and prefetch >= 1");
   check(cfg.stream_lanes >= 1, "stream_lanes must be >= 1");
+  check(cfg.max_member_bytes > 0, "max_member_bytes must be > 0");
+  check(cfg.max_bad_streak >= 1, "max_bad_streak must be >= 1");
   const AugmentConfig& a = cfg.augment;
   check(a.scale_min > 0 && a.scale_min <= a.scale_max && a.scale_max <= 1,
         "augment.crop_scale must satisfy 0 < min <= max <= 1");
@@ -408,7 +435,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     weights.push_back(sc.weight);
     if (sc.kind == "webdataset") {
       check(!sc.shards.empty(), "source '" + name + "' (webdataset) needs shards");
-      m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit);
+      m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit, cfg.max_member_bytes);
     } else if (sc.kind == "image_folder") {
       check(!sc.root.empty(), "source '" + name + "' (image_folder) needs root");
       m.ra[s] = std::make_unique<ImageFolderSource>(sc.root);
@@ -437,7 +464,6 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
                                                       cfg.world_size, l, L, cfg.train, &m.bad);
       m.lanes[s].push_back(std::move(lane));
     }
-    if (!cfg.train && L == 0) m.stream_exhausted[s] = 1;
   }
   m.mixture = std::make_unique<MixtureSampler>(weights, m.names, cfg.seed);  // validates weights
   for (size_t s = 0; s < n; ++s) {

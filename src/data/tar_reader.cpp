@@ -1,5 +1,9 @@
 #include "aim/data/tar_reader.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "aim/error.h"
@@ -8,13 +12,21 @@ namespace aim::data {
 namespace {
 
 constexpr size_t kBlock = 512;
+// read_data grows its buffer by at most this much per read, so where the file's size is not
+// known (a pipe) a lying header costs the bytes that really arrive, not what it declares.
+constexpr uint64_t kChunk = 4u << 20;
 
-// Numeric header fields are octal text, or big-endian base-256 when the top bit is set
-// (GNU extension for sizes >= 8 GiB).
+// Numeric header fields are octal text, or big-endian base-256 when the top bit is set (GNU,
+// for sizes >= 8 GiB). The base-256 field has room for 95 bits; only values below 2^63 are
+// accepted, so a crafted one can neither wrap around nor turn into a backward seek.
 bool parse_number(const uint8_t* p, size_t n, uint64_t& out) {
   out = 0;
   if (p[0] & 0x80) {
-    for (size_t i = 1; i < n; ++i) out = (out << 8) | p[i];
+    if (p[0] != 0x80) return false;  // negative (0xFF...) or value bits in the flag byte
+    for (size_t i = 1; i < n; ++i) {
+      if (out >> 55) return false;  // one more byte would pass 2^63
+      out = (out << 8) | p[i];
+    }
     return true;
   }
   size_t i = 0;
@@ -33,6 +45,12 @@ std::string field(const uint8_t* p, size_t n) {
   return std::string(reinterpret_cast<const char*>(p), len);
 }
 
+bool all_zero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (p[i]) return false;
+  return true;
+}
+
 uint64_t padded(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
 }  // namespace
@@ -44,68 +62,97 @@ TarReader::TarReader(const std::string& path) : path_(path), buffer_(1 << 20) {
     return;
   }
   std::setvbuf(file_, buffer_.data(), _IOFBF, buffer_.size());
+  struct stat st {};
+  if (::fstat(::fileno(file_), &st) == 0 && S_ISREG(st.st_mode)) file_size_ = static_cast<uint64_t>(st.st_size);
 }
 
 TarReader::~TarReader() {
   if (file_) std::fclose(file_);
 }
 
+bool TarReader::fail(const std::string& why) {
+  if (error_.empty()) error_ = why;
+  pending_ = 0;
+  return false;
+}
+
+uint64_t TarReader::remaining() const {
+  if (file_size_ == UINT64_MAX) return UINT64_MAX;
+  return file_size_ > pos_ ? file_size_ - pos_ : 0;
+}
+
 bool TarReader::read_exact(void* dst, size_t n) {
-  if (std::fread(dst, 1, n, file_) != n) {
-    error_ = "truncated tar";
-    return false;
-  }
+  size_t got = std::fread(dst, 1, n, file_);
+  pos_ += got;
+  if (got != n) return fail("truncated tar (ends inside a member's data)");
   return true;
 }
 
 bool TarReader::skip_bytes(uint64_t n) {
   if (n == 0) return true;
-  // fseek past the end succeeds silently; read the last byte instead to detect truncation.
-  if (std::fseek(file_, static_cast<long>(n - 1), SEEK_CUR) != 0) {
-    error_ = "seek failed";
-    return false;
+  if (n > remaining()) return fail("truncated tar (ends inside a member's data)");
+  if (file_size_ != UINT64_MAX) {  // a regular file: n bytes are known to be there
+    if (::fseeko(file_, static_cast<off_t>(n), SEEK_CUR) != 0)
+      return fail(std::string("seek failed: ") + std::strerror(errno));
+    pos_ += n;
+    return true;
   }
-  uint8_t last;
-  return read_exact(&last, 1);
+  std::vector<uint8_t> sink(static_cast<size_t>(std::min<uint64_t>(n, kChunk)));
+  while (n > 0) {
+    size_t step = static_cast<size_t>(std::min<uint64_t>(n, sink.size()));
+    if (!read_exact(sink.data(), step)) return false;
+    n -= step;
+  }
+  return true;
 }
 
-bool TarReader::read_block(uint8_t* block, bool eof_ok) {
+TarReader::Block TarReader::read_header_block(uint8_t* block) {
   size_t got = std::fread(block, 1, kBlock, file_);
-  if (got == kBlock) return true;
-  if (got == 0 && eof_ok) return false;  // archive without end-of-archive blocks
-  error_ = "truncated tar";
-  return false;
+  pos_ += got;
+  if (got == kBlock) return Block::kData;
+  if (pos_ == 0) {
+    fail("empty file (0 bytes, not a tar)");
+  } else if (got == 0) {
+    fail("truncated tar (no end-of-archive blocks after " + std::to_string(members_) + " members)");
+  } else {
+    fail("truncated tar (ends inside a header)");
+  }
+  return Block::kDamaged;
 }
 
 bool TarReader::next(TarEntry& entry) {
-  if (!ok() || !file_) return false;
+  if (!ok() || !file_ || ended_) return false;
   if (pending_ && !skip_data()) return false;
   std::string long_name;
   uint8_t h[kBlock];
   for (;;) {
-    if (!read_block(h, true)) return false;
-    bool zero = true;
-    for (size_t i = 0; i < kBlock && zero; ++i) zero = h[i] == 0;
-    if (zero) return false;  // end-of-archive marker
+    if (read_header_block(h) != Block::kData) return false;
+    if (all_zero(h, kBlock)) {
+      // The end of the archive is two zero blocks; a file cut after the first is truncated.
+      uint8_t second[kBlock];
+      size_t got = std::fread(second, 1, kBlock, file_);
+      pos_ += got;
+      if (got != kBlock) return fail("truncated tar (ends inside the end-of-archive blocks)");
+      if (!all_zero(second, kBlock)) return fail("bad tar (a zero block inside the archive)");
+      if (members_ == 0) return fail("empty tar (no members before the end-of-archive blocks)");
+      ended_ = true;
+      return false;
+    }
     uint64_t stored = 0, sum = 0;
     parse_number(h + 148, 8, stored);
     for (size_t i = 0; i < kBlock; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-    if (sum != stored) {
-      error_ = "bad tar header checksum";
-      return false;
-    }
+    if (sum != stored) return fail("bad tar header checksum");
+    ++members_;
+    const std::string raw_name = field(h, 100);
     uint64_t size = 0;
-    if (!parse_number(h + 124, 12, size)) {
-      error_ = "bad tar size field";
-      return false;
-    }
+    if (!parse_number(h + 124, 12, size)) return fail("bad tar size field (member '" + raw_name + "')");
+    if (size > remaining())
+      return fail("truncated tar (member '" + raw_name + "' declares " + std::to_string(size) + " bytes, " +
+                  std::to_string(remaining()) + " remain)");
     char type = static_cast<char>(h[156]);
     if (type == 'L' || type == 'x' || type == 'g') {
       // Metadata for the next entry: read it whole (they are small).
-      if (size > (1u << 20)) {
-        error_ = "oversized tar metadata entry";
-        return false;
-      }
+      if (size > (1u << 20)) return fail("oversized tar metadata entry (" + std::to_string(size) + " bytes)");
       std::string meta(padded(size), '\0');
       if (!read_exact(meta.data(), meta.size())) return false;
       meta.resize(size);
@@ -118,7 +165,7 @@ bool TarReader::next(TarEntry& entry) {
           size_t sp = meta.find(' ', pos);
           if (sp == std::string::npos) break;
           size_t len = std::strtoull(meta.c_str() + pos, nullptr, 10);
-          if (len == 0 || pos + len > meta.size()) break;
+          if (len == 0 || pos + len > meta.size() || sp + 2 > pos + len) break;
           std::string rec = meta.substr(sp + 1, pos + len - sp - 2);
           if (rec.rfind("path=", 0) == 0) long_name = rec.substr(5);
           pos += len;
@@ -126,7 +173,7 @@ bool TarReader::next(TarEntry& entry) {
       }
       continue;
     }
-    std::string name = field(h, 100);
+    std::string name = raw_name;
     if (std::memcmp(h + 257, "ustar", 5) == 0) {
       std::string prefix = field(h + 345, 155);
       if (!prefix.empty()) name = prefix + "/" + name;
@@ -142,11 +189,18 @@ bool TarReader::next(TarEntry& entry) {
 }
 
 bool TarReader::read_data(std::vector<uint8_t>& out) {
-  out.resize(data_size_);
-  if (data_size_ && !read_exact(out.data(), data_size_)) return false;
-  uint64_t rest = pending_ - data_size_;
+  out.clear();
+  uint64_t left = data_size_;
+  const uint64_t padding = pending_ - data_size_;
   pending_ = 0;
-  return skip_bytes(rest);
+  while (left > 0) {
+    size_t step = static_cast<size_t>(std::min(left, kChunk));
+    size_t at = out.size();
+    out.resize(at + step);
+    if (!read_exact(out.data() + at, step)) return false;
+    left -= step;
+  }
+  return skip_bytes(padding);
 }
 
 bool TarReader::skip_data() {

@@ -26,6 +26,7 @@ std::pair<std::string, std::string> split_key(const std::string& name) {
 bool ShardSampleReader::next(WdsSample& s, bool load) {
   s.key.clear();
   s.members.clear();
+  s.damage.clear();
   auto fetch = [&]() {  // next regular member's header into pending_
     for (;;) {
       if (!tar_.next(pending_)) return false;
@@ -40,11 +41,19 @@ bool ShardSampleReader::next(WdsSample& s, bool load) {
   s.key = split_key(pending_.name).first;
   for (;;) {
     std::vector<uint8_t> data;
-    bool ok = load ? tar_.read_data(data) : tar_.skip_data();
+    const bool too_large = load && pending_.size > max_member_bytes_;
+    if (too_large && s.damage.empty()) {
+      char mb[64];
+      std::snprintf(mb, sizeof mb, "%.1f MB, the cap is %.1f MB", pending_.size / 1048576.0,
+                    max_member_bytes_ / 1048576.0);
+      s.damage = "member too large (" + pending_.name + ": " + mb + ")";
+    }
+    bool ok = (load && !too_large) ? tar_.read_data(data) : tar_.skip_data();
     have_pending_ = false;
     if (!ok) return false;  // the sample was cut by damage: drop it
-    s.members.emplace_back(split_key(pending_.name).second, std::move(data));
-    if (!fetch()) return true;  // end (or damage, reported on the next call)
+    if (!too_large) s.members.emplace_back(split_key(pending_.name).second, std::move(data));
+    // The end of the archive closes the sample; damage means it may be missing members.
+    if (!fetch()) return tar_.ok();
     have_pending_ = true;
     if (split_key(pending_.name).first != s.key) return true;
   }
@@ -66,8 +75,8 @@ bool sample_image(WdsSample& s, std::vector<uint8_t>** bytes, int64_t* label) {
 }
 
 WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::string>& patterns,
-                                   int64_t limit)
-    : name_(std::move(name)) {
+                                   int64_t limit, uint64_t max_member_bytes)
+    : name_(std::move(name)), max_member_bytes_(max_member_bytes) {
   std::string shown;
   for (const auto& p : patterns) shown += (shown.empty() ? "" : " ") + p;
   auto paths = expand_shard_patterns(patterns);
@@ -88,7 +97,7 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
     std::vector<ShardSpec> kept;
     int64_t total = 0;
     for (auto& spec : shards_) {
-      ShardSampleReader r(spec.path);
+      ShardSampleReader r(spec.path, max_member_bytes_);
       if (!r.ok()) continue;
       WdsSample s;
       int64_t n = 0;
@@ -103,6 +112,10 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
     shards_ = std::move(kept);
     missing_ = 0;
   }
+}
+
+int64_t stream_sample_key(int64_t position, int64_t offset) {
+  return (int64_t{1} << 62) + (position << 32) + offset;
 }
 
 void to_json(nlohmann::json& j, const LaneCursor& c) {
@@ -145,43 +158,44 @@ size_t WebDatasetLane::shards_per_epoch() const {
 void WebDatasetLane::restore(const LaneCursor& c) {
   cursor_ = c;
   reader_.reset();
-  good_in_epoch_ = 0;
-  epoch_from_start_ = c.shard == 0 && c.offset == 0;
 }
 
-bool WebDatasetLane::open_current() {
+int64_t WebDatasetLane::last_sample_key() const {
+  return stream_sample_key(order_[cursor_.shard], cursor_.offset - 1);
+}
+
+void WebDatasetLane::skip(const std::string& where, const std::string& why, int64_t* skipped) {
+  if (log_) log_->report(source_.name(), where, why);
+  last_bad_ = where + ": " + why;
+  ++*skipped;
+}
+
+bool WebDatasetLane::open_current(int64_t* skipped) {
   const auto& spec = source_.shards()[order_[cursor_.shard]];
-  reader_ = std::make_unique<ShardSampleReader>(spec.path);
+  reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes());
   if (!reader_->ok()) {
-    if (log_) log_->report(source_.name(), spec.path, "missing or unreadable shard (" + reader_->error() + ")");
+    skip(spec.path, "missing or unreadable shard (" + reader_->error() + ")", skipped);
     reader_.reset();
     return false;
   }
-  WdsSample skip;
+  WdsSample skip_over;
   for (int64_t k = 0; k < cursor_.offset; ++k)
-    if (!reader_->next(skip, false)) break;
+    if (!reader_->next(skip_over, false)) break;
   return true;
 }
 
-bool WebDatasetLane::next(RawSample& out) {
+LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skipped) {
+  *skipped = 0;
   for (;;) {
+    if (*skipped >= max_skips) return LaneRead::kSkipped;
     if (!reader_) {
       if (order_epoch_ != cursor_.epoch) load_epoch(cursor_.epoch);
       if (cursor_.shard >= static_cast<int64_t>(order_.size())) {
-        if (!repeat_) return false;
-        // A lane may own only a few shards in an epoch, all bad by bad luck; the next epoch
-        // deals it others. Many empty epochs in a row means the data itself is unusable.
-        empty_epochs_ = (epoch_from_start_ && good_in_epoch_ == 0) ? empty_epochs_ + 1 : 0;
-        if (empty_epochs_ >= kMaxEmptyEpochs)
-          throw Error("source '" + source_.name() + "': " + std::to_string(kMaxEmptyEpochs) +
-                      " epochs in a row of this rank's shards (lane " + std::to_string(lane_) +
-                      ") gave no decodable image");
+        if (!repeat_) return LaneRead::kEnd;
         cursor_ = LaneCursor{cursor_.epoch + 1, 0, 0};
-        good_in_epoch_ = 0;
-        epoch_from_start_ = true;
         continue;
       }
-      if (!open_current()) {
+      if (!open_current(skipped)) {
         ++cursor_.shard;
         cursor_.offset = 0;
         continue;
@@ -191,28 +205,36 @@ bool WebDatasetLane::next(RawSample& out) {
     bool capped = spec.max_samples >= 0 && cursor_.offset >= spec.max_samples;
     WdsSample s;
     if (capped || !reader_->next(s, true)) {
-      if (!capped && !reader_->ok() && log_)
-        log_->report(source_.name(), spec.path + " after sample " + std::to_string(cursor_.offset),
-                     reader_->error());
+      // Every visit to a shard yields a sample or counts as a bad item, so that a lane whose
+      // shards hold nothing usable ends up reporting kSkipped instead of cycling epochs.
+      if (!capped && !reader_->ok())
+        skip(spec.path + " after sample " + std::to_string(cursor_.offset), reader_->error(), skipped);
+      else if (cursor_.offset == 0)
+        skip(spec.path, "shard holds no samples", skipped);
       reader_.reset();
       ++cursor_.shard;
       cursor_.offset = 0;
       continue;
     }
     ++cursor_.offset;
+    const std::string where = spec.path + ":" + s.key;
+    if (!s.damage.empty()) {
+      skip(where, s.damage, skipped);
+      continue;
+    }
     std::vector<uint8_t>* bytes = nullptr;
     int64_t label = -1;
     if (!sample_image(s, &bytes, &label)) {
       std::string exts;
       for (const auto& m : s.members) exts += (exts.empty() ? "" : ",") + m.first;
-      if (log_) log_->report(source_.name(), spec.path + ":" + s.key, "no image member (has: " + exts + ")");
+      skip(where, "no image member (has: " + exts + ")", skipped);
       continue;
     }
     out.bytes = std::move(*bytes);
     out.pixels.release();
     out.label = label;
-    out.where = spec.path + ":" + s.key;
-    return true;
+    out.where = where;
+    return LaneRead::kSample;
   }
 }
 

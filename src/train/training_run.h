@@ -32,6 +32,8 @@ struct TrainingRun {
   std::unique_ptr<torch::optim::AdamW> opt;
   std::unique_ptr<CheckpointManager> ckpt;
   std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<data::Loader> val_loader;  // data.val's limited eval pass, built at the first validation
+  data::LoaderState val_start;               // where each validation rewinds it to
   std::unique_ptr<dist::GradientSync> grad_sync;
   std::unique_ptr<MetricsLog> metrics;  // rank 0 only
   std::vector<double> mean, stdv;       // input normalization

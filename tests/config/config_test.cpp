@@ -363,6 +363,8 @@ TEST(ConfigValidate, SourcesAndAugment) {
   expect_invalid({"data.sources.1.kind=webdataset", "data.sources.1.shards=/x/{0..}.tar"},
                  {"data.sources[1].shards", "{0..}"});
   expect_invalid({"data.val={kind: image_folder}"}, {"data.val.root", "required"});
+  expect_invalid({"data.max_member_mb=0"}, {"data.max_member_mb", "[1, 2^30]", "got 0"});
+  expect_invalid({"data.max_bad_streak=0"}, {"data.max_bad_streak", ">= 1", "got 0"});
   expect_invalid({"data.augment.crop_scale=[0.5, 0.4]"}, {"data.augment.crop_scale"});
   expect_invalid({"data.augment.ratio=[0, 1]"}, {"data.augment.ratio"});
   expect_invalid({"data.augment.hflip=1.5"}, {"data.augment.hflip", "[0, 1]"});
@@ -515,6 +517,13 @@ TEST(ConfigLoader, MapsSectionsToLoaderConfig) {
   EXPECT_EQ(tr.workers, 2);
   EXPECT_EQ(tr.prefetch, 4);
   EXPECT_EQ(tr.stream_lanes, 3);
+  EXPECT_EQ(tr.max_member_bytes, uint64_t{256} << 20);
+  EXPECT_EQ(loader_config(base({"data.max_member_mb=3"}), true, 0, 1).max_member_bytes, uint64_t{3} << 20);
+  // An operational key: raising it to get past a big member must not orphan the checkpoints.
+  EXPECT_EQ(run_identity(base({"data.max_member_mb=3"})), run_identity(base()));
+  EXPECT_NE(fingerprint(base({"data.max_member_mb=3"})), fingerprint(base()));
+  EXPECT_EQ(loader_config(base({"data.max_bad_streak=5"}), true, 0, 1).max_bad_streak, 5);
+  EXPECT_EQ(run_identity(base({"data.max_bad_streak=5"})), run_identity(base()));
   EXPECT_EQ(tr.seed, 9u);
   EXPECT_DOUBLE_EQ(tr.augment.hflip, 0.1);
 

@@ -2,7 +2,9 @@
 // Builders for the files the data tests need: photos, damaged images, shards, folders.
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
@@ -108,6 +110,44 @@ inline void write_idx(const std::string& images, const std::string& labels, int 
   for (int i = 0; i < n; ++i) lb.push_back(i % classes);
   write_bytes(images, im);
   write_bytes(labels, lb);
+}
+
+/// A ustar header block for `name` whose 12-byte size field is `size_field` verbatim (octal
+/// text, or GNU base-256 with the top bit set), with a valid checksum: hostile sizes that a
+/// real tar writer would never produce.
+inline std::vector<uint8_t> tar_header(const std::string& name, const std::array<uint8_t, 12>& size_field,
+                                       char type = '0') {
+  std::vector<uint8_t> h(512, 0);
+  std::memcpy(h.data(), name.data(), std::min<size_t>(name.size(), 100));
+  std::memcpy(h.data() + 100, "0000644", 8);
+  std::memcpy(h.data() + 108, "0000000", 8);
+  std::memcpy(h.data() + 116, "0000000", 8);
+  std::memcpy(h.data() + 124, size_field.data(), 12);
+  std::memcpy(h.data() + 136, "00000000000", 12);
+  h[156] = static_cast<uint8_t>(type);
+  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (uint8_t b : h) sum += b;
+  std::snprintf(reinterpret_cast<char*>(h.data() + 148), 8, "%06o", sum);
+  h[155] = ' ';
+  return h;
+}
+/// The octal size field tar writes for n.
+inline std::array<uint8_t, 12> octal_size(uint64_t n) {
+  std::array<uint8_t, 12> f{};
+  std::snprintf(reinterpret_cast<char*>(f.data()), 12, "%011llo", static_cast<unsigned long long>(n));
+  return f;
+}
+/// A base-256 size field: 0x80, then the 11 given big-endian bytes (88 bits).
+inline std::array<uint8_t, 12> base256_size(const std::array<uint8_t, 11>& be) {
+  std::array<uint8_t, 12> f{};
+  f[0] = 0x80;
+  std::memcpy(f.data() + 1, be.data(), 11);
+  return f;
+}
+inline void append_bytes(const std::string& path, const std::vector<uint8_t>& b) {
+  std::ofstream(path, std::ios::binary | std::ios::app).write(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
 }  // namespace aim::data::testing

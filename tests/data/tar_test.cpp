@@ -81,7 +81,7 @@ TEST(DataTar, TruncatedArchiveAndBadChecksumAreReported) {
   std::string err;
   auto all = read_all(d / "cut.tar", &err);
   EXPECT_EQ(all.size(), 1u);
-  EXPECT_EQ(err, "truncated tar");
+  EXPECT_EQ(err.rfind("truncated tar (member '2.jpg' declares 5000 bytes", 0), 0u) << err;
 
   std::filesystem::copy_file(d / "a.tar", d / "bad.tar");
   {

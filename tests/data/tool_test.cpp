@@ -71,3 +71,48 @@ TEST(DataTool, PackIdxThenCheckThenStreamTheShards) {
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("is not a directory"), std::string::npos) << out;
 }
+
+// Fails on main: `check` exited 0 on a cut shard, a 0-byte and an all-zero file and a
+// member above the size cap, and hung on a base-256 size that seeks backwards.
+TEST(DataTool, CheckFailsOnEveryKindOfDamagedShardWithAReason) {
+  const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
+  if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " not built";
+  t::TempDir d;
+  auto intact = [&](const std::string& path, int n) {
+    TarWriter w(path);
+    for (int k = 0; k < n; ++k) {
+      auto png = t::id_png(k);
+      w.add("00000000000" + std::to_string(k) + ".png", png.data(), png.size());
+      w.add("00000000000" + std::to_string(k) + ".cls", "1");
+    }
+  };
+  intact(d / "good.tar", 3);
+  intact(d / "cut.tar", 3);
+  std::filesystem::resize_file(d / "cut.tar", std::filesystem::file_size(d / "cut.tar") - 2048);  // at a block boundary
+  t::write_bytes(d / "zero.tar", {});
+  t::write_bytes(d / "allzero.tar", std::vector<uint8_t>(10240, 0));
+  intact(d / "base256.tar", 1);
+  std::filesystem::resize_file(d / "base256.tar", std::filesystem::file_size(d / "base256.tar") - 1024);
+  t::append_bytes(d / "base256.tar", t::tar_header("000000000009.jpg", t::base256_size({0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+                                                                                       0xFF, 0xFF, 0xFE, 0x00})));
+  t::append_bytes(d / "base256.tar", std::vector<uint8_t>(2048, 0));
+  {
+    cv::Mat noise(1024, 1024, CV_8UC3);
+    cv::randu(noise, 0, 255);
+    auto png = t::encode(noise, ".png");  // ~3 MB, a valid image above a 1 MB cap
+    TarWriter w(d / "oversize.tar");
+    w.add("000000000001.png", png.data(), png.size());
+    w.add("000000000001.cls", "2");
+  }
+  const std::string timeout = "timeout 20 ";
+  auto [rc, out] = run(timeout + bin + " check " + d / "good.tar" + " --max-member-mb 1");
+  EXPECT_EQ(rc, 0) << out;
+  const std::vector<std::pair<std::string, std::string>> damaged = {
+      {"cut.tar", "truncated tar"}, {"zero.tar", "empty file"}, {"allzero.tar", "no members"},
+      {"base256.tar", "size"},      {"oversize.tar", "member too large"}};
+  for (const auto& [name, reason] : damaged) {
+    std::tie(rc, out) = run(timeout + bin + " check " + d / name + " --max-member-mb 1");
+    EXPECT_EQ(rc, 1) << name << ": " << out;
+    EXPECT_NE(out.find(reason), std::string::npos) << name << ": " << out;
+  }
+}

@@ -15,11 +15,13 @@
 #include <thread>
 
 #include "aim/config/run_config.h"
+#include "aim/data/tar_reader.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/state_dict.h"
 #include "aim/model/aim_encoder.h"
 #include "aim/optim/optimizer.h"
 #include "aim/train/trainer.h"
+#include "data/data_test_util.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -254,6 +256,42 @@ TEST(Trainer, DryRunOfTheBigPresetsAllocatesNoModel) {
     EXPECT_EQ(WEXITSTATUS(status), 0);
     EXPECT_LT(usage.ru_maxrss, 1024L * 1024) << "peak RSS " << usage.ru_maxrss / 1024 << " MB";  // ru_maxrss is KiB
   }
+}
+
+// Fails on main: with a webdataset data.val, a rank that owned no validation shard (rank 3 of
+// 4 here) died of SIGSEGV at the first validation ("a rank exited with status 139"), and the
+// others read ceil(val_batches / world) batches each of their own shards, so the images
+// validated on (and the number) changed with the world size.
+TEST(Trainer, WebdatasetValidationIsTheSameOnOneTwoAndFourRanks) {
+  test::TempDir dir;
+  // Three shards of five photos; validation covers the first val_batches x micro_batch_size =
+  // 4 x 2 = 8 of them: five of the first shard and three of the second, none of the third.
+  fs::create_directories(dir.file("val"));
+  for (int s = 0; s < 3; ++s) {
+    data::TarWriter w(dir.file("val/0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < 5; ++k) {
+      auto jpg = data::testing::jpeg(24 + 4 * k, 24, 10 * s + k);
+      std::string key = std::to_string(1000 * (s + 1) + k);
+      w.add(key + ".jpg", jpg.data(), jpg.size());
+      w.add(key + ".cls", std::to_string(k % 4));
+    }
+  }
+  const std::string val = "data.val={name: wval, kind: webdataset, shards: '" + dir.file("val") +
+                          "/{00000000..00000002}.tar'}";
+  std::map<int, std::map<int64_t, double>> by_world;
+  for (int world : {1, 2, 4}) {
+    std::vector<std::string> args = {kTrainBin, "--config", kTinyYaml, "train.steps=2", "train.log_every=1",
+                                     "train.val_every=2", "train.val_batches=4", "train.ckpt_every=0",
+                                     "train.batch_size=16", "train.micro_batch_size=2", val,
+                                     "train.out_dir=" + dir.file("w" + std::to_string(world))};
+    if (world > 1) args.insert(args.begin() + 1, {"--nproc-per-node", std::to_string(world)});
+    ASSERT_EQ(run(args), 0) << "world " << world;
+    by_world[world] = losses(dir.file("w" + std::to_string(world)), "val_loss");
+    ASSERT_EQ(by_world[world].size(), 1u) << "world " << world;
+  }
+  const double one = by_world[1].at(2);
+  EXPECT_GT(one, 0);
+  for (int world : {2, 4}) EXPECT_NEAR(by_world[world].at(2), one, 1e-4 * one) << "world " << world;
 }
 
 TEST(Trainer, BadConfigFailsBeforeCompute) {

@@ -50,6 +50,8 @@ struct DataSection {
   int workers = 8;       // decode threads per rank
   int prefetch = 3;      // batches in flight ahead of the trainer
   int stream_lanes = 8;  // sequential readers per streaming source and rank
+  int64_t max_member_mb = 256;  // webdataset members above this are bad samples, skipped unread
+  int64_t max_bad_streak = 64;  // bad samples in a row from one source that stop the run
 
   /// AugmentConfig's defaults with the released recipe's ColorJitter probability (0.8).
   static data::AugmentConfig default_augment();

@@ -15,11 +15,12 @@ enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp, kGif, kBmp, kTiff };
 
 struct ImageHeader {
   ImageFormat format = ImageFormat::kUnknown;
-  int width = 0, height = 0;  // 0 when the header does not say (or is not parsed: GIF/BMP/TIFF)
+  int width = 0, height = 0;  // 0 when the header does not say (or is not parsed: GIF)
   int64_t sos_offset = -1;    // JPEG: start-of-scan marker, to look for the EOI after it
 };
 
-/// Reads the format and the dimensions from the first bytes; never decodes.
+/// Reads the format and the dimensions from the header (JPEG frame header, PNG IHDR, WebP
+/// VP8/VP8L/VP8X, BMP DIB header, TIFF first IFD); never decodes.
 ImageHeader probe_image(const uint8_t* data, size_t size);
 
 struct DecodeOptions {
@@ -29,7 +30,9 @@ struct DecodeOptions {
 };
 
 /// Decodes to 8-bit BGR (channels 3; gray, CMYK, 16-bit and alpha are converted) or 8-bit gray
-/// (channels 1). On failure returns an empty Mat and puts a short reason in *why.
+/// (channels 1). On failure returns an empty Mat and puts a short reason in *why. Nothing is
+/// decoded whose size is unknown or above max_pixels; a JPEG whose header the probe could not
+/// follow is checked whole by verify_jpeg (jpeg_verify.h) first.
 cv::Mat decode_image(const uint8_t* data, size_t size, const DecodeOptions& options,
                      std::string* why);
 
@@ -40,7 +43,8 @@ int pick_reduction(int crop_w, int crop_h, int out_size, double min_ratio = 1.0)
 const char* format_name(ImageFormat f);
 
 /// A complete JPEG has an EOI marker after its scan data (sos: ImageHeader::sos_offset);
-/// libjpeg "recovers" truncated files by padding gray, so those are refused instead.
+/// libjpeg "recovers" truncated files by padding gray, so those are refused instead. False
+/// when the scan was not found (sos < 0).
 bool jpeg_has_eoi(const uint8_t* data, size_t size, int64_t sos_offset);
 
 }  // namespace aim::data

@@ -11,6 +11,11 @@
 //    same whatever the world size, batch split or gradient accumulation;
 //  * streaming (webdataset) sources are exact for a given world size and stream_lanes;
 //  * none of it depends on the number of worker threads.
+// Eval mode is one ordered pass. Random-access sources are split over ranks by position;
+// a streaming source's shards are dealt by list position (shard j to rank j % world), and
+// its `limit` keeps the first N samples in list order. Either way the pass holds the same
+// samples, each once, under the same index, whatever the world size; a rank that owns none
+// simply ends its pass early.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -23,6 +28,7 @@
 #include "aim/data/bad_sample_log.h"
 #include "aim/data/loader_state.h"
 #include "aim/data/transforms.h"
+#include "aim/data/webdataset_source.h"
 
 namespace aim::data {
 
@@ -52,6 +58,8 @@ struct LoaderConfig {
   int prefetch = 3;             // batches in flight ahead of the consumer
   uint64_t seed = 0;
   int stream_lanes = 8;         // sequential readers per streaming source and rank
+  uint64_t max_member_bytes = kDefaultMaxMemberBytes;  // larger tar members: bad samples, skipped unread
+  int64_t max_bad_streak = 64;  // train: this many bad samples in a row from one source stop the run
   int64_t max_pixels = 1ll << 26;
   double dct_min_ratio = 1.0;
   bool pin_memory = true;       // page-locked batches when CUDA is available
@@ -59,8 +67,10 @@ struct LoaderConfig {
 
 /// One batch. images is uint8 [B, C, H, W], contiguous (normalize on the device with
 /// normalize_images); labels int64 [B] (-1 if unlabeled); source int64 [B] (index into
-/// config.sources); index int64 [B] global sample indices (train), to key per-sample
-/// randomness elsewhere (e.g. the prefix length) on the same counter.
+/// config.sources); index int64 [B]: the global sample index in train mode; in eval mode the
+/// position in the pass (random access) or stream_sample_key(shard, offset) (streaming),
+/// both independent of the world size. It keys per-sample randomness elsewhere (e.g. the
+/// prefix length) on the same counter.
 struct Batch {
   torch::Tensor images, labels, source, index;
   int64_t step = 0;

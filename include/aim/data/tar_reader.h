@@ -2,6 +2,12 @@
 // Sequential reader for POSIX tar files (ustar, GNU long names, pax "path" records), the
 // container of webdataset shards. Streams with a large buffer and seeks over data it does
 // not need, so skipping to a saved position in a shard costs headers only.
+//
+// Shards come from the internet: nothing in a header is trusted. A size must fit in 63 bits
+// and in what the file still holds (checked before anything is allocated or skipped), data
+// is read in bounded chunks, and an archive is complete only when its last member is
+// followed by the two zero blocks that end a tar; a file that stops anywhere else is
+// reported truncated.
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -28,7 +34,8 @@ class TarReader {
   const std::string& path() const { return path_; }
 
   /// Reads the next header (metadata entries are consumed internally). Returns false at the
-  /// end of the archive or on damage; in the latter case error() is set ("truncated", ...).
+  /// end-of-archive blocks, or on damage with error() set: "truncated tar (...)", "bad tar
+  /// size field", "empty file", "empty tar (no members ...)", ...
   /// After true, exactly one of read_data()/skip_data() must follow.
   bool next(TarEntry& entry);
   /// Reads the current entry's data. False (with error()) when the file ends early.
@@ -36,14 +43,22 @@ class TarReader {
   bool skip_data();
 
  private:
-  bool read_block(uint8_t* block, bool eof_ok);
+  enum class Block { kData, kEnd, kDamaged };
+  Block read_header_block(uint8_t* block);
   bool read_exact(void* dst, size_t n);
   bool skip_bytes(uint64_t n);
+  bool fail(const std::string& why);
+  /// Bytes the file holds after the current position (UINT64_MAX when not a regular file).
+  uint64_t remaining() const;
 
   std::string path_, error_;
   std::FILE* file_ = nullptr;
   std::vector<char> buffer_;
-  uint64_t pending_ = 0;  // bytes of the current entry (incl. padding) not yet consumed
+  uint64_t file_size_ = UINT64_MAX;  // regular files only
+  uint64_t pos_ = 0;                 // bytes consumed so far
+  uint64_t members_ = 0;             // headers read (metadata records included)
+  bool ended_ = false;               // the end-of-archive blocks were read
+  uint64_t pending_ = 0;             // bytes of the current entry (incl. padding) not yet consumed
   uint64_t data_size_ = 0;
 };
 

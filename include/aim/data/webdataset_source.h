@@ -21,23 +21,33 @@ class BadSampleLog;
 struct WdsSample {
   std::string key;
   std::vector<std::pair<std::string, std::vector<uint8_t>>> members;
+  std::string damage;  // why a member was left out (above the size cap): a bad sample when set
 };
+
+/// Default per-member cap (data.max_member_mb): far above any real image, far below what a
+/// crafted header can ask for.
+constexpr uint64_t kDefaultMaxMemberBytes = uint64_t{256} << 20;
 
 /// Groups consecutive tar members by key (webdataset's rule: the key is the path up to the
 /// first '.' of the file name).
 class ShardSampleReader {
  public:
-  explicit ShardSampleReader(const std::string& path) : tar_(path) {}
+  explicit ShardSampleReader(const std::string& path, uint64_t max_member_bytes = kDefaultMaxMemberBytes)
+      : tar_(path), max_member_bytes_(max_member_bytes) {}
   bool ok() const { return tar_.ok(); }
   const std::string& error() const { return tar_.error(); }
   /// Next sample; load=false skips the data (used to seek to a saved position). Returns
-  /// false at the end, or on damage with error() set; a sample cut by damage is not returned.
+  /// false at the end, or on damage with error() set. A sample cut by damage is not
+  /// returned: when the shard stops before its end-of-archive blocks, the sample being read
+  /// may be missing members (its label, say) and would pass for a complete one. A member
+  /// above max_member_bytes is skipped unread and named in `damage`.
   bool next(WdsSample& sample, bool load = true);
 
  private:
   TarReader tar_;
+  uint64_t max_member_bytes_;
   TarEntry pending_;
-  bool have_pending_ = false, started_ = false;
+  bool have_pending_ = false;
 };
 
 /// Splits "dir/000123.seg.jpg" into key "dir/000123" and extension "seg.jpg".
@@ -57,16 +67,24 @@ class WebDatasetSource {
  public:
   /// Throws aim::Error when the patterns match no existing file. limit > 0 keeps only the
   /// first `limit` samples in list order (shard headers are scanned to find where to cut).
-  WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1);
+  WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1,
+                   uint64_t max_member_bytes = kDefaultMaxMemberBytes);
   const std::string& name() const { return name_; }
   const std::vector<ShardSpec>& shards() const { return shards_; }
   int64_t missing_at_start() const { return missing_; }
+  uint64_t max_member_bytes() const { return max_member_bytes_; }
 
  private:
   std::string name_;
   std::vector<ShardSpec> shards_;
   int64_t missing_ = 0;
+  uint64_t max_member_bytes_;
 };
+
+/// A key for sample `offset` of shard `position` (its index in the source's list), the same
+/// on every rank and world size: eval passes over streams report it as the sample's index.
+/// 2^62 + position * 2^32 + offset, above any random-access position.
+int64_t stream_sample_key(int64_t position, int64_t offset);
 
 /// Where a lane is: the epoch, the shard (index into the lane's list for that epoch), and
 /// how many samples of that shard were consumed (bad ones included).
@@ -79,6 +97,13 @@ struct LaneCursor {
 void to_json(nlohmann::json& j, const LaneCursor& c);
 void from_json(const nlohmann::json& j, LaneCursor& c);
 
+/// What one WebDatasetLane::next produced.
+enum class LaneRead {
+  kSample,   // a sample with an image member
+  kSkipped,  // only bad items (the caller's bound on them reached): a caller counting streaks decides
+  kEnd,      // a non-repeating lane is done
+};
+
 /// One sequential reader over this rank's share of the shards. Not thread-safe: the loader
 /// serializes access to each lane.
 class WebDatasetLane {
@@ -90,12 +115,17 @@ class WebDatasetLane {
   ~WebDatasetLane();
   /// Continues from a saved cursor (re-opens the shard and skips `offset` samples).
   void restore(const LaneCursor& cursor);
-  /// Next sample holding an image (others are reported and skipped). False when a
-  /// non-repeating lane is done. Throws aim::Error after many epochs in a row yield nothing good.
-  bool next(RawSample& out);
-  /// Tells the lane the sample just returned decoded fine (for the all-bad check).
-  void mark_good() { ++good_in_epoch_; }
+  /// Next sample holding an image. Bad items on the way (a sample without an image member or
+  /// with a member above the size cap; a shard that is unreadable, damaged or holds no
+  /// sample) are reported to the log and counted in *skipped. Returns kSkipped instead of
+  /// reading on once `max_skips` of them came in a row, so that a source with nothing good in
+  /// it cannot keep a caller spinning.
+  LaneRead next(RawSample& out, int64_t max_skips, int64_t* skipped);
   const LaneCursor& cursor() const { return cursor_; }
+  /// "where: why" of the last bad item next() passed over.
+  const std::string& last_bad() const { return last_bad_; }
+  /// stream_sample_key of the sample next() returned last.
+  int64_t last_sample_key() const;
   /// Number of shards this lane reads per epoch.
   size_t shards_per_epoch() const;
 
@@ -104,7 +134,9 @@ class WebDatasetLane {
 
  private:
   void load_epoch(int64_t epoch);
-  bool open_current();
+  /// Opens the cursor's shard and skips to its offset; false (reported) if it cannot be read.
+  bool open_current(int64_t* skipped);
+  void skip(const std::string& where, const std::string& why, int64_t* skipped);
 
   const WebDatasetSource& source_;
   int source_id_;
@@ -116,9 +148,7 @@ class WebDatasetLane {
   std::vector<int64_t> order_;  // shard indices of the current epoch for this lane
   int64_t order_epoch_ = -1;
   std::unique_ptr<ShardSampleReader> reader_;
-  int64_t good_in_epoch_ = 0, empty_epochs_ = 0;
-  bool epoch_from_start_ = true;
-  static constexpr int kMaxEmptyEpochs = 64;
+  std::string last_bad_;
 };
 
 }  // namespace aim::data
