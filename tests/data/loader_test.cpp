@@ -350,8 +350,9 @@ TEST(DataLoader, MixtureRatioAndLimit) {
   EXPECT_EQ(l.state().delivered, counts);
 }
 
-TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
-  t::TempDir d;
+// Shard 0: two good samples (ids 1, 2), five bad ones of different kinds, and two odd but
+// valid images (16-bit, RGBA). Shard 1: ids 50..53 with the archive cut inside id 53.
+void write_hostile_shards(const t::TempDir& d) {
   {
     TarWriter w(d / "00000000.tar");
     int id = 0;
@@ -383,6 +384,11 @@ TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
   }
   auto size = std::filesystem::file_size(d / "00000001.tar");
   std::filesystem::resize_file(d / "00000001.tar", size - 1024 - 100);  // truncated tar
+}
+
+TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
+  t::TempDir d;
+  write_hostile_shards(d);
   t::write_bytes(d / "folder/a/ok.jpg", t::jpeg(30, 30));
   auto small = t::jpeg(30, 30);
   t::write_bytes(d / "folder/a/cut.jpg", std::vector<uint8_t>(small.begin(), small.begin() + 200));
@@ -410,6 +416,45 @@ TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
     EXPECT_GT(reasons[r], 0) << r;
   EXPECT_GT(l.bad_samples().by_source()["inet"], 0);
   EXPECT_GT(l.bad_samples().total(), 8);
+}
+
+// One evaluation pass over the hostile shards (and a missing third): each bad sample is
+// counted exactly once under its reason, and exactly the good and the odd-but-valid samples
+// are delivered — a blank image standing in for a bad one would be an extra sample.
+TEST(DataLoader, BadSamplesAreCountedExactlyAndNeverDelivered) {
+  t::TempDir d;
+  write_hostile_shards(d);
+  auto c = base(2);
+  c.train = false;
+  c.augment.color_jitter = 0;
+  SourceConfig s = wds();
+  s.shards = {d / "{00000000..00000002}.tar"};  // 00000002 is missing
+  c.sources = {s};
+  Loader l(c);
+  std::multiset<std::string> got;
+  const int plane = 16 * 16;
+  while (auto b = l.next()) {
+    auto img = b->images.contiguous();
+    for (int64_t k = 0; k < b->size(); ++k) {
+      const uint8_t* chw = img[k].data_ptr<uint8_t>();
+      const int r = chw[0], g = chw[plane], bl = chw[2 * plane];
+      // 16-bit (B, G, R) = (1000, 30000, 60000) scaled to 8 bits, within rounding.
+      if (std::abs(r - 234) <= 1 && std::abs(g - 117) <= 1 && std::abs(bl - 4) <= 1) got.insert("16-bit");
+      else if (r == 3 && g == 2 && bl == 1) got.insert("rgba");
+      else got.insert("id " + std::to_string(t::id_of(chw, plane)));
+    }
+  }
+  EXPECT_EQ(got, (std::multiset<std::string>{"id 1", "id 2", "id 50", "id 51", "id 52", "16-bit", "rgba"}));
+  std::map<std::string, int64_t> coarse;  // reasons without their detail
+  for (const auto& [reason, n] : l.bad_samples().by_reason()) coarse[reason.substr(0, reason.find(" ("))] += n;
+  EXPECT_EQ(coarse, (std::map<std::string, int64_t>{{"truncated jpeg", 1},
+                                                    {"empty file", 1},
+                                                    {"not an image", 1},
+                                                    {"no image member", 1},
+                                                    {"too many pixels", 1},
+                                                    {"truncated tar", 1},
+                                                    {"missing or unreadable shard", 1}}));
+  EXPECT_EQ(l.bad_samples().total(), 7);
 }
 
 TEST(DataLoader, ConfigurationMistakesFailAtStartup) {
