@@ -179,7 +179,7 @@ struct Loader::Impl {
     int64_t label = -1;
     bool ok = false;
     std::string why;
-    int64_t eval_key = sl.g;  // train: global index; eval: position (random access), stream key
+    int64_t index = sl.g;  // Batch::index: train: global index; eval: position (random access), else the stream key
     if (ra[sl.src]) {
       RawSample raw;
       int64_t item = sl.item;
@@ -215,12 +215,12 @@ struct Loader::Impl {
       }
       ok = got.kind == StreamLane::Served::kSample;
       label = got.label;
-      if (!cfg.train) eval_key = got.key;
+      if (!cfg.train) index = got.key;
     }
     job.valid[i] = ok;
     job.labels.data_ptr<int64_t>()[i] = label;
     job.source.data_ptr<int64_t>()[i] = sl.src;
-    job.index.data_ptr<int64_t>()[i] = eval_key;
+    job.index.data_ptr<int64_t>()[i] = index;
   }
 
   void record_error() {
