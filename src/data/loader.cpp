@@ -20,6 +20,7 @@
 #include "aim/data/synthetic_source.h"
 #include "aim/data/webdataset_source.h"
 #include "aim/error.h"
+#include "stream_lane.h"
 
 namespace aim::data {
 namespace {
@@ -44,14 +45,6 @@ struct Job {
   int64_t eval_stream_after = 0;
 };
 
-struct Lane {
-  std::mutex m;
-  std::condition_variable cv;
-  int64_t next_ord = 0;
-  std::unique_ptr<WebDatasetLane> reader;
-  int64_t streak = 0;  // bad items in a row from this reader
-};
-
 uint64_t name_hash(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
@@ -70,7 +63,7 @@ struct Loader::Impl {
   std::vector<std::unique_ptr<RandomAccessSource>> ra;  // null for streaming sources
   std::vector<std::unique_ptr<WebDatasetSource>> wds;   // null for random-access sources
   std::vector<int64_t> sizes;                           // random access: items used per epoch
-  std::vector<std::vector<std::unique_ptr<Lane>>> lanes;
+  std::vector<std::vector<std::unique_ptr<StreamLane>>> lanes;
   std::unique_ptr<MixtureSampler> mixture;
   std::unique_ptr<SampleTransform> transform;
   BadSampleLog bad;
@@ -171,18 +164,12 @@ struct Loader::Impl {
     }
   }
 
-  // ---- bad streaks ------------------------------------------------------------------------
-  // A source that yields nothing good stops the run after cfg.max_bad_streak bad samples in
-  // a row, named, rather than spinning (random access: the replacements of one slot;
-  // streaming: the items one lane reads in sequence). Eval passes drop bad samples instead.
+  // A random-access sample that fails is replaced by seeded random picks; a streak of
+  // failures means the source itself is broken, which should stop the run, not spin (streams
+  // count theirs in StreamLane, with the same message).
   Error bad_streak(int src, int64_t n, const std::string& last) const {
     return Error("data: source '" + names[src] + "': " + std::to_string(n) +
                  " bad samples in a row (data.max_bad_streak; last: " + last + ")");
-  }
-  void count_bad(Lane& lane, int src, int64_t n, const std::string& last) const {
-    if (n == 0) return;
-    lane.streak += n;
-    if (cfg.train && lane.streak >= cfg.max_bad_streak) throw bad_streak(src, lane.streak, last);
   }
 
   // ---- the work on one slot (no lock held) ----------------------------------------------
@@ -192,7 +179,7 @@ struct Loader::Impl {
     int64_t label = -1;
     bool ok = false;
     std::string why;
-    int64_t eval_key = sl.g;  // train: global index; eval: position (random access), stream key
+    int64_t index = sl.g;  // Batch::index: train: global index; eval: position (random access), else the stream key
     if (ra[sl.src]) {
       RawSample raw;
       int64_t item = sl.item;
@@ -207,64 +194,33 @@ struct Loader::Impl {
         const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
         bad.report(names[sl.src], where, why);
         if (!cfg.train) break;  // eval drops it: a replacement would count twice
-        // A failed sample is replaced by seeded random picks; a streak of failures means the
-        // source itself is broken, which should stop the run, not spin.
         if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
         item = static_cast<int64_t>(Rng(cfg.seed, Stream::kReplace, sl.g, attempt).below(sizes[sl.src]));
       }
     } else {
-      Lane& lane = *lanes[sl.src][sl.lane];
-      PreparedSample p;
-      bool exhausted = false;
-      int64_t key = -1;
-      {
-        // A lane is a sequential stream: ordinals are served strictly in order, and the
-        // decode check happens here so that skipping a bad sample cannot reorder anything.
-        std::unique_lock<std::mutex> lk(lane.m);
-        lane.cv.wait(lk, [&] { return lane.next_ord == sl.lane_ord || abort.load(); });
-        if (abort.load()) return;
-        RawSample raw;
-        try {
-          for (;;) {
-            int64_t skipped = 0;
-            LaneRead got = lane.reader->next(raw, cfg.max_bad_streak, &skipped);
-            count_bad(lane, sl.src, skipped, lane.reader->last_bad());
-            if (got == LaneRead::kEnd) {
-              exhausted = true;
-              break;
-            }
-            if (got == LaneRead::kSkipped) continue;
-            why.clear();
-            if (transform->prepare(raw, sl.g, p, &why)) {
-              lane.streak = 0;
-              ok = true;
-              label = raw.label;
-              key = lane.reader->last_sample_key();
-              break;
-            }
-            bad.report(names[sl.src], raw.where, why);
-            count_bad(lane, sl.src, 1, raw.where + ": " + why);
-          }
-        } catch (...) {
-          abort = true;
-          lane.cv.notify_all();
-          throw;
-        }
-        job.cursor_after[i] = lane.reader->cursor();
-        ++lane.next_ord;
-        lane.cv.notify_all();
-      }
-      if (exhausted) {
+      // Decoded straight into the slot, outside the lane's lock, by whichever worker the
+      // lane lets decode this slot's sample (StreamLane keeps the order).
+      auto decode = [&](const RawSample& raw, std::string* bad_why) {
+        PreparedSample p;
+        if (!transform->prepare(raw, sl.g, p, bad_why)) return false;
+        transform->finish(p, dst);
+        return true;
+      };
+      StreamLane::Served got = lanes[sl.src][sl.lane]->serve(sl.lane_ord, decode, abort);
+      if (got.kind == StreamLane::Served::kAborted) return;
+      job.cursor_after[i] = got.cursor_after;
+      if (got.kind == StreamLane::Served::kEnd) {
         std::lock_guard<std::mutex> lk(mu);
         stream_exhausted[sl.src] = 1;
       }
-      if (ok) transform->finish(p, dst);
-      if (!cfg.train) eval_key = key;
+      ok = got.kind == StreamLane::Served::kSample;
+      label = got.label;
+      if (!cfg.train) index = got.key;
     }
     job.valid[i] = ok;
     job.labels.data_ptr<int64_t>()[i] = label;
     job.source.data_ptr<int64_t>()[i] = sl.src;
-    job.index.data_ptr<int64_t>()[i] = eval_key;
+    job.index.data_ptr<int64_t>()[i] = index;
   }
 
   void record_error() {
@@ -272,10 +228,7 @@ struct Loader::Impl {
     if (!first_error) first_error = std::current_exception();
     abort = true;
     for (auto& per : lanes)
-      for (auto& l : per) {
-        std::lock_guard<std::mutex> ll(l->m);
-        l->cv.notify_all();
-      }
+      for (auto& l : per) l->wake();
     cv_done.notify_all();
     cv_work.notify_all();
   }
@@ -316,10 +269,7 @@ struct Loader::Impl {
     }
     abort = true;
     for (auto& per : lanes)
-      for (auto& l : per) {
-        std::lock_guard<std::mutex> ll(l->m);
-        l->cv.notify_all();
-      }
+      for (auto& l : per) l->wake();
     cv_work.notify_all();
     for (auto& t : threads) t.join();
     threads.clear();
@@ -343,9 +293,7 @@ struct Loader::Impl {
     for (size_t s = 0; s < stream_exhausted.size(); ++s) stream_exhausted[s] = wds[s] && lanes[s].empty();
     for (size_t s = 0; s < lanes.size(); ++s)
       for (size_t l = 0; l < lanes[s].size(); ++l) {
-        lanes[s][l]->reader->restore(st.lanes[s][l].cursor);
-        lanes[s][l]->next_ord = st.lanes[s][l].ordinal;
-        lanes[s][l]->streak = 0;
+        lanes[s][l]->restore(st.lanes[s][l].cursor, st.lanes[s][l].ordinal);
       }
   }
 
@@ -458,12 +406,12 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
           "source '" + name + "' has " + std::to_string(m.wds[s]->shards().size()) +
               " shards, fewer than world_size " + std::to_string(cfg.world_size) +
               "; every rank needs at least one shard");
-    for (int l = 0; l < L; ++l) {
-      auto lane = std::make_unique<Lane>();
-      lane->reader = std::make_unique<WebDatasetLane>(*m.wds[s], static_cast<int>(s), cfg.seed, cfg.rank,
-                                                      cfg.world_size, l, L, cfg.train, &m.bad);
-      m.lanes[s].push_back(std::move(lane));
-    }
+    StreamLane::Options lane_options{name, &m.bad, cfg.max_bad_streak, /*stop_on_streak=*/cfg.train};
+    for (int l = 0; l < L; ++l)
+      m.lanes[s].push_back(std::make_unique<StreamLane>(
+          std::make_unique<WebDatasetLane>(*m.wds[s], static_cast<int>(s), cfg.seed, cfg.rank, cfg.world_size, l,
+                                           L, cfg.train, &m.bad),
+          lane_options));
   }
   m.mixture = std::make_unique<MixtureSampler>(weights, m.names, cfg.seed);  // validates weights
   for (size_t s = 0; s < n; ++s) {

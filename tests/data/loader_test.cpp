@@ -457,6 +457,53 @@ TEST(DataLoader, BadSamplesAreCountedExactlyAndNeverDelivered) {
   EXPECT_EQ(l.bad_samples().total(), 7);
 }
 
+// One lane, many workers: decodes run in parallel, yet which sample lands in which slot (bad
+// ones skipped in between) and where a resume continues do not depend on the worker count.
+TEST(DataLoader, OneLaneGivesTheSameBatchesWithAnyWorkerCount) {
+  t::TempDir d;
+  auto cut = t::jpeg(200, 200);
+  cut.resize(cut.size() / 2);
+  for (int s = 0; s < 2; ++s) {
+    TarWriter w(d / ("0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < 23; ++k) {
+      std::string key = std::to_string(s) + "_" + std::to_string(1000 + k);
+      if (k % 5 == 2) {
+        w.add(key + ".jpg", cut.data(), cut.size());  // bad: truncated
+      } else if (k % 7 == 3) {
+        w.add(key + ".txt", "no image");  // bad: no image member
+      } else {
+        auto png = t::id_png(100 * s + k + 1, 8 + k % 9);
+        w.add(key + ".png", png.data(), png.size());
+      }
+    }
+  }
+  auto c = base(0);
+  SourceConfig s = wds();
+  s.shards = {d / "{00000000..00000001}.tar"};
+  c.sources = {s, synth(0.3)};
+  c.stream_lanes = 1;
+  c.batch_size = 6;
+  Loader ref(c);
+  auto want = take(ref, 12);  // several epochs of the 2 x 23 samples
+  nlohmann::json saved;
+  {
+    Loader at4(c);
+    take(at4, 4);
+    saved = at4.state();
+  }
+  for (int workers : {1, 3, 6}) {
+    c.workers = workers;
+    c.prefetch = 4;
+    Loader l(c);
+    for (int i = 0; i < 12; ++i) expect_same(want[i], *l.next(), "workers " + std::to_string(workers) + " batch " + std::to_string(i));
+    Loader resumed(c);
+    resumed.load_state(saved.get<LoaderState>());
+    for (int i = 4; i < 12; ++i) expect_same(want[i], *resumed.next(), "resumed, workers " + std::to_string(workers));
+  }
+  EXPECT_GT(ref.bad_samples().by_reason()["truncated jpeg"], 0);
+  EXPECT_GT(ref.bad_samples().by_reason()["no image member"], 0);
+}
+
 TEST(DataLoader, ConfigurationMistakesFailAtStartup) {
   auto expect_error = [](LoaderConfig c, const std::string& needle) {
     try {

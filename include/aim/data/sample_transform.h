@@ -1,6 +1,6 @@
 #pragma once
-// Raw sample -> final uint8 CHW image for global sample g. Split in two so a streaming lane
-// can validate (decode) under its lock and leave the resize/augment work outside it.
+// Raw sample -> final uint8 CHW image for global sample g. Split in two: prepare() decodes
+// and picks the crop (the part that can find a sample bad), finish() resizes and augments.
 #include <cstdint>
 #include <opencv2/core.hpp>
 #include <string>
