@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 
@@ -59,6 +62,24 @@ inline std::string capture(const std::string& cmd) {
   while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   const int status = pclose(p);
   return out + "\n[exit " + std::to_string(WEXITSTATUS(status)) + "]";
+}
+
+/// A whole file as a string ("" when missing).
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// `key` per step from <out_dir>/metrics.jsonl. A line still being written by a running
+/// trainer is skipped rather than thrown on.
+inline std::map<int64_t, double> metric_by_step(const std::string& out_dir, const std::string& key = "loss") {
+  std::map<int64_t, double> out;
+  std::ifstream in(out_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.contains(key) && j[key].is_number()) out[j["step"].get<int64_t>()] = j[key].get<double>();
+  }
+  return out;
 }
 
 /// A model small enough for exhaustive gradient checks: 16x16 RGB, patch 4 -> 16 tokens.

@@ -33,16 +33,8 @@ namespace {
 const std::string kTiny = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
 const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
-std::map<int64_t, double> losses(const std::string& out_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(out_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-  }
-  return out;
-}
+std::map<int64_t, double> losses(const std::string& out_dir) { return test::metric_by_step(out_dir); }
+using test::slurp;
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   pid_t pid = fork();
@@ -93,13 +85,6 @@ int wait_status_of(pid_t pid) {
 }
 
 const char* strsignal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "SIGINT"; }
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 const std::vector<std::string> kShortRun = {"train.steps=8", "train.log_every=1", "train.val_every=4",
                                             "train.batch_size=16", "train.micro_batch_size=4"};

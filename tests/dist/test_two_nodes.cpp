@@ -85,20 +85,8 @@ class TwoNodes {
   bool ok_ = false;
 };
 
-std::map<int64_t, double> losses(const std::string& out_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(out_dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-  }
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::map<int64_t, double> losses(const std::string& out_dir) { return test::metric_by_step(out_dir); }
+using test::slurp;
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 

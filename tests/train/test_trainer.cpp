@@ -33,15 +33,9 @@ const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.
 const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 std::map<int64_t, double> losses(const std::string& out_dir, const char* key = "loss") {
-  std::map<int64_t, double> out;
-  std::ifstream in(out_dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains(key)) out[j["step"].get<int64_t>()] = j[key].get<double>();
-  }
-  return out;
+  return test::metric_by_step(out_dir, key);
 }
+using test::slurp;
 
 // Starts args[0] with args; its stdout and stderr go to `log` (or nowhere).
 pid_t spawn(const std::vector<std::string>& args, const std::string& log = "/dev/null") {
@@ -62,11 +56,6 @@ int run(const std::vector<std::string>& args, const std::string& log = "/dev/nul
   int status = 0;
   waitpid(spawn(args, log), &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // Newest step_NNNNNNNNN under dir/checkpoints, or -1.
