@@ -4,7 +4,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <filesystem>
 
 #include "aim/error.h"
@@ -42,14 +41,11 @@ void stop_on_signal(TrainingRun& run, TrainSummary& summary) {
   summary.steps_done = run.step;
   summary.skipped_steps = run.skipped_total;
   const std::string why = summary.stop_signal ? runtime::stop_signal_name(summary.stop_signal) : "a peer rank's signal";
-  const bool periodic = run.cfg.train.ckpt_every > 0 && run.step % run.cfg.train.ckpt_every == 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  if (run.consecutive_bad == 0) save_checkpoint(run);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (run.consecutive_bad == 0) save_checkpoint(run);  // logs where and how long
   if (!run.is_rank0()) return;
   if (run.consecutive_bad == 0)
-    spdlog::warn("stopping on {} after step {}: checkpoint {} written{} in {:.1f} s; run the same command to continue",
-                 why, run.step, run.ckpt->directory(), periodic ? " (the periodic one)" : "", secs);
+    spdlog::warn("stopping on {} after step {}: its checkpoint is written; run the same command to continue", why,
+                 run.step);
   else
     spdlog::warn("stopping on {} after step {} inside a run of non-finite steps: no checkpoint written, the newest in {} "
                  "is the last clean state; run the same command to continue from it",
