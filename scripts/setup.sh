@@ -11,6 +11,7 @@ PACKAGES=(
   libopencv-dev           # PNG/WebP decode, resize
   libjpeg62-turbo-dev     # scaled + cropped JPEG decoding straight from libjpeg-turbo
   zlib1g-dev              # reading .gz IDX files (Fashion-MNIST)
+  curl                    # http(s):// webdataset shards are streamed through curl
   libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
   python3-torch python3-numpy   # PyTorch reference for the parity tests

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "aim/data/shard_list.h"
+#include "aim/data/shard_stream.h"
 
 namespace aim::config {
 
@@ -24,8 +25,10 @@ bool DataSection::operator==(const DataSection& o) const {
     if (!detail::same(sources[i], o.sources[i])) return false;
   if (val && !detail::same(*val, *o.val)) return false;
   return detail::same(augment, o.augment) &&
-         std::tie(workers, prefetch, stream_lanes, max_member_mb, max_bad_streak) ==
-             std::tie(o.workers, o.prefetch, o.stream_lanes, o.max_member_mb, o.max_bad_streak);
+         std::tie(workers, prefetch, stream_lanes, max_member_mb, max_bad_streak, shard_retries,
+                  shard_retry_backoff_s, shard_timeout_s) ==
+             std::tie(o.workers, o.prefetch, o.stream_lanes, o.max_member_mb, o.max_bad_streak, o.shard_retries,
+                      o.shard_retry_backoff_s, o.shard_timeout_s);
 }
 
 namespace detail {
@@ -119,6 +122,9 @@ const std::vector<Field<DataSection>>& data_fields() {
       plain("stream_lanes", &D::stream_lanes),
       plain("max_member_mb", &D::max_member_mb),
       plain("max_bad_streak", &D::max_bad_streak),
+      plain("shard_retries", &D::shard_retries),
+      plain("shard_retry_backoff_s", &D::shard_retry_backoff_s),
+      plain("shard_timeout_s", &D::shard_timeout_s),
   };
   return f;
 }
@@ -181,8 +187,11 @@ void validate_source(const data::SourceConfig& s, const std::string& key, bool t
         fail(key + ".shards", e.what());
       }
       if (files.empty()) fail(key + ".shards", "'" + join(s.shards) + "' matches no files");
-      if (!fs::is_regular_file(files.front()))
-        fail(key + ".shards", "first shard '" + files.front() + "' does not exist (the pattern expands to " +
+      // Remote shards (pipe:, http(s)://) can only be checked by reading them: the loader
+      // retries and counts them, and the dry run says they were not checked.
+      auto local = std::find_if(files.begin(), files.end(), [](const std::string& f) { return !data::is_remote_shard(f); });
+      if (local != files.end() && !fs::is_regular_file(*local))
+        fail(key + ".shards", "first local shard '" + *local + "' does not exist (the pattern expands to " +
                                   std::to_string(files.size()) + " shards)");
       if (train && static_cast<int64_t>(files.size()) < world_size)
         fail(key + ".shards", std::to_string(files.size()) + " shards, fewer than the world size " +
@@ -231,6 +240,12 @@ void validate_data_section(const DataSection& d, int world_size, bool check_path
     fail("data.max_member_mb", "must be in [1, 2^30] (megabytes per tar member), got " + num(d.max_member_mb));
   if (d.max_bad_streak < 1)
     fail("data.max_bad_streak", "must be >= 1 (bad samples in a row that stop the run), got " + num(d.max_bad_streak));
+  if (d.shard_retries < 0)
+    fail("data.shard_retries", "must be >= 0 (re-opens of a failing pipe:/http shard), got " + num(d.shard_retries));
+  if (!(d.shard_retry_backoff_s >= 0) || !std::isfinite(d.shard_retry_backoff_s))
+    fail("data.shard_retry_backoff_s", "must be >= 0 seconds, got " + num(d.shard_retry_backoff_s));
+  if (!(d.shard_timeout_s > 0) || !std::isfinite(d.shard_timeout_s))
+    fail("data.shard_timeout_s", "must be > 0 seconds, got " + num(d.shard_timeout_s));
 
   const data::AugmentConfig& a = d.augment;
   if (!(a.scale_min > 0 && a.scale_min <= a.scale_max && a.scale_max <= 1))

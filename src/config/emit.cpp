@@ -106,6 +106,9 @@ std::string run_identity(const RunConfig& cfg) {
   c.data.stream_lanes = DataSection().stream_lanes;
   c.data.max_member_mb = DataSection().max_member_mb;
   c.data.max_bad_streak = DataSection().max_bad_streak;
+  c.data.shard_retries = DataSection().shard_retries;
+  c.data.shard_retry_backoff_s = DataSection().shard_retry_backoff_s;
+  c.data.shard_timeout_s = DataSection().shard_timeout_s;
   c.data.val.reset();
   c.probe = config::ProbeConfig();
   return fingerprint(c);

@@ -114,6 +114,7 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int
   lc.stream_lanes = cfg.data.stream_lanes;
   lc.max_member_bytes = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
   lc.max_bad_streak = cfg.data.max_bad_streak;
+  lc.remote = {cfg.data.shard_retries, cfg.data.shard_retry_backoff_s, cfg.data.shard_timeout_s};
   return lc;
 }
 
@@ -142,6 +143,7 @@ data::LoaderConfig probe_loader_config(const RunConfig& cfg, bool train_split, b
   lc.stream_lanes = cfg.data.stream_lanes;
   lc.max_member_bytes = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
   lc.max_bad_streak = cfg.data.max_bad_streak;
+  lc.remote = {cfg.data.shard_retries, cfg.data.shard_retry_backoff_s, cfg.data.shard_timeout_s};
   return lc;
 }
 

@@ -383,7 +383,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     weights.push_back(sc.weight);
     if (sc.kind == "webdataset") {
       check(!sc.shards.empty(), "source '" + name + "' (webdataset) needs shards");
-      m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit, cfg.max_member_bytes);
+      m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit, cfg.max_member_bytes, cfg.remote);
     } else if (sc.kind == "image_folder") {
       check(!sc.root.empty(), "source '" + name + "' (image_folder) needs root");
       m.ra[s] = std::make_unique<ImageFolderSource>(sc.root);

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "aim/data/shard_stream.h"
 #include "aim/error.h"
 
 namespace aim::data {
@@ -107,7 +108,8 @@ std::vector<std::string> expand_shard_patterns(const std::vector<std::string>& p
       std::string one = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
       if (!one.empty()) {
         for (const auto& e : expand_braces(one)) {
-          if (e.find_first_of("*?[") == std::string::npos) {
+          // Commands and URLs are passed on as written ('?' starts a URL's query, not a glob).
+          if (is_remote_shard(e) || e.find_first_of("*?[") == std::string::npos) {
             add(e);
             continue;
           }

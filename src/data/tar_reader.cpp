@@ -55,23 +55,29 @@ uint64_t padded(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
 }  // namespace
 
-TarReader::TarReader(const std::string& path) : path_(path), buffer_(1 << 20) {
-  file_ = std::fopen(path.c_str(), "rb");
-  if (!file_) {
-    error_ = std::string("cannot open: ") + std::strerror(errno);
+TarReader::TarReader(const std::string& path, double timeout_s)
+    : path_(path), stream_(std::make_unique<ShardStream>(path, timeout_s)), buffer_(1 << 20) {
+  if (!stream_->ok()) {
+    error_ = stream_->error();
     return;
   }
+  file_ = stream_->file();
   std::setvbuf(file_, buffer_.data(), _IOFBF, buffer_.size());
   struct stat st {};
   if (::fstat(::fileno(file_), &st) == 0 && S_ISREG(st.st_mode)) file_size_ = static_cast<uint64_t>(st.st_size);
 }
 
 TarReader::~TarReader() {
-  if (file_) std::fclose(file_);
+  stream_.reset();  // closes the file or ends the command while buffer_ (its stdio buffer) still exists
 }
 
 bool TarReader::fail(const std::string& why) {
-  if (error_.empty()) error_ = why;
+  if (error_.empty()) {
+    error_ = why;
+    // A remote stream that stops early mostly means its command failed: say how.
+    std::string note = stream_ ? stream_->failure_note() : "";
+    if (!note.empty()) error_ += "; " + note;
+  }
   pending_ = 0;
   return false;
 }
@@ -111,7 +117,7 @@ TarReader::Block TarReader::read_header_block(uint8_t* block) {
   pos_ += got;
   if (got == kBlock) return Block::kData;
   if (pos_ == 0) {
-    fail("empty file (0 bytes, not a tar)");
+    fail(stream_->remote() ? "empty stream (0 bytes, not a tar)" : "empty file (0 bytes, not a tar)");
   } else if (got == 0) {
     fail("truncated tar (no end-of-archive blocks after " + std::to_string(members_) + " members)");
   } else {

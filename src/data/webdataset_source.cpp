@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "aim/data/bad_sample_log.h"
 #include "aim/data/image_folder_source.h"
@@ -75,18 +78,22 @@ bool sample_image(WdsSample& s, std::vector<uint8_t>** bytes, int64_t* label) {
 }
 
 WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::string>& patterns,
-                                   int64_t limit, uint64_t max_member_bytes)
-    : name_(std::move(name)), max_member_bytes_(max_member_bytes) {
+                                   int64_t limit, uint64_t max_member_bytes, RemoteShardOptions remote)
+    : name_(std::move(name)), max_member_bytes_(max_member_bytes), remote_(remote) {
   std::string shown;
   for (const auto& p : patterns) shown += (shown.empty() ? "" : " ") + p;
   auto paths = expand_shard_patterns(patterns);
   if (paths.empty()) throw Error("source '" + name_ + "': shard pattern '" + shown + "' matches nothing");
+  int64_t local = 0;
   for (const auto& p : paths) {
     struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) ++missing_;
+    if (!is_remote_shard(p)) {
+      ++local;
+      if (::stat(p.c_str(), &st) != 0) ++missing_;
+    }
     shards_.push_back({p, -1});
   }
-  if (missing_ == static_cast<int64_t>(paths.size()))
+  if (local > 0 && missing_ == static_cast<int64_t>(paths.size()))
     throw Error("source '" + name_ + "': none of the " + std::to_string(paths.size()) +
                 " shards of '" + shown + "' exist (first: " + paths.front() + ")");
   if (missing_)
@@ -97,7 +104,7 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
     std::vector<ShardSpec> kept;
     int64_t total = 0;
     for (auto& spec : shards_) {
-      ShardSampleReader r(spec.path, max_member_bytes_);
+      ShardSampleReader r(spec.path, max_member_bytes_, remote_.timeout_s);
       if (!r.ok()) continue;
       WdsSample s;
       int64_t n = 0;
@@ -157,6 +164,7 @@ size_t WebDatasetLane::shards_per_epoch() const {
 
 void WebDatasetLane::restore(const LaneCursor& c) {
   cursor_ = c;
+  failures_ = 0;
   reader_.reset();
 }
 
@@ -170,17 +178,30 @@ void WebDatasetLane::skip(const std::string& where, const std::string& why, int6
   ++*skipped;
 }
 
-bool WebDatasetLane::open_current(int64_t* skipped) {
+bool WebDatasetLane::open_current(std::string* why) {
   const auto& spec = source_.shards()[order_[cursor_.shard]];
-  reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes());
+  reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes(), source_.remote().timeout_s);
   if (!reader_->ok()) {
-    skip(spec.path, "missing or unreadable shard (" + reader_->error() + ")", skipped);
+    *why = reader_->error();
     reader_.reset();
     return false;
   }
+  // A resume, or a re-open after a remote failure, continues after the samples consumed.
+  // Skipping reads headers only (a file seeks over the data; a stream reads and drops it).
   WdsSample skip_over;
   for (int64_t k = 0; k < cursor_.offset; ++k)
     if (!reader_->next(skip_over, false)) break;
+  return true;
+}
+
+bool WebDatasetLane::retry_remote(const std::string& path, const std::string& why) {
+  const RemoteShardOptions& r = source_.remote();
+  if (!is_remote_shard(path) || failures_ >= r.retries) return false;
+  ++failures_;
+  const double wait = std::min(30.0, r.backoff_s * std::pow(2.0, static_cast<double>(failures_ - 1)));
+  spdlog::warn("data: source '{}': shard '{}' failed after sample {} ({}); re-opening it in {:.1f} s (retry {} of {})",
+               source_.name(), path, cursor_.offset, why, wait, failures_, r.retries);
+  std::this_thread::sleep_for(std::chrono::duration<double>(wait));
   return true;
 }
 
@@ -195,7 +216,11 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
         cursor_ = LaneCursor{cursor_.epoch + 1, 0, 0};
         continue;
       }
-      if (!open_current(skipped)) {
+      std::string why;
+      if (!open_current(&why)) {
+        if (retry_remote(source_.shards()[order_[cursor_.shard]].path, why)) continue;
+        skip(source_.shards()[order_[cursor_.shard]].path, "missing or unreadable shard (" + why + ")", skipped);
+        failures_ = 0;
         ++cursor_.shard;
         cursor_.offset = 0;
         continue;
@@ -207,16 +232,22 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
     if (capped || !reader_->next(s, true)) {
       // Every visit to a shard yields a sample or counts as a bad item, so that a lane whose
       // shards hold nothing usable ends up reporting kSkipped instead of cycling epochs.
-      if (!capped && !reader_->ok())
-        skip(spec.path + " after sample " + std::to_string(cursor_.offset), reader_->error(), skipped);
-      else if (cursor_.offset == 0)
+      if (!capped && !reader_->ok()) {
+        const std::string error = reader_->error();
+        reader_.reset();  // ends a command before it is started again
+        if (retry_remote(spec.path, error)) continue;
+        skip(spec.path + " after sample " + std::to_string(cursor_.offset), error, skipped);
+      } else if (cursor_.offset == 0) {
         skip(spec.path, "shard holds no samples", skipped);
+      }
       reader_.reset();
+      failures_ = 0;
       ++cursor_.shard;
       cursor_.offset = 0;
       continue;
     }
     ++cursor_.offset;
+    failures_ = 0;  // it made progress: a later failure of this shard starts its retries afresh
     const std::string where = spec.path + ":" + s.key;
     if (!s.damage.empty()) {
       skip(where, s.damage, skipped);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "aim/data/shard_list.h"
+#include "aim/data/shard_stream.h"
 #include "aim/model/model_stats.h"
 #include "aim/train/trainer.h"
 
@@ -21,6 +23,32 @@ std::string readable_count(double v) {
     ++u;
   }
   return fmt::format("{:.3g} {}", v, units[u]);
+}
+
+// Start-up validation reads no remote shard: say so, per source, instead of implying a check.
+std::string remote_shards_note(const config::RunConfig& cfg) {
+  std::vector<const data::SourceConfig*> sources;
+  for (const auto& s : cfg.data.sources) sources.push_back(&s);
+  if (cfg.data.val) sources.push_back(&*cfg.data.val);
+  std::string out;
+  for (const auto* s : sources) {
+    if (s->kind != "webdataset") continue;
+    int64_t remote = 0, total = 0;
+    try {
+      for (const auto& shard : data::expand_shard_patterns(s->shards)) {
+        ++total;
+        remote += data::is_remote_shard(shard);
+      }
+    } catch (const std::exception&) {
+      continue;  // validation reports the pattern
+    }
+    if (remote == 0) continue;
+    out += fmt::format(
+        "  data: source '{}': {} of {} shards are remote (pipe:/http): not checked before they are read; a failing one "
+        "is re-opened up to {} times (data.shard_retries), then skipped and counted\n",
+        s->name, remote, total, cfg.data.shard_retries);
+  }
+  return out;
 }
 
 }  // namespace
@@ -66,6 +94,7 @@ std::string describe_run(const config::RunConfig& cfg, int world_size) {
   o << "  data:";
   for (const auto& s : cfg.data.sources) o << " " << s.name << " (" << s.kind << ", weight " << s.weight << ")";
   o << (cfg.data.val ? ", val " + cfg.data.val->name : std::string(", no validation")) << "\n";
+  o << remote_shards_note(cfg);
   return o.str();
 }
 

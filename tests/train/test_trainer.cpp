@@ -283,6 +283,43 @@ TEST(Trainer, WebdatasetValidationIsTheSameOnOneTwoAndFourRanks) {
   for (int world : {2, 4}) EXPECT_NEAR(by_world[world].at(2), one, 1e-4 * one) << "world " << world;
 }
 
+// Shards streamed from a command ("pipe:cat ...") train exactly like the same files read
+// directly; remote shards are not checked at start-up, and --dry-run says so.
+TEST(Trainer, PipeShardsTrainLikeLocalFilesAndTheDryRunSaysTheyAreUnchecked) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("wds"));
+  for (int s = 0; s < 2; ++s) {
+    data::TarWriter w(dir.file("wds/0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < 6; ++k) {
+      auto jpg = data::testing::jpeg(28 + 2 * k, 26, 10 * s + k);
+      std::string key = std::to_string(1000 * (s + 1) + k);
+      w.add(key + ".jpg", jpg.data(), jpg.size());
+    }
+  }
+  const std::string range = "/{00000000..00000001}.tar";
+  std::map<std::string, std::map<int64_t, double>> by_via;
+  for (const std::string& shards : {dir.file("wds") + range, "pipe:cat " + dir.file("wds") + range}) {
+    const std::string out = dir.file(shards[0] == 'p' ? "pipe" : "file");
+    ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.log_every=1", "train.ckpt_every=0",
+                   "data.val=null", "data.sources=[{kind: webdataset, shards: '" + shards + "'}]",
+                   "train.out_dir=" + out}),
+              0)
+        << shards;
+    by_via[shards[0] == 'p' ? "pipe" : "file"] = losses(out);
+  }
+  ASSERT_EQ(by_via["file"].size(), 4u);
+  EXPECT_EQ(by_via["pipe"], by_via["file"]);
+
+  const std::string log = dir.file("dry.log");
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null",
+                 "data.sources=[{name: s3, kind: webdataset, shards: 'pipe:aws s3 cp s3://b/{00000000..00000099}.tar -'}]"},
+                log),
+            0);
+  EXPECT_NE(slurp(log).find("source 's3': 100 of 100 shards are remote (pipe:/http): not checked before they are read"),
+            std::string::npos)
+      << slurp(log);
+}
+
 TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);

@@ -52,6 +52,9 @@ struct DataSection {
   int stream_lanes = 8;  // sequential readers per streaming source and rank
   int64_t max_member_mb = 256;  // webdataset members above this are bad samples, skipped unread
   int64_t max_bad_streak = 64;  // bad samples in a row from one source that stop the run
+  int64_t shard_retries = 3;           // re-opens of a failing pipe:/http(s) shard before it is skipped
+  double shard_retry_backoff_s = 2.0;  // wait before the first re-open; doubles, at most 30 s
+  double shard_timeout_s = 120.0;      // a remote shard silent this long has failed
 
   /// AugmentConfig's defaults with the released recipe's ColorJitter probability (0.8).
   static data::AugmentConfig default_augment();

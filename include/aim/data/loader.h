@@ -27,6 +27,7 @@
 
 #include "aim/data/bad_sample_log.h"
 #include "aim/data/loader_state.h"
+#include "aim/data/shard_stream.h"
 #include "aim/data/transforms.h"
 #include "aim/data/webdataset_source.h"
 
@@ -60,6 +61,7 @@ struct LoaderConfig {
   int stream_lanes = 8;         // sequential readers per streaming source and rank
   uint64_t max_member_bytes = kDefaultMaxMemberBytes;  // larger tar members: bad samples, skipped unread
   int64_t max_bad_streak = 64;  // train: this many bad samples in a row from one source stop the run
+  RemoteShardOptions remote;    // retries and timeout of "pipe:" and http(s) shards
   int64_t max_pixels = 1ll << 26;
   double dct_min_ratio = 1.0;
   bool pin_memory = true;       // page-locked batches when CUDA is available

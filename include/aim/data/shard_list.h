@@ -12,7 +12,8 @@ namespace aim::data {
 std::vector<std::string> expand_braces(const std::string& pattern);
 
 /// Expands every pattern (each may hold several "::"-separated lists), then any shell glob
-/// characters (* ? [) against the filesystem. Order is kept; duplicates are removed.
+/// characters (* ? [) of local paths against the filesystem ("pipe:" commands and http(s)
+/// URLs are kept as written). Order is kept; duplicates are removed.
 std::vector<std::string> expand_shard_patterns(const std::vector<std::string>& patterns);
 
 }  // namespace aim::data

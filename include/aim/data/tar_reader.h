@@ -10,8 +10,11 @@
 // reported truncated.
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "aim/data/shard_stream.h"
 
 namespace aim::data {
 
@@ -23,8 +26,10 @@ struct TarEntry {
 
 class TarReader {
  public:
-  /// Opens path; ok() is false (and error() says why) when it cannot be opened.
-  explicit TarReader(const std::string& path);
+  /// Opens a shard (a path, "pipe:COMMAND" or an http(s) URL: see shard_stream.h); ok() is
+  /// false (and error() says why) when it cannot be opened. For a remote shard, `timeout_s`
+  /// bounds the wait for each read, and errors end with how the command ended.
+  explicit TarReader(const std::string& path, double timeout_s = 0);
   ~TarReader();
   TarReader(const TarReader&) = delete;
   TarReader& operator=(const TarReader&) = delete;
@@ -52,7 +57,8 @@ class TarReader {
   uint64_t remaining() const;
 
   std::string path_, error_;
-  std::FILE* file_ = nullptr;
+  std::unique_ptr<ShardStream> stream_;
+  std::FILE* file_ = nullptr;  // stream_'s
   std::vector<char> buffer_;
   uint64_t file_size_ = UINT64_MAX;  // regular files only
   uint64_t pos_ = 0;                 // bytes consumed so far

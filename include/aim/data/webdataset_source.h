@@ -32,8 +32,9 @@ constexpr uint64_t kDefaultMaxMemberBytes = uint64_t{256} << 20;
 /// first '.' of the file name).
 class ShardSampleReader {
  public:
-  explicit ShardSampleReader(const std::string& path, uint64_t max_member_bytes = kDefaultMaxMemberBytes)
-      : tar_(path), max_member_bytes_(max_member_bytes) {}
+  explicit ShardSampleReader(const std::string& path, uint64_t max_member_bytes = kDefaultMaxMemberBytes,
+                             double timeout_s = 0)
+      : tar_(path, timeout_s), max_member_bytes_(max_member_bytes) {}
   bool ok() const { return tar_.ok(); }
   const std::string& error() const { return tar_.error(); }
   /// Next sample; load=false skips the data (used to seek to a saved position). Returns
@@ -65,20 +66,24 @@ struct ShardSpec {
 /// The shard list of one webdataset source, expanded and checked at start-up.
 class WebDatasetSource {
  public:
-  /// Throws aim::Error when the patterns match no existing file. limit > 0 keeps only the
-  /// first `limit` samples in list order (shard headers are scanned to find where to cut).
+  /// Throws aim::Error when the patterns match no existing file (remote shards, "pipe:" and
+  /// http(s), cannot be checked before they are read and are taken as they are). limit > 0
+  /// keeps only the first `limit` samples in list order (shard headers are scanned, remote
+  /// shards streamed, to find where to cut).
   WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1,
-                   uint64_t max_member_bytes = kDefaultMaxMemberBytes);
+                   uint64_t max_member_bytes = kDefaultMaxMemberBytes, RemoteShardOptions remote = {});
   const std::string& name() const { return name_; }
   const std::vector<ShardSpec>& shards() const { return shards_; }
   int64_t missing_at_start() const { return missing_; }
   uint64_t max_member_bytes() const { return max_member_bytes_; }
+  const RemoteShardOptions& remote() const { return remote_; }
 
  private:
   std::string name_;
   std::vector<ShardSpec> shards_;
   int64_t missing_ = 0;
   uint64_t max_member_bytes_;
+  RemoteShardOptions remote_;
 };
 
 /// A key for sample `offset` of shard `position` (its index in the source's list), the same
@@ -117,7 +122,11 @@ class WebDatasetLane {
   void restore(const LaneCursor& cursor);
   /// Next sample holding an image. Bad items on the way (a sample without an image member or
   /// with a member above the size cap; a shard that is unreadable, damaged or holds no
-  /// sample) are reported to the log and counted in *skipped. Returns kSkipped instead of
+  /// sample) are reported to the log and counted in *skipped. A remote shard that fails
+  /// (its command exits non-zero, the connection drops, the stream is cut or stalls) is first
+  /// re-opened up to remote().retries times with backoff, continuing after the last sample
+  /// delivered, so a transient failure changes nothing in what the lane yields; only then is
+  /// it skipped and counted like a damaged file. Returns kSkipped instead of
   /// reading on once `max_skips` of them came in a row, so that a source with nothing good in
   /// it cannot keep a caller spinning.
   LaneRead next(RawSample& out, int64_t max_skips, int64_t* skipped);
@@ -134,8 +143,11 @@ class WebDatasetLane {
 
  private:
   void load_epoch(int64_t epoch);
-  /// Opens the cursor's shard and skips to its offset; false (reported) if it cannot be read.
-  bool open_current(int64_t* skipped);
+  /// Opens the cursor's shard and skips to its offset; false if it cannot be opened (*why says why).
+  bool open_current(std::string* why);
+  /// After remote shard `path` failed with `why`: waits and returns true when it may be
+  /// re-opened (retries left), false when it must be skipped.
+  bool retry_remote(const std::string& path, const std::string& why);
   void skip(const std::string& where, const std::string& why, int64_t* skipped);
 
   const WebDatasetSource& source_;
@@ -149,6 +161,7 @@ class WebDatasetLane {
   int64_t order_epoch_ = -1;
   std::unique_ptr<ShardSampleReader> reader_;
   std::string last_bad_;
+  int64_t failures_ = 0;  // failures of the current remote shard since it last yielded a sample
 };
 
 }  // namespace aim::data

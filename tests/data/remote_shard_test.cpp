@@ -1,0 +1,248 @@
+// Shards read from a command's stdout ("pipe:COMMAND") and over HTTP (curl): the same batches
+// as the same files read directly, resume continues at the same sample, a failure mid-shard is
+// re-opened where it stopped without changing what is delivered, and a shard that keeps
+// failing is skipped, counted and named with how its command ended. Network traffic stays on
+// 127.0.0.1 (HttpTestServer).
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "aim/data/loader.h"
+#include "aim/data/shard_list.h"
+#include "aim/data/shard_stream.h"
+#include "aim/error.h"
+#include "data_test_util.h"
+#include "http_test_server.h"
+
+using namespace aim::data;
+namespace t = aim::data::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kShards = 3, kPerShard = 7;
+
+// Shards 00000000..00000002.tar of id-coded PNGs (id 100 * (s + 1) + k) with labels.
+void write_shards(const t::TempDir& d) {
+  for (int s = 0; s < kShards; ++s) {
+    TarWriter w(d / ("0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < kPerShard; ++k) {
+      const std::string key = std::to_string(s) + "_" + std::to_string(1000 + k);
+      auto png = t::id_png(100 * (s + 1) + k);
+      w.add(key + ".png", png.data(), png.size());
+      w.add(key + ".cls", std::to_string(k % 4));
+    }
+  }
+}
+
+bool have_curl() { return std::system("curl --version > /dev/null 2>&1") == 0; }
+
+LoaderConfig config(const std::vector<std::string>& shards, bool train) {
+  LoaderConfig c;
+  SourceConfig s;
+  s.name = "remote";
+  s.kind = "webdataset";
+  s.shards = shards;
+  c.sources = {s};
+  c.train = train;
+  c.img_size = 12;
+  c.batch_size = 4;
+  c.workers = 2;
+  c.stream_lanes = 2;
+  c.seed = 5;
+  c.augment.eval_crop_pct = 1.0;
+  c.remote.backoff_s = 0.01;  // the tests' failures are instant; real ones wait seconds
+  return c;
+}
+
+std::vector<Batch> take(Loader& l, int n) {
+  std::vector<Batch> out;
+  for (int i = 0; i < n; ++i) out.push_back(*l.next());
+  return out;
+}
+
+void expect_same(const std::vector<Batch>& a, const std::vector<Batch>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i].images, b[i].images)) << what << " batch " << i;
+    EXPECT_TRUE(torch::equal(a[i].labels, b[i].labels)) << what << " batch " << i;
+    EXPECT_TRUE(torch::equal(a[i].index, b[i].index)) << what << " batch " << i;
+  }
+}
+
+// (index, sample id) of one ordered eval pass, in delivery order.
+std::vector<std::pair<int64_t, int>> eval_pass(Loader& l) {
+  std::vector<std::pair<int64_t, int>> out;
+  while (auto b = l.next())
+    for (int64_t i = 0; i < b->size(); ++i)
+      out.push_back({b->index[i].item<int64_t>(), t::id_of(b->images[i].data_ptr<uint8_t>(), 12 * 12)});
+  return out;
+}
+
+// Collects what spdlog writes while alive.
+struct LogCapture {
+  std::ostringstream text;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  LogCapture() {
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous); }
+  std::string str() const { return text.str(); }
+};
+
+int count_lines(const std::string& path) {
+  std::ifstream f(path);
+  int n = 0;
+  for (std::string line; std::getline(f, line);) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(RemoteShards, LocationIsTheWebdatasetPrefix) {
+  EXPECT_EQ(shard_location("/data/00000000.tar"), ShardLocation::kFile);
+  EXPECT_EQ(shard_location("pipe:aws s3 cp s3://b/0.tar -"), ShardLocation::kPipe);
+  EXPECT_EQ(shard_location("http://host/0.tar"), ShardLocation::kHttp);
+  EXPECT_EQ(shard_location("https://host/0.tar"), ShardLocation::kHttp);
+  EXPECT_EQ(shard_location("pipes/0.tar"), ShardLocation::kFile);
+  // Braces expand inside commands and URLs; '?' and '*' there are not globs.
+  EXPECT_EQ(expand_shard_patterns({"pipe:aws s3 cp s3://b/dfn/{00000000..00000002}.tar -"}),
+            (std::vector<std::string>{"pipe:aws s3 cp s3://b/dfn/00000000.tar -", "pipe:aws s3 cp s3://b/dfn/00000001.tar -",
+                                      "pipe:aws s3 cp s3://b/dfn/00000002.tar -"}));
+  EXPECT_EQ(expand_shard_patterns({"https://h/{0,1}.tar?sig=a*b"}),
+            (std::vector<std::string>{"https://h/0.tar?sig=a*b", "https://h/1.tar?sig=a*b"}));
+  // A source of remote shards only starts without any of them existing as files.
+  EXPECT_NO_THROW(WebDatasetSource("r", {"pipe:false"}));
+  EXPECT_THROW(WebDatasetSource("r", {"/nonexistent/{0..1}.tar"}), aim::Error);
+}
+
+TEST(RemoteShards, PipeAndHttpGiveTheSameBatchesAsLocalFilesAndResumeExactly) {
+  AIM_REQUIRE_DEPENDENCY(have_curl(), "curl (http(s) shards)");
+  t::TempDir d;
+  write_shards(d);
+  t::HttpTestServer server(d.path.string());
+  const std::string range = "{00000000..00000002}.tar";
+  Loader local(config({d / range}, true));
+  const auto want = take(local, 12);  // 48 samples: more than one epoch of the 21
+  for (const std::string& shards : {"pipe:cat " + (d / range), server.url(range)}) {
+    SCOPED_TRACE(shards);
+    Loader remote(config({shards}, true));
+    expect_same(want, take(remote, 12), "remote vs local");
+    EXPECT_EQ(remote.bad_samples().total(), 0);
+    nlohmann::json saved;
+    {
+      Loader first(config({shards}, true));
+      take(first, 5);
+      saved = first.state();
+    }
+    Loader resumed(config({shards}, true));
+    resumed.load_state(saved.get<LoaderState>());
+    expect_same(std::vector<Batch>(want.begin() + 5, want.end()), take(resumed, 7), "resumed");
+  }
+  EXPECT_GE(server.hits("00000001.tar"), 2);
+}
+
+// A stream cut mid-shard (a connection reset, a command that dies) is opened again and read on
+// after the last sample delivered: nothing is lost, nothing is delivered twice, nothing counted.
+TEST(RemoteShards, AStreamCutMidShardIsReopenedWhereItStopped) {
+  AIM_REQUIRE_DEPENDENCY(have_curl(), "curl (http(s) shards)");
+  t::TempDir d;
+  write_shards(d);
+  const std::string range = "{00000000..00000002}.tar";
+  Loader local(config({d / range}, false));
+  const auto want = eval_pass(local);
+  ASSERT_EQ(want.size(), static_cast<size_t>(kShards * kPerShard));
+
+  t::HttpTestServer server(d.path.string());
+  for (int s = 0; s < kShards; ++s) server.cut_first("0000000" + std::to_string(s) + ".tar", 2);
+  // The first run of each command sends 3000 bytes (inside the second sample) and fails.
+  const std::string flaky = "pipe:f=" + (d / range) +
+                            "; if [ ! -e $f.tried ]; then touch $f.tried; head -c 3000 $f; exit 7; fi; cat $f";
+  for (const std::string& shards : {server.url(range), flaky}) {
+    SCOPED_TRACE(shards);
+    LogCapture log;
+    Loader remote(config({shards}, false));
+    EXPECT_EQ(eval_pass(remote), want);
+    EXPECT_EQ(remote.bad_samples().total(), 0);
+    EXPECT_NE(log.str().find("re-opening it in"), std::string::npos) << log.str();
+  }
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_EQ(server.hits("0000000" + std::to_string(s) + ".tar"), 3) << "two cut responses, then a whole one";
+    EXPECT_TRUE(fs::exists(d / ("0000000" + std::to_string(s) + ".tar.tried")));
+  }
+}
+
+// A shard that fails every time is tried 1 + data.shard_retries times, then skipped and counted
+// once; the warning names the command or URL and says how it ended. The other shards are read.
+TEST(RemoteShards, AShardThatKeepsFailingIsSkippedCountedAndNamed) {
+  AIM_REQUIRE_DEPENDENCY(have_curl(), "curl (http(s) shards)");
+  t::TempDir d;
+  write_shards(d);
+  t::HttpTestServer server(d.path.string());
+  const std::string runs = d / "runs.txt";
+  const std::string failing_cmd = "pipe:echo run >> " + runs + "; echo 'aws: NoSuchKey: dfn/00000007.tar' >&2; exit 3";
+  struct Case {
+    std::string shard, says;
+  };
+  for (const Case& c : {Case{failing_cmd, "command exited with status 3: aws: NoSuchKey: dfn/00000007.tar"},
+                        Case{server.url("00000009.tar"), "curl exited with status 22"}}) {
+    SCOPED_TRACE(c.shard);
+    LogCapture log;
+    auto cfg = config({d / "{00000000..00000001}.tar", c.shard}, false);
+    cfg.remote.retries = 2;
+    Loader l(cfg);
+    auto got = eval_pass(l);
+    EXPECT_EQ(got.size(), static_cast<size_t>(2 * kPerShard));
+    EXPECT_EQ(l.bad_samples().total(), 1);
+    const std::string text = log.str();
+    EXPECT_NE(text.find("skipping bad sample in source 'remote': " + c.shard), std::string::npos) << text;
+    EXPECT_NE(text.find(c.says), std::string::npos) << text;
+    EXPECT_NE(text.find("(retry 2 of 2)"), std::string::npos) << text;
+    EXPECT_EQ(text.find("(retry 3 of 2)"), std::string::npos) << text;
+  }
+  EXPECT_EQ(count_lines(runs), 3);
+  EXPECT_EQ(server.hits("00000009.tar"), 3);
+}
+
+// A shard that is damaged at its origin stays damaged however often it is fetched: the pipe
+// delivers exactly what the same file read directly delivers, and counts it the same way.
+TEST(RemoteShards, ADamagedRemoteShardCountsLikeTheDamagedFile) {
+  t::TempDir d;
+  write_shards(d);
+  fs::resize_file(d / "00000001.tar", 4000);  // inside its second sample (2 KiB each)
+  const std::string range = "{00000000..00000002}.tar";
+  Loader local(config({d / range}, false));
+  const auto want = eval_pass(local);
+  auto cfg = config({"pipe:cat " + (d / range)}, false);
+  cfg.remote.retries = 2;
+  Loader remote(cfg);
+  EXPECT_EQ(eval_pass(remote), want);
+  EXPECT_EQ(want.size(), static_cast<size_t>(2 * kPerShard + 1));
+  EXPECT_EQ(remote.bad_samples().by_reason(), local.bad_samples().by_reason());
+  EXPECT_EQ(remote.bad_samples().total(), 1);
+}
+
+// A stream that stops sending (a hung connection, a stuck command) fails after
+// data.shard_timeout_s instead of freezing the loader; the command is ended with its children.
+TEST(RemoteShards, AStalledStreamTimesOut) {
+  t::TempDir d;
+  write_shards(d);
+  LogCapture log;
+  auto cfg = config({d / "00000000.tar", "pipe:sleep 37 | cat"}, false);
+  cfg.remote.timeout_s = 0.5;
+  cfg.remote.retries = 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  Loader l(cfg);
+  EXPECT_EQ(eval_pass(l).size(), static_cast<size_t>(kPerShard));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_EQ(l.bad_samples().total(), 1);
+  EXPECT_NE(log.str().find("no data for 0.5 s (data.shard_timeout_s)"), std::string::npos) << log.str();
+  EXPECT_NE(std::system("pgrep -f '^sleep 37$' > /dev/null"), 0) << "the stalled command was left running";
+}
