@@ -563,6 +563,7 @@ std::string Loader::summary() const {
     os << (s ? ", " : "") << impl_->names[s] << " " << pct << " (" << counts[s] << ")";
   }
   os << "; bad samples skipped: " << impl_->bad.total();
+  if (impl_->bad.unique() != impl_->bad.total()) os << " (" << impl_->bad.unique() << " distinct)";
   return os.str();
 }
 

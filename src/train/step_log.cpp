@@ -60,7 +60,11 @@ void StepLog::step_done(const TrainingRun& run, const StepResult& r) {
                  step, tc.steps, r.loss, r.lr, r.grad_norm, img_s,
                  peak_ > 0 ? fmt::format("{:.1f}%", 100 * mfu) : std::string("n/a"),
                  100 * window_wait_ / window_time_, format_duration(eta));
-    spdlog::info("data: {}", run.loader->summary());
+    // The mixture line matters with several sources; with one it only says something when
+    // new bad samples were skipped since the last line.
+    const int64_t bad = run.loader->bad_samples().total();
+    if (run.cfg.data.sources.size() > 1 || bad != bad_logged_) spdlog::info("data: {}", run.loader->summary());
+    bad_logged_ = bad;
   }
   window_time_ = window_wait_ = 0;
   window_steps_ = 0;

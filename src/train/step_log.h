@@ -23,6 +23,7 @@ class StepLog {
   std::chrono::steady_clock::time_point run_start_;
   double window_time_ = 0, window_wait_ = 0;
   int64_t window_steps_ = 0;
+  int64_t bad_logged_ = 0;  // loader bad-sample count at the last "data:" line
 };
 
 }  // namespace aim::train

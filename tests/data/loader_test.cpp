@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 #include <torch/torch.h>
 
 #include <map>
@@ -401,6 +405,9 @@ TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
   f.root = d / "folder";
   c.sources = {s, f};
   c.stream_lanes = 2;
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
   Loader l(c);
   for (int i = 0; i < 12; ++i) {
     Batch b = *l.next();
@@ -416,6 +423,17 @@ TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
     EXPECT_GT(reasons[r], 0) << r;
   EXPECT_GT(l.bad_samples().by_source()["inet"], 0);
   EXPECT_GT(l.bad_samples().total(), 8);
+  spdlog::set_default_logger(previous);
+  // Several epochs meet the same bad files again: each is warned about once, and the summary
+  // tells skips from distinct bad samples (7 in the shards, 2 in the folder).
+  EXPECT_EQ(l.bad_samples().unique(), 9);
+  EXPECT_GT(l.bad_samples().total(), l.bad_samples().unique());
+  const std::string text = log.str();
+  int warnings = 0;
+  for (size_t at = text.find("skipping bad sample"); at != std::string::npos; at = text.find("skipping bad sample", at + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 9) << text;
+  EXPECT_NE(l.summary().find("(9 distinct)"), std::string::npos) << l.summary();
 }
 
 // One evaluation pass over the hostile shards (and a missing third): each bad sample is
