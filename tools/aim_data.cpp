@@ -1,5 +1,6 @@
 // aim-data: pack an ImageFolder or IDX set into webdataset shards, and check shards.
 //   aim-data pack --from image_folder --root DIR --out OUT [--shard-size N] [--limit N] [--seed S | --no-shuffle]
+//                 [--replace] [--no-verify]
 //   aim-data pack --from idx --path DIR|FILE [--split train|test] --out OUT [...]
 //   aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB]
 // `check` exits 1 when a shard is missing/damaged or a sample is bad, so scripts can gate on it.
@@ -37,6 +38,11 @@ const char* kUsage = R"(usage:
       --seed S         shuffle sample order with this seed (default 0)
       --no-shuffle     keep sorted order (shards then hold one class each: bad for streaming)
       --format png|jpg IDX images are encoded as PNG (default, lossless) or JPEG q95
+      --replace        OUT may hold the shards of an earlier pack: they are replaced as a whole
+                       (without it a non-empty OUT is refused, so no stale shard survives)
+      --no-verify      keep images without decoding them first (default: every image is decoded
+                       as `check` does, and a bad one is skipped and reported with its path)
+  The shards are written to OUT.partial and moved to OUT when complete.
   aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB]
       SHARDS: brace patterns ("/data/{00000000..00000099}.tar"), "::"-joined lists or globs.
       Counts samples per shard, decodes every image, reports bad ones; exit 1 if any, or if a
@@ -60,7 +66,7 @@ Args parse(int argc, char** argv) {
   Args a;
   if (argc < 2) throw aim::Error("missing command");
   a.cmd = argv[1];
-  static const std::vector<std::string> flags = {"--no-shuffle", "--no-decode", "--help"};
+  static const std::vector<std::string> flags = {"--no-shuffle", "--no-decode", "--replace", "--no-verify", "--help"};
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
     if (s.rfind("--", 0) == 0) {
@@ -83,9 +89,39 @@ std::string shard_name(int64_t i) {
   return b;
 }
 
+bool is_shard_name(const std::string& name) {
+  return name.size() == 12 && name.compare(8, 4, ".tar") == 0 &&
+         std::all_of(name.begin(), name.begin() + 8, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A non-empty OUT is refused unless --replace, and --replace only replaces what pack writes:
+// a folder holding anything else is somebody's data, not an old pack.
+void check_out_dir(const std::string& out, bool replace) {
+  if (!fs::exists(out)) return;
+  if (!fs::is_directory(out)) throw aim::Error("pack: --out '" + out + "' exists and is not a folder");
+  int64_t entries = 0;
+  std::string first, foreign;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (entries++ == 0) first = name;
+    if (foreign.empty() && !(e.is_regular_file() && is_shard_name(name))) foreign = name;
+  }
+  if (entries == 0) return;
+  if (!replace)
+    throw aim::Error("pack: --out '" + out + "' is not empty (" + std::to_string(entries) + " entries, e.g. " + first +
+                     "); shards of an earlier pack beyond the new count would stay and be read as data. Choose an "
+                     "empty folder, or pass --replace to replace its shards as a whole");
+  if (!foreign.empty())
+    throw aim::Error("pack: --replace: '" + out + "' holds '" + foreign +
+                     "', which is not a shard aim-data pack writes (NNNNNNNN.tar); refusing to delete it");
+}
+
 int pack(const Args& a) {
   std::string from = a.get("--from"), out = a.get("--out");
   if (out.empty()) throw aim::Error("pack: --out is required");
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  check_out_dir(out, a.flag("--replace"));
+  const bool verify = !a.flag("--no-verify");
   const int64_t shard_size = std::stoll(a.get("--shard-size", "10000"));
   if (shard_size <= 0) throw aim::Error("pack: --shard-size must be > 0");
   std::unique_ptr<RandomAccessSource> src;
@@ -107,14 +143,13 @@ int pack(const Args& a) {
   if (format != "png" && format != "jpg") throw aim::Error("pack: --format must be png or jpg");
   IndexPermutation perm(n, hash_key(std::stoull(a.get("--seed", "0")), 0x7061636b));
   const bool shuffle = !a.flag("--no-shuffle");
-  fs::create_directories(out);
+  // Written beside OUT and moved into place when complete: an interrupted pack leaves OUT as it was.
+  const std::string partial = out + ".partial";
+  fs::remove_all(partial);
+  fs::create_directories(partial);
   std::unique_ptr<TarWriter> w;
   int64_t shards = 0, written = 0, skipped = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (i % shard_size == 0) {
-      if (w) w->close();
-      w = std::make_unique<TarWriter>((fs::path(out) / shard_name(shards++)).string());
-    }
     int64_t item = shuffle ? static_cast<int64_t>(perm(i)) : i;
     RawSample s;
     std::string why;
@@ -141,12 +176,23 @@ int pack(const Args& a) {
         ++skipped;
         continue;
       }
+      std::string bad;
+      if (verify && decode_image(s.bytes.data(), s.bytes.size(), DecodeOptions{}, &bad).empty()) {
+        spdlog::warn("pack: skipping {}: {}", s.where, bad);  // a truncated JPEG would be a bad sample every epoch
+        ++skipped;
+        continue;
+      }
       bytes = std::move(s.bytes);
     }
     std::string cls = s.label >= 0 && s.label < static_cast<int64_t>(class_names.size())
                           ? class_names[s.label]
                           : (s.label >= 0 ? std::to_string(s.label) : "");
     nlohmann::json meta = {{"key", key}, {"label", s.label}, {"class", cls}, {"source", s.where}};
+    // Shards fill by samples written, so skipped images leave neither short nor empty shards.
+    if (written % shard_size == 0) {
+      if (w) w->close();
+      w = std::make_unique<TarWriter>((fs::path(partial) / shard_name(shards++)).string());
+    }
     w->add(std::string(key) + "." + ext, bytes.data(), bytes.size());
     if (s.label >= 0) w->add(std::string(key) + ".cls", std::to_string(s.label));
     w->add(std::string(key) + ".txt", cls);
@@ -154,6 +200,8 @@ int pack(const Args& a) {
     ++written;
   }
   if (w) w->close();
+  if (fs::exists(out)) fs::remove_all(out);  // checked above: empty, or only an earlier pack's shards
+  fs::rename(partial, out);
   std::string pattern = (fs::path(out) / ("{" + shard_name(0).substr(0, 8) + ".." +
                                           shard_name(std::max<int64_t>(shards - 1, 0)).substr(0, 8) + "}.tar"))
                             .string();
@@ -175,6 +223,16 @@ int check(const Args& a) {
   const auto max_member_bytes = static_cast<uint64_t>(max_member_mb * 1048576.0);
   int64_t samples = 0, images = 0, bad = 0, missing = 0, damaged = 0, reported = 0;
   std::map<std::string, int64_t> reasons;
+  // aim-data pack records where each sample came from in its .json member: name it too.
+  auto origin = [](const WdsSample& s) -> std::string {
+    for (const auto& [ext, data] : s.members) {
+      if (ext != "json") continue;
+      auto j = nlohmann::json::parse(data.begin(), data.end(), nullptr, false);
+      if (j.is_object() && j.contains("source") && j["source"].is_string())
+        return " (from " + j["source"].get<std::string>() + ")";
+    }
+    return "";
+  };
   auto report = [&](const std::string& where, const std::string& why) {
     ++bad;
     ++reasons[why.substr(0, why.find(" ("))];
@@ -192,20 +250,20 @@ int check(const Args& a) {
     while (r.next(s, true)) {
       ++n;
       if (!s.damage.empty()) {
-        report(p + ":" + s.key, s.damage);
+        report(p + ":" + s.key + origin(s), s.damage);
         continue;
       }
       std::vector<uint8_t>* img = nullptr;
       int64_t label = -1;
       if (!sample_image(s, &img, &label)) {
-        report(p + ":" + s.key, "no image member");
+        report(p + ":" + s.key + origin(s), "no image member");
         continue;
       }
       ++images;
       if (!decode) continue;
       std::string why;
       DecodeOptions o;
-      if (decode_image(img->data(), img->size(), o, &why).empty()) report(p + ":" + s.key, why);
+      if (decode_image(img->data(), img->size(), o, &why).empty()) report(p + ":" + s.key + origin(s), why);
     }
     if (!r.ok()) {
       ++damaged;

@@ -116,3 +116,51 @@ TEST(DataTool, CheckFailsOnEveryKindOfDamagedShardWithAReason) {
     EXPECT_NE(out.find(reason), std::string::npos) << name << ": " << out;
   }
 }
+
+// Re-running pack cannot leave stale shards: a non-empty --out is refused, --replace replaces
+// the old pack as a whole (and nothing that is not a shard). Images are decoded while packing,
+// so a truncated JPEG is reported by path instead of becoming a bad sample every epoch; with
+// --no-verify it is packed, and `check` names the original file it came from.
+TEST(DataTool, PackRefusesStaleFoldersVerifiesImagesAndCheckNamesOrigins) {
+  const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
+  namespace fs = std::filesystem;
+  t::TempDir d;
+  for (int c = 0; c < 2; ++c)
+    for (int i = 0; i < 3; ++i)
+      t::write_bytes(d / ("photos/c" + std::to_string(c) + "/" + std::to_string(i) + ".jpg"), t::jpeg(40, 36, 3 * c + i));
+  auto cut = t::jpeg(64, 64, 9);
+  cut.resize(cut.size() / 2);
+  const std::string cut_path = d / "photos/c1/cut.jpg";
+  t::write_bytes(cut_path, cut);
+  const std::string pack = bin + " pack --from image_folder --root " + d / "photos" + " --out " + d / "shards";
+
+  auto [rc, out] = run(pack + " --shard-size 2");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"samples\":6"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"skipped\":1"), std::string::npos) << out;
+  EXPECT_NE(out.find("pack: skipping " + cut_path + ": truncated jpeg"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(d / "shards/00000002.tar"));
+  EXPECT_FALSE(fs::exists(d / "shards.partial"));
+
+  std::tie(rc, out) = run(pack + " --shard-size 10");
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("is not empty (3 entries"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(d / "shards/00000002.tar")) << "a refused pack must leave the folder alone";
+
+  std::tie(rc, out) = run(pack + " --shard-size 10 --replace --no-verify");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"samples\":7"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(d / "shards/00000000.tar"));
+  EXPECT_FALSE(fs::exists(d / "shards/00000001.tar")) << "a stale shard of the earlier pack survived";
+
+  std::tie(rc, out) = run(bin + " check " + d / "shards/00000000.tar");
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("(from " + cut_path + "): truncated jpeg"), std::string::npos) << out;
+
+  t::write_bytes(d / "shards/notes.txt", std::vector<uint8_t>{'h', 'i'});
+  std::tie(rc, out) = run(pack + " --replace");
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("holds 'notes.txt', which is not a shard"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(d / "shards/notes.txt"));
+}
