@@ -5,7 +5,10 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "aim/config/run_config.h"
 #include "aim/dist/communicator.h"
@@ -16,6 +19,33 @@
 #include "aim/runtime/device.h"
 #include "aim/runtime/stop_request.h"
 #include "aim/train/trainer.h"
+
+namespace {
+
+// The last logged loss and val_loss of a finished run, from its metrics.jsonl.
+std::string final_numbers(const std::string& out_dir) {
+  std::ifstream in(std::filesystem::path(out_dir) / "metrics.jsonl");
+  double loss = -1, val = -1;
+  int64_t loss_step = -1, val_step = -1;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    if (j.contains("loss") && j["loss"].is_number()) {
+      loss = j["loss"].get<double>();
+      loss_step = j.value("step", int64_t(-1));
+    }
+    if (j.contains("val_loss") && j["val_loss"].is_number()) {
+      val = j["val_loss"].get<double>();
+      val_step = j.value("step", int64_t(-1));
+    }
+  }
+  std::string out;
+  if (loss_step >= 0) out += fmt::format("; final loss {:.4f} (step {})", loss, loss_step);
+  if (val_step >= 0) out += fmt::format(", val_loss {:.4f} (step {})", val, val_step);
+  return out;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Pre-train an Autoregressive Image Model (AIM) from a YAML config"};
@@ -64,8 +94,8 @@ int main(int argc, char** argv) {
       return 128 + late_signal;
     }
     if (env.rank == 0 && s.resumed_from >= 0 && s.resumed_from == s.steps_done)
-      spdlog::info("already finished: the checkpoint of step {} in {} is the run's end; nothing to train", s.steps_done,
-                   cfg.train.out_dir);
+      spdlog::info("already finished: the checkpoint of step {} in {} is the run's end; nothing to train{}", s.steps_done,
+                   cfg.train.out_dir, final_numbers(cfg.train.out_dir));
     else if (env.rank == 0)
       spdlog::info("done: {} steps, loss {:.4f} (first step{}) -> {:.4f}{}", s.steps_done, s.first_loss,
                    s.resumed_from >= 0 ? fmt::format(" after resuming at {}", s.resumed_from) : std::string(), s.last_loss,

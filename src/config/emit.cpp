@@ -1,5 +1,7 @@
 // The resolved config as YAML: every key of every section, in key-table order, re-loadable
 // into an equal RunConfig (config.yaml of every run, and the fingerprints).
+#include <map>
+
 #include "aim/io/fnv1a.h"
 #include "sections.h"
 
@@ -74,6 +76,50 @@ std::string to_yaml(const RunConfig& cfg) {
 
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
+}
+
+namespace {
+
+// "section.key" -> value text, for every scalar (a sequence of scalars is one value).
+void flatten(const YAML::Node& n, const std::string& key, std::vector<std::pair<std::string, std::string>>& out) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) flatten(kv.second, key.empty() ? kv.first.as<std::string>() : key + "." + kv.first.as<std::string>(), out);
+    return;
+  }
+  if (n.IsSequence()) {
+    bool scalars = true;
+    for (const auto& e : n) scalars = scalars && (e.IsScalar() || e.IsNull());
+    if (!scalars) {
+      for (size_t i = 0; i < n.size(); ++i) flatten(n[i], key + "[" + std::to_string(i) + "]", out);
+      return;
+    }
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  out.emplace_back(key, e.c_str());
+}
+
+}  // namespace
+
+std::vector<KeyChange> config_changes(const std::string& before_yaml, const std::string& after_yaml) {
+  std::vector<std::pair<std::string, std::string>> before, after;
+  try {
+    flatten(YAML::Load(before_yaml), "", before);
+    flatten(YAML::Load(after_yaml), "", after);
+  } catch (const YAML::Exception& e) {
+    throw Error(std::string("config_changes: not a YAML config: ") + e.what());
+  }
+  std::map<std::string, std::string> old(before.begin(), before.end());
+  std::vector<KeyChange> changes;
+  for (const auto& [k, v] : after) {
+    auto it = old.find(k);
+    if (it == old.end()) changes.push_back({k, "(absent)", v});
+    else if (it->second != v) changes.push_back({k, it->second, v});
+    if (it != old.end()) old.erase(it);
+  }
+  for (const auto& [k, v] : before)
+    if (old.count(k)) changes.push_back({k, v, "(absent)"});
+  return changes;
 }
 
 std::string fingerprint(const RunConfig& cfg) {

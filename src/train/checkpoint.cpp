@@ -12,6 +12,7 @@
 #include <map>
 
 #include "aim/compat.h"
+#include "aim/config/run_config.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
 #include "aim/io/fnv1a.h"
@@ -134,9 +135,52 @@ std::string parameter_digest(const torch::nn::Module& model) {
   return io::fnv1a_hex(all.data_ptr<double>(), static_cast<size_t>(all.numel()) * sizeof(double));
 }
 
-CheckpointManager::CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity)
+namespace {
+
+// What changing one key means for a run continued from a checkpoint.
+std::string effect_of(const std::string& key) {
+  auto starts = [&](const char* p) { return key.rfind(p, 0) == 0; };
+  if (key == "train.steps")
+    return "the warmup + cosine schedule is laid out over train.steps: from the resumed step on the learning rate "
+           "follows the schedule of the new total, not the one the checkpoint was trained with";
+  if (key == "train.batch_size") return "each step sees a different number of images; the lr schedule is per step";
+  if (key == "train.seed") return "data order, augmentation and prefix lengths change from the resumed step on";
+  if (key == "train.precision") return "the numerics of every later step change";
+  if (starts("optim.")) return "the optimizer uses the new value from the resumed step on";
+  if (starts("model.")) return "a different architecture: the weights load only if every shape still matches";
+  if (starts("data.sources") || starts("data.augment"))
+    return "the data changes: the saved loader position belongs to the old sources";
+  return "";
+}
+
+}  // namespace
+
+std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml) {
+  if (before_yaml.empty()) return {"(the checkpoint predates stored configs: which keys differ is unknown)"};
+  std::vector<std::string> lines;
+  for (const auto& c : config::config_changes(before_yaml, after_yaml)) {
+    std::string line = c.key + " " + c.before + " -> " + c.after;
+    const std::string effect = effect_of(c.key);
+    if (!effect.empty()) line += " (" + effect + ")";
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+namespace {
+
+std::string joined(const std::vector<std::string>& lines, const std::string& sep) {
+  std::string out;
+  for (const auto& l : lines) out += (out.empty() ? "" : sep) + l;
+  return out;
+}
+
+}  // namespace
+
+CheckpointManager::CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity,
+                                     std::string config_yaml)
     : dir_((fs::path(out_dir) / "checkpoints").string()), rank_(rank), world_size_(world_size), keep_(std::max(1, keep)),
-      identity_(std::move(identity)) {
+      identity_(std::move(identity)), config_yaml_(std::move(config_yaml)) {
   fs::create_directories(dir_);
 }
 
@@ -200,6 +244,7 @@ void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const
     m["step"] = step;
     m["world_size"] = world_size_;
     m["run_identity"] = identity_;
+    if (!config_yaml_.empty()) m["config"] = config_yaml_;
     io::write_file_atomic((partial / "meta.json").string(), m.dump(2));
     fs::remove_all(final_dir);
     fs::rename(partial, final_dir);
@@ -216,11 +261,19 @@ std::optional<ResumePoint> CheckpointManager::restore_latest(
   StagedOptimizerState staged_opt;
   io::NamedTensors staged_model;
   std::vector<std::string> foreign;
+  std::string foreign_changes;  // how the newest foreign checkpoint's config differs from ours
   for (const auto& path : list()) {
     try {
       const fs::path dir(path);
       auto meta = read_json(dir / "meta.json");
       const bool ours = is_ours(meta);
+      if (!ours && (foreign.empty() || force) && !config_yaml_.empty()) {
+        try {
+          foreign_changes = joined(describe_config_changes(meta.value("config", std::string()), config_yaml_), "; ");
+        } catch (const std::exception&) {
+          foreign_changes = "(its stored config is unreadable)";
+        }
+      }
       if (!ours && !force) {
         foreign.push_back(fs::path(path).filename().string());
         continue;
@@ -244,6 +297,7 @@ std::optional<ResumePoint> CheckpointManager::restore_latest(
       rp.meta = meta;
       rp.path = path;
       rp.foreign = !ours;
+      if (!ours) rp.changes = foreign_changes;
       rp.loader = saved_world == world_size_ ? loaders.at(rank_) : loaders.at(0);
       check_loader(rp.loader);
       if (saved_world != world_size_)
@@ -261,9 +315,11 @@ std::optional<ResumePoint> CheckpointManager::restore_latest(
     std::string names;
     for (size_t i = 0; i < foreign.size() && i < 3; ++i) names += (i ? ", " : "") + foreign[i];
     throw Error("train.out_dir: " + fs::path(dir_).parent_path().string() + " holds checkpoints of a different config (" +
-                names + (foreign.size() > 3 ? ", ..." : "") + ": their model, data, optimizer, steps, batch size, " +
-                "seed or precision differ). Use a new train.out_dir, or train.resume=force to continue from the newest " +
-                "of them anyway (weights and optimizer must still fit the model)");
+                names + (foreign.size() > 3 ? ", ..." : "") + "). " +
+                (foreign_changes.empty() ? std::string("Their model, data, optimizer, steps, batch size, seed or precision differ. ")
+                                         : "The newest differs in: " + foreign_changes + ". ") +
+                "Use a new train.out_dir, or train.resume=force to continue from the newest of them anyway (weights and "
+                "optimizer must still fit the model)");
   }
   if (comm) {
     // All ranks must resume from the same step, decided before any rank commits.

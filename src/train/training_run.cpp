@@ -24,9 +24,21 @@ void restore_and_agree(TrainingRun& run) {
     run.step = rp->step;
     run.resumed_from = rp->step;
     run.skipped_total = rp->meta.value("skipped_steps", int64_t(0));
-    if (run.is_rank0())
+    if (run.is_rank0()) {
       spdlog::info("resumed from {} (step {}){}", rp->path, rp->step,
                    rp->foreign ? " written by a different config (train.resume=force)" : "");
+      // Say what differs from the config the checkpoint was written with, and what that does:
+      // a changed train.steps, say, silently moves the learning-rate schedule.
+      std::vector<std::string> changes;
+      try {
+        changes = describe_config_changes(rp->meta.value("config", std::string()), config::to_yaml(run.cfg));
+      } catch (const std::exception& e) {
+        changes = {std::string("(the checkpoint's stored config is unreadable: ") + e.what() + ")"};
+      }
+      for (const auto& c : changes)
+        if (rp->foreign) spdlog::warn("  changed since the checkpoint: {}", c);
+        else spdlog::info("  changed since the checkpoint (same math): {}", c);
+    }
   }
   // Identical weights on every rank: after the restore (or the seeded initialisation) rank 0's
   // are broadcast, and the restored state is confirmed by digest, so a rank that resumed
@@ -70,8 +82,10 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
 
   if (run->is_rank0()) {
     fs::create_directories(tc.out_dir);
-    io::write_file_atomic((fs::path(tc.out_dir) / "config.yaml").string(), config::to_yaml(cfg));
-    spdlog::info("resolved config:\n{}", config::to_yaml(cfg));
+    const std::string yaml_path = (fs::path(tc.out_dir) / "config.yaml").string();
+    io::write_file_atomic(yaml_path, config::to_yaml(cfg));
+    // Every key is in the file (and in --dry-run's output); the log keeps to the summary.
+    spdlog::info("resolved config (every key, after presets and overrides): {}", yaml_path);
     spdlog::info("{}", describe_run(cfg, env.world_size));
   }
 
@@ -81,7 +95,8 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   run->params = run->net->parameters();
   run->opt = optim::make_adamw(*run->net, cfg.optim);
   run->ckpt = std::make_unique<CheckpointManager>(tc.out_dir, env.rank, env.world_size,
-                                                  static_cast<int>(tc.keep_checkpoints), config::run_identity(cfg));
+                                                  static_cast<int>(tc.keep_checkpoints), config::run_identity(cfg),
+                                                  config::to_yaml(cfg));
   run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
   restore_and_agree(*run);
 

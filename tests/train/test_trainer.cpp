@@ -320,6 +320,33 @@ TEST(Trainer, PipeShardsTrainLikeLocalFilesAndTheDryRunSaysTheyAreUnchecked) {
       << slurp(log);
 }
 
+// A re-run whose config differs from the checkpoints' says which keys differ and what that
+// does: refused by default (train.steps moves the lr schedule), named again when forced, and
+// listed as harmless for operational keys; a finished run says so, with its final numbers.
+TEST(Trainer, ResumeNamesTheKeysThatChangedAndWhatTheyDo) {
+  test::TempDir dir;
+  const std::string out = "train.out_dir=" + dir.file("run");
+  const std::string log = dir.file("log");
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", "train.log_every=1", out}), 0);
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=1", out}, log), 2);
+  EXPECT_NE(slurp(log).find("The newest differs in: train.steps 4 -> 6 (the warmup + cosine schedule is laid out over "
+                            "train.steps"),
+            std::string::npos)
+      << slurp(log);
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", "train.log_every=2", out}, log), 0);
+  EXPECT_NE(slurp(log).find("changed since the checkpoint (same math): train.log_every 1 -> 2"), std::string::npos)
+      << slurp(log);
+  EXPECT_NE(slurp(log).find("already finished: the checkpoint of step 4"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("; final loss "), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(log).find("resolved config:\n"), std::string::npos) << "the full config belongs in config.yaml";
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=1",
+                 "train.resume=force", out},
+                log),
+            0);
+  EXPECT_NE(slurp(log).find("changed since the checkpoint: train.steps 4 -> 6 (the warmup"), std::string::npos)
+      << slurp(log);
+}
+
 TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);

@@ -100,6 +100,14 @@ std::string to_yaml(const RunConfig& cfg);
 /// Stable 64-bit hash (16 hex digits) of the resolved config, to compare configs across ranks.
 std::string fingerprint(const RunConfig& cfg);
 
+/// One key whose value differs between two resolved configs (values as YAML text).
+struct KeyChange {
+  std::string key, before, after;  // "train.steps", "50", "100"; "data.sources[0].weight"
+};
+/// The keys whose values differ between two to_yaml() texts, in the order of `after` (keys only
+/// one side has are listed with "(absent)"). Throws aim::Error if either is not YAML.
+std::vector<KeyChange> config_changes(const std::string& before_yaml, const std::string& after_yaml);
+
 /// The fingerprint of what a checkpoint's state depends on: model, data mixture, optimizer
 /// and the training trajectory (steps, global batch, seed, precision). Operational keys
 /// (out_dir, logging/checkpoint/validation intervals, micro-batch size, device, threads,

@@ -13,6 +13,12 @@
 
 namespace aim::train {
 
+/// What resuming from a checkpoint written under `before_yaml` with the config `after_yaml`
+/// changes: one line per differing key, "train.steps 50 -> 100 (the learning-rate schedule ...)".
+/// Empty when nothing differs; one line saying so when before_yaml is empty (a checkpoint
+/// written before configs were stored with it).
+std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml);
+
 /// What a checkpoint restores besides the weights.
 struct ResumePoint {
   int64_t step = 0;            // optimizer steps completed
@@ -20,6 +26,7 @@ struct ResumePoint {
   nlohmann::json meta;         // counters (skipped steps, images seen, ...)
   std::string path;            // the checkpoint directory
   bool foreign = false;        // written by another config (only with resume=force)
+  std::string changes;         // foreign: the differing keys and what they do, "; "-separated
 };
 
 /// Resumable checkpoints under `<out_dir>/checkpoints/step_<N>/`:
@@ -35,7 +42,10 @@ struct ResumePoint {
 /// just written; restoring considers only this run's unless told to take any (force).
 class CheckpointManager {
  public:
-  CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity);
+  /// `config_yaml`: this run's resolved config, stored with every checkpoint so that a later
+  /// run can say which keys it changes (describe_config_changes).
+  CheckpointManager(std::string out_dir, int rank, int world_size, int keep, std::string identity,
+                    std::string config_yaml = "");
 
   /// `meta` gets step, world size and identity added.
   void save(int64_t step, const torch::nn::Module& model, const torch::optim::AdamW& opt,
@@ -69,6 +79,7 @@ class CheckpointManager {
   std::string dir_;
   int rank_, world_size_, keep_;
   std::string identity_;
+  std::string config_yaml_;
 };
 
 /// AdamW state (moments and step counts) as named tensors "optim.g<G>.p<P>.<field>",
