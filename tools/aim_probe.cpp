@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   app.add_option("overrides", overrides, "key=value overrides by dotted path, e.g. probe.weights=runs/x");
   app.add_flag("--eval-only", eval_only, "Evaluate a saved probe on probe.val instead of training");
   app.add_option("--probe", probe_path, "Probe weights for --eval-only/--predict (default <probe out_dir>/probe.safetensors)");
-  app.add_option("--predict", predict_dir, "Print the top classes of every image file in this directory");
+  app.add_option("--predict", predict_dir, "Print the top classes of every image file in this directory and its subfolders");
   app.add_option("--top", top, "Classes printed per image with --predict")->check(CLI::Range(1, 1000));
   app.add_option("--nproc-per-node", nproc, "Start N local ranks (CPU: Gloo, CUDA: NCCL)");
   CLI11_PARSE(app, argc, argv);

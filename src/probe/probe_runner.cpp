@@ -375,8 +375,8 @@ std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::
   head->to(device, torch::kFloat);
   head->eval();
 
-  std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(dir))
+  std::vector<std::string> files;  // a folder of images, or a labelled split (<class>/<image>)
+  for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.is_regular_file()) files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
 

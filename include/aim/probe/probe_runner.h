@@ -51,7 +51,7 @@ struct Prediction {
   std::string error;                            // set when the file could not be read
 };
 
-/// Classifies every image file directly inside `dir` (sorted by name) with the eval transform.
+/// Classifies every image file in `dir` and its subfolders (sorted by path) with the eval transform.
 std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::string& probe_path,
                                        const std::string& dir, int topk);
 
