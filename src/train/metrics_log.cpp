@@ -1,5 +1,6 @@
 #include "aim/train/metrics_log.h"
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -37,8 +38,10 @@ void MetricsLog::write(const nlohmann::json& record) {
   out_.flush();
   if (!tb_) return;
   std::vector<std::pair<std::string, double>> scalars;
+  // What metrics.jsonl shows as a number: JSON has no NaN or infinity, dump() writes null.
   for (const auto& [key, value] : record.items())
-    if (key != "step" && value.is_number()) scalars.emplace_back(key, value.get<double>());
+    if (key != "step" && value.is_number() && std::isfinite(value.get<double>()))
+      scalars.emplace_back(key, value.get<double>());
   tb_->add_scalars(record.at("step").get<int64_t>(), scalars);
 }
 

@@ -3,11 +3,14 @@
 // at its step, and a run resumed from an older checkpoint leaves each step once.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "aim/config/run_config.h"
+#include "aim/io/tensorboard_writer.h"
+#include "aim/train/metrics_log.h"
 #include "aim/train/trainer.h"
 #include "test_util.h"
 
@@ -18,6 +21,7 @@ namespace {
 
 const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
 const std::string kReader = std::string(AIM_SOURCE_DIR) + "/tests/io/read_tfevents.py";
+const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 // read_tfevents.py on <out>/tb compared with <out>/metrics.jsonl; its JSON and exit status.
 std::pair<nlohmann::json, int> check_against_metrics(const std::string& out) {
@@ -80,6 +84,41 @@ TEST(TensorBoardRun, ScalarsMatchMetricsAndResumeLeavesEachStepOnce) {
   // The resumed file opens with a SessionLog START at step 5: a TensorBoard that had read
   // steps 5..12 of the lost tail drops them.
   EXPECT_EQ(second["starts"], nlohmann::json::parse("[[0, 1], [1, 5]]"));
+}
+
+// Two ranks, one writer: only rank 0 (the one that writes metrics.jsonl) writes events.
+TEST(TensorBoardRun, OnlyRankZeroWrites) {
+  test::TempDir dir;
+  const auto out = dir.file("run");
+  const auto log = test::capture(kTrainBin + " --nproc-per-node 2 --config " + kTinyYaml + " train.out_dir=" + out +
+                                 " train.steps=4 train.batch_size=16 train.tensorboard=true");
+  ASSERT_NE(log.find("[exit 0]"), std::string::npos) << log;
+  auto [read, status] = check_against_metrics(out);
+  AIM_REQUIRE_DEPENDENCY(read.contains("files"), "python3 for tests/io/read_tfevents.py");
+  EXPECT_EQ(status, 0) << read["problems"].dump(1);
+  EXPECT_EQ(read["files"].size(), 1u);
+  EXPECT_EQ(steps_by_file(read, "loss")[0], (std::set<int64_t>{1, 2, 3, 4}));
+}
+
+// Exactly the numbers metrics.jsonl shows: NaN and infinity (dumped as null), null, booleans
+// and strings are no scalars; integers are.
+TEST(TensorBoardRun, MetricsLogMirrorsWhatTheFileShowsAsNumbers) {
+  test::TempDir dir;
+  {
+    train::MetricsLog log(dir.file("metrics.jsonl"), 0, dir.file("tb"));
+    log.write({{"step", 3}, {"loss", std::nan("")}, {"grad_norm", INFINITY}, {"mfu", nullptr}, {"lr", 0.25},
+               {"flag", true}, {"name", "x"}, {"images_seen", 24}});
+  }
+  std::set<std::string> tags;
+  for (const auto& f : fs::directory_iterator(dir.file("tb")))
+    for (const auto& s : io::read_scalars(f.path().string())) {
+      EXPECT_EQ(s.step, 3);
+      tags.insert(s.tag);
+    }
+  EXPECT_EQ(tags, (std::set<std::string>{"lr", "images_seen"}));
+  auto [read, status] = check_against_metrics(dir.path().string());
+  AIM_REQUIRE_DEPENDENCY(read.contains("files"), "python3 for tests/io/read_tfevents.py");
+  EXPECT_EQ(status, 0) << read["problems"].dump(1);
 }
 
 TEST(TensorBoardRun, OffByDefault) {

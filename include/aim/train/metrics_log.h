@@ -15,8 +15,8 @@ namespace aim::train {
 /// belong to the lost tail of the interrupted run), so the file reads as one clean run.
 ///
 /// With a `tensorboard_dir`, every record also becomes one TensorBoard event at its "step":
-/// each numeric field is a scalar tagged with its JSON key (`loss`, `val_loss`, ...; null and
-/// non-numeric fields are left out). The event files there are cut at the resumed step the
+/// each numeric field is a scalar tagged with its JSON key (`loss`, `val_loss`, ...; fields the
+/// file shows as null, i.e. null and non-finite numbers, and non-numeric ones are left out). The event files there are cut at the resumed step the
 /// same way, and this run writes a new file next to them that starts with a SessionLog START
 /// at the first step it trains, so a TensorBoard left running drops the lost tail too.
 class MetricsLog {
