@@ -147,6 +147,7 @@ std::string run_identity(const RunConfig& cfg) {
   t.dist_timeout_s = defaults.dist_timeout_s;
   t.resume = defaults.resume;
   t.bucket_mb = defaults.bucket_mb;
+  t.tensorboard = defaults.tensorboard;
   c.data.workers = DataSection().workers;
   c.data.prefetch = DataSection().prefetch;
   c.data.stream_lanes = DataSection().stream_lanes;

@@ -10,10 +10,11 @@ namespace aim::config {
 bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
                   keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
-                  dist_timeout_s, resume, bucket_mb) ==
+                  dist_timeout_s, resume, bucket_mb, tensorboard) ==
          std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
                   o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
-                  o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume, o.bucket_mb);
+                  o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume, o.bucket_mb,
+                  o.tensorboard);
 }
 
 namespace detail {
@@ -56,6 +57,7 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       plain("dist_timeout_s", &T::dist_timeout_s),
       choice("resume", &T::resume, kResumeModes),
       plain("bucket_mb", &T::bucket_mb),
+      plain("tensorboard", &T::tensorboard),
   };
   return f;
 }

@@ -15,6 +15,7 @@
 #include "aim/data/sample_transform.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/io/tensorboard_writer.h"
 #include "aim/probe/feature_extractor.h"
 #include "aim/probe/probe_head.h"
 #include "aim/runtime/device.h"
@@ -235,6 +236,17 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   schedule.warmup = pc.warmup;
   schedule.warmup_start = 0;
   const int64_t log_every = std::max<int64_t>(1, total_steps / 10);
+  // train.tensorboard: the probe's curves in <probe out_dir>/tb/, head i as results.json's
+  // heads[i]. A probe run starts over, so an earlier run's events there go first, as its
+  // results.json is replaced.
+  std::unique_ptr<io::TensorBoardWriter> tb;
+  if (cfg.train.tensorboard && log) {
+    const auto tb_dir = (fs::path(probe_out_dir(cfg)) / "tb").string();
+    io::truncate_event_files(tb_dir, 0);
+    tb = std::make_unique<io::TensorBoardWriter>(tb_dir);
+    tb->add_session_start(1);
+  }
+  auto head_tag = [](size_t i, const char* what) { return "head_" + std::to_string(i) + "/" + what; };
   auto t_window = Clock::now();
   int64_t window_images = 0;
   torch::Tensor perm;
@@ -275,8 +287,14 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
         const double l = g.mean_loss();
         lo = std::min(lo, l), hi = std::max(hi, l);
       }
+      const double img_s = window_images / seconds_since(t_window);
       spdlog::info("probe step {}/{} (epoch {}/{}) | train loss {:.4f}..{:.4f} over {} heads | {:.0f} img/s", step + 1,
-                   total_steps, epoch + 1, pc.epochs, lo, hi, grid.size(), window_images / seconds_since(t_window));
+                   total_steps, epoch + 1, pc.epochs, lo, hi, grid.size(), img_s);
+      if (tb) {
+        std::vector<std::pair<std::string, double>> scalars = {{"img_per_s", img_s}};
+        for (size_t i = 0; i < grid.size(); ++i) scalars.emplace_back(head_tag(i, "train_loss"), grid[i].mean_loss());
+        tb->add_scalars(step + 1, scalars);
+      }
       t_window = Clock::now();
       window_images = 0;
     }
@@ -312,6 +330,18 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   report.out_dir = probe_out_dir(cfg);
   report.seconds = seconds_since(t_start);
 
+  if (tb) {
+    std::vector<std::pair<std::string, double>> scalars;
+    for (size_t i = 0; i < report.heads.size(); ++i) {
+      const auto& h = report.heads[i];
+      scalars.insert(scalars.end(), {{head_tag(i, "val_loss"), h.val_loss}, {head_tag(i, "top1"), h.top1},
+                                     {head_tag(i, "top5"), h.top5}});
+    }
+    const auto& b = report.heads[report.best];
+    scalars.insert(scalars.end(), {{"best/train_loss", b.train_loss}, {"best/val_loss", b.val_loss},
+                                   {"best/top1", b.top1}, {"best/top5", b.top5}});
+    tb->add_scalars(total_steps, scalars);
+  }
   if (rank == 0) {
     fs::create_directories(report.out_dir);
     const auto& best = report.heads[report.best];

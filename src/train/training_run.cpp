@@ -102,7 +102,8 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
 
   if (run->comm) run->grad_sync = std::make_unique<dist::GradientSync>(run->params, *run->comm, tc.bucket_mb);
   if (run->is_rank0())
-    run->metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), run->step);
+    run->metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), run->step,
+                                                tc.tensorboard ? (fs::path(tc.out_dir) / "tb").string() : "");
   run->mean = data::channel_mean(cfg.model.channels);
   run->stdv = data::channel_std(cfg.model.channels);
   return run;

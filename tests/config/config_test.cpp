@@ -498,6 +498,11 @@ TEST(ConfigFingerprint, StableAndSensitive) {
   EXPECT_NE(fingerprint(base({"data.sources.0.weight=0.9"})), fa);
   EXPECT_NE(fingerprint(base({"optim.lr=0.0010000000000000002"})), fa);
   EXPECT_NE(fingerprint(base({"train.out_dir=runs/other"})), fa);
+  // train.tensorboard only adds event files: switching it on for a resumed run keeps its checkpoints.
+  EXPECT_TRUE(base({"train.tensorboard=true"}).train.tensorboard);
+  EXPECT_FALSE(base().train.tensorboard);
+  EXPECT_NE(fingerprint(base({"train.tensorboard=true"})), fa);
+  EXPECT_EQ(run_identity(base({"train.tensorboard=true"})), run_identity(base()));
 }
 
 // ------------------------------------------------------------------------------------------

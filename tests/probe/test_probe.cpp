@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <map>
 #include <set>
 
 #include "aim/config/run_config.h"
@@ -104,6 +105,53 @@ TEST(Probe, GridHeadEqualsTheSameHeadTrainedAlone) {
   EXPECT_NEAR(g.val_loss, a.val_loss, 1e-9 * a.val_loss);
   EXPECT_NEAR(g.train_loss, a.train_loss, 1e-9 * a.train_loss);
   EXPECT_NE(grid.heads[0].val_loss, g.val_loss) << "the weight decay made no difference: the test proves nothing";
+}
+
+// train.tensorboard: <probe out_dir>/tb/, read by the independent Python reader
+// (tests/io/read_tfevents.py), holds each head's train loss at every logged step and its
+// results.json numbers at the last step; a second run replaces the first's events rather than
+// repeating their steps.
+TEST(Probe, TensorBoardHoldsTheResultsAndARerunReplacesThem) {
+  test::TempDir dir;
+  auto cfg = fmnist_probe(dir, {"probe.features=pixels", "probe.kind=linear", "probe.lrs=[1.0e-3, 1.0e-2]",
+                                "probe.epochs=2", "train.tensorboard=true"});
+  config::validate_probe(cfg);
+  probe::run_probe(cfg, {}, nullptr);
+  probe::run_probe(cfg, {}, nullptr);
+  const auto out = test::capture(std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR "/tests/io/read_tfevents.py " +
+                                 dir.file("probe/tb"));
+  const auto exit_at = out.rfind("\n[exit ");
+  const auto read = nlohmann::json::parse(out.substr(0, exit_at), nullptr, /*allow_exceptions=*/false);
+  AIM_REQUIRE_DEPENDENCY(read.contains("files"), "python3 for tests/io/read_tfevents.py");
+  ASSERT_EQ(out.substr(exit_at), "\n[exit 0]") << out;
+  EXPECT_EQ(read["files"].size(), 1u) << "the first run's events survived the second";
+
+  std::map<std::pair<int64_t, std::string>, double> scalar;
+  for (const auto& s : read["scalars"]) {
+    const auto key = std::make_pair(s[1].get<int64_t>(), s[2].get<std::string>());
+    EXPECT_EQ(scalar.count(key), 0u) << "step " << key.first << " " << key.second << " twice";
+    scalar[key] = s[3].get<double>();
+  }
+  auto at = [&](int64_t step, const std::string& tag) {
+    auto it = scalar.find({step, tag});
+    return it == scalar.end() ? -1.0 : it->second;
+  };
+  auto f32 = [](const nlohmann::json& v) { return static_cast<double>(static_cast<float>(v.get<double>())); };
+  const auto results = nlohmann::json::parse(std::ifstream(dir.file("probe/results.json")));
+  const int64_t last = results["steps"].get<int64_t>();
+  ASSERT_EQ(last, 40);  // 2000 / 100 x 2 epochs
+  const auto& heads = results["heads"];
+  ASSERT_EQ(heads.size(), 2u);
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const std::string h = "head_" + std::to_string(i) + "/";
+    for (const char* k : {"train_loss", "val_loss", "top1", "top5"})
+      EXPECT_EQ(at(last, h + k), f32(heads[i][k])) << h << k;
+    EXPECT_GT(at(4, h + "train_loss"), 0) << "no train loss at the first logged step";
+  }
+  for (const char* k : {"train_loss", "val_loss", "top1", "top5"})
+    EXPECT_EQ(at(last, std::string("best/") + k), f32(results["best"][k])) << k;
+  EXPECT_GT(at(last, "img_per_s"), 0);
+  EXPECT_EQ(read["starts"], nlohmann::json::parse("[[0, 1]]"));
 }
 
 // Without the feature cache (probe.cache_gb=0) the features are recomputed from a shuffled

@@ -39,6 +39,7 @@ struct TrainConfig {
   int64_t dist_timeout_s = 600;     // rendezvous and collective timeout: a dead or frozen rank ends the job
   std::string resume = "auto";      // auto: this config's checkpoints only | force: newest usable, any config
   double bucket_mb = 25;            // gradient all-reduce bucket size (MiB) on more than one rank
+  bool tensorboard = false;         // TensorBoard event files in <out_dir>/tb/ (aim-probe: <probe out_dir>/tb/)
 
   bool operator==(const TrainConfig& o) const;
 };
