@@ -39,7 +39,9 @@ def finish(fig, ax, path, xlabel, ylabel, title, legend=True):
 
 def main():
     out = sys.argv[1]
-    rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+    # Only finished points are evidence (failed, diverged, stale and unfinished ones are left
+    # out of the fits; report.md lists them).
+    rows = [r for r in csv.DictReader(open(os.path.join(out, "results.csv"))) if r.get("status", "done") == "done"]
     curves = list(csv.DictReader(open(os.path.join(out, "curves.csv"))))
     fits = json.load(open(os.path.join(out, "fits.json")))
 
@@ -48,7 +50,8 @@ def main():
     cmap = plt.get_cmap("viridis", max(2, len(sizes)))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     labelled = set()
-    most = max((fnum(x["unique_images"]) or 0) for x in rows)
+    most = max([(fnum(x["unique_images"]) or 0) for x in rows] or [0])
+    dashed = False
     for r in rows:
         pts = [(fnum(c["train_flops"]), fnum(c["val_loss"])) for c in curves if c["point"] == r["point"]]
         pts = [p for p in pts if p[0] and p[1]]
@@ -58,6 +61,7 @@ def main():
         label = None if n in labelled else f"{human(n)} params"
         labelled.add(n)
         style = "--" if r["unique_images"] and fnum(r["unique_images"]) < most else "-"
+        dashed |= style == "--"
         ax.plot(*zip(*pts), style, marker="o", ms=3, color=cmap(sizes.index(n)), label=label, alpha=0.9)
     law = fits.get("loss_vs_compute")
     if law:
@@ -69,7 +73,7 @@ def main():
     ax.set_xscale("log")
     ax.set_yscale("log")
     finish(fig, ax, os.path.join(out, "loss_vs_compute.png"), "training FLOPs", "validation loss",
-           "AIM: validation loss vs compute (dashed: smaller data subsets)")
+           "AIM: validation loss vs compute" + (" (dashed: smaller data subsets)" if dashed else ""))
 
     # 2. Final validation loss vs parameters, one line per data size.
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -92,15 +96,17 @@ def main():
     pts = [p for p in pts if p[0] is not None and p[1] is not None]
     if pts:
         fig, ax = plt.subplots(figsize=(6, 4.2))
+        labelled = set()
         for x, y, n in pts:
-            ax.scatter([x], [100 * y], color=cmap(sizes.index(n)))
+            ax.scatter([x], [100 * y], color=cmap(sizes.index(n)), label=None if n in labelled else f"{human(n)} params")
+            labelled.add(n)
         line = fits.get("accuracy_vs_loss")
         if line:
             xs = sorted(p[0] for p in pts)
             ax.plot(xs, [100 * (line["intercept"] + line["slope"] * x) for x in xs], "k:",
                     label=f"Pearson r = {fits['accuracy_loss_pearson']:.3f}" if fits.get("accuracy_loss_pearson") is not None else None)
         finish(fig, ax, os.path.join(out, "accuracy_vs_loss.png"), "final validation loss", "probe top-1 (%)",
-               "lower pre-training loss, better probe?", legend=bool(line))
+               "lower pre-training loss, better probe?")
 
 
 if __name__ == "__main__":

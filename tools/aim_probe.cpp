@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
     const auto env = aim::dist::dist_env_from_environment();
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
     auto cfg = aim::config::load_run_config(config_path, overrides);
-    aim::config::validate_probe(cfg, env.world_size, /*check_paths=*/true);
+    // Evaluating or applying a saved probe never reads probe.train.
+    aim::config::validate_probe(cfg, env.world_size, /*check_paths=*/true,
+                                /*needs_train_split=*/!eval_only && predict_dir.empty());
     if (probe_path.empty()) probe_path = aim::probe::probe_out_dir(cfg) + "/probe.safetensors";
 
     if (!predict_dir.empty()) {

@@ -59,17 +59,19 @@ int main(int argc, char** argv) {
     auto sweep = aim::scale::load_sweep(config_path, overrides);
     if (jobs > 0) sweep.jobs = jobs;
     const auto points = aim::scale::expand_points(sweep);
+    // A plan line the real run would reject (3 heads for width 64) fails here, naming the point.
+    if (!collect) aim::scale::validate_points(sweep, points);
     if (plan) {
       for (const auto& line : aim::scale::plan_commands(sweep, points, aim_train)) std::cout << line << "\n";
       return 0;
     }
     if (!collect) {
-      aim::scale::validate_points(sweep, points);
       spdlog::info("sweep {}: {} points, {} at a time, runs under {}", config_path, points.size(), sweep.jobs,
                    sweep.out_dir);
       auto outcomes = aim::scale::run_sweep(sweep, points, aim_train, report_progress);
-      size_t skipped = 0, failed = 0;
-      for (const auto& o : outcomes) skipped += o.status == "skipped", failed += o.status == "failed";
+      size_t skipped = 0, failed = 0, replaced = 0;
+      for (const auto& o : outcomes)
+        skipped += o.status == "skipped", failed += o.status == "failed", replaced += !o.replaced.empty();
       if (const int sig = aim::scale::sweep_stop_signal()) {
         size_t interrupted = 0;
         for (const auto& o : outcomes) interrupted += o.status == "interrupted";
@@ -78,7 +80,9 @@ int main(int argc, char** argv) {
                      sig, interrupted, failed);
         return 128 + sig;
       }
-      spdlog::info("sweep finished: {} run, {} already done, {} failed", outcomes.size() - skipped, skipped, failed);
+      spdlog::info("sweep finished: {} run{}, {} already done, {} failed", outcomes.size() - skipped,
+                   replaced > 0 ? fmt::format(" ({} again: their old runs had another config)", replaced) : "",
+                   skipped, failed);
     }
     const auto results = aim::scale::collect_results(sweep, points);
     const std::string report = aim::scale::write_report(sweep, results, python, plot_script);

@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
     const auto env = aim::dist::dist_env_from_environment();
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
     auto cfg = aim::config::load_run_config(config_path, overrides);
+    if (env.rank == 0 && !cfg.data.val && cfg.train.val_every > 0 && cfg.train.val_every <= cfg.train.steps)
+      spdlog::warn("train.val_every={} but data.val is not set: no validation loss will be measured (set data.val, "
+                   "or train.val_every=0 to say so)",
+                   cfg.train.val_every);
     if (dry_run) {
       aim::config::validate(cfg, env.world_size, /*check_paths=*/true);
       std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size);

@@ -70,7 +70,8 @@ void read_probe_section(ProbeConfig& probe, const Node& p, const Ctx& c) {
     probe.val_data = read_source(p["val"], "probe.val", "probe-val", c);
 }
 
-void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training) {
+void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training,
+                            bool needs_train_split) {
   const config::ProbeConfig& p = cfg.probe;
   if (p.weights.empty() && !from_training && p.features == "trunk")
     fail("probe.weights", "required: a .safetensors file (our trunk export or an official checkpoint), a run "
@@ -84,9 +85,10 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
   if (p.features == "pixels" && p.kind != "linear")
     fail("probe.kind", "features=pixels is the raw-pixel baseline and takes kind=linear, got '" + p.kind + "'");
   if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
-  if (!p.train_data) fail("probe.train", "required: the labelled training split (e.g. {kind: idx, split: train})");
+  if (!p.train_data && needs_train_split)
+    fail("probe.train", "required: the labelled training split (e.g. {kind: idx, split: train})");
   if (!p.val_data) fail("probe.val", "required: the labelled evaluation split (e.g. {kind: idx, split: test})");
-  validate_source(*p.train_data, "probe.train", true, world_size, check_paths);
+  if (p.train_data) validate_source(*p.train_data, "probe.train", true, world_size, check_paths);
   validate_source(*p.val_data, "probe.val", false, world_size, check_paths);
   if (p.classes < 0) fail("probe.classes", "must be >= 0 (0 = from the data), got " + num(p.classes));
   if (p.epochs <= 0) fail("probe.epochs", "must be > 0, got " + num(p.epochs));

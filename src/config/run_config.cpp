@@ -76,6 +76,11 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
 void validate(const RunConfig& cfg, int world_size, bool check_paths) {
   if (world_size < 1) fail("world_size", "must be >= 1, got " + std::to_string(world_size));
   cfg.model.validate();
+  // The encoder of every probe is bidirectional whatever this key says; pre-training with
+  // it would need a target no patch can see, and the trainer would silently train causal.
+  if (cfg.model.attention == model::AttentionMode::kBidirectional)
+    fail("model.attention", "bidirectional is how probes run the trunk (aim-probe does that whatever this key "
+                            "says); pre-training needs prefix (the paper's) or causal");
   // validate() accepts any preset name (custom models); the YAML reader restricts it.
   validate_train_section(cfg.train, world_size);
   validate_optim_section(cfg.optim);
@@ -83,10 +88,10 @@ void validate(const RunConfig& cfg, int world_size, bool check_paths) {
   if (cfg.probe.at_end) validate_probe_section(cfg, world_size, check_paths, /*from_training=*/true);
 }
 
-void validate_probe(const RunConfig& cfg, int world_size, bool check_paths) {
+void validate_probe(const RunConfig& cfg, int world_size, bool check_paths, bool needs_train_split) {
   if (world_size < 1) fail("world_size", "must be >= 1, got " + std::to_string(world_size));
   cfg.model.validate();
-  validate_probe_section(cfg, world_size, check_paths, /*from_training=*/false);
+  validate_probe_section(cfg, world_size, check_paths, /*from_training=*/false, needs_train_split);
   if (cfg.data.workers < 0) fail("data.workers", "must be >= 0, got " + std::to_string(cfg.data.workers));
   if (cfg.data.prefetch < 1) fail("data.prefetch", "must be >= 1, got " + std::to_string(cfg.data.prefetch));
   if (!(cfg.data.augment.eval_crop_pct > 0 && cfg.data.augment.eval_crop_pct <= 1))

@@ -45,8 +45,10 @@ void validate_train_section(const TrainConfig& t, int world_size);
 // probe: (probe_section.cpp)
 const std::vector<Field<ProbeConfig>>& probe_fields();
 void read_probe_section(ProbeConfig& p, const Node& n, const Ctx& c);
-/// `from_training` when aim-train probes its own export (weights optional).
-void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training);
+/// `from_training` when aim-train probes its own export (weights optional); without
+/// `needs_train_split` (evaluating a saved probe) probe.train may be absent.
+void validate_probe_section(const RunConfig& cfg, int world_size, bool check_paths, bool from_training,
+                            bool needs_train_split = true);
 
 // The key tree and overrides: (schema.cpp)
 struct Schema;

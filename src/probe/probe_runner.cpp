@@ -15,7 +15,9 @@
 #include "aim/data/sample_transform.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/io/safetensors.h"
 #include "aim/io/tensorboard_writer.h"
+#include "aim/model/layer_selection.h"
 #include "aim/probe/feature_extractor.h"
 #include "aim/probe/probe_head.h"
 #include "aim/runtime/device.h"
@@ -129,6 +131,50 @@ void average_gradients(std::vector<GridHead>& grid, dist::Communicator* comm) {
     t.copy_(flat.narrow(0, off, t.numel()).view_as(t));
     off += t.numel();
   }
+}
+
+std::string join_blocks(const std::vector<int64_t>& blocks) {
+  std::string out;
+  for (int64_t b : blocks) out += (out.empty() ? "" : ",") + std::to_string(b);
+  return out;
+}
+
+/// The config a saved probe is applied with: the features and trunk blocks it was trained on
+/// (its file's metadata) replace the configured ones, which would feed it other features;
+/// a note names both when they differ. Files without that metadata (official heads) keep the
+/// configured values.
+config::RunConfig with_probe_file_features(const config::RunConfig& cfg, const std::string& probe_path, bool log) {
+  config::RunConfig c = cfg;
+  if (!fs::is_regular_file(probe_path)) return c;  // load_probe names the missing file
+  const auto meta = io::read_safetensors_metadata(probe_path);
+  auto get = [&](const char* key) {
+    auto it = meta.find(key);
+    return it == meta.end() ? std::string() : it->second;
+  };
+  const std::string features = get("features");
+  if (!features.empty() && features != cfg.probe.features) {
+    if (log)
+      spdlog::warn("probe file '{}' was trained on features={}; using them (the config says probe.features={})",
+                   probe_path, features, cfg.probe.features);
+    c.probe.features = features;
+  }
+  if (c.probe.features != "trunk") return c;
+  std::string blocks = get("block_indices");  // resolved indices; "blocks" is the spec as configured
+  if (blocks.empty()) blocks = get("blocks");
+  if (blocks.empty()) return c;
+  const auto trained = model::select_blocks(blocks, c.model.preset, c.model.depth,
+                                            "probe file '" + probe_path + "' blocks");
+  std::vector<int64_t> configured;
+  try {
+    configured = model::select_blocks(cfg.probe.blocks, cfg.model.preset, cfg.model.depth);
+  } catch (const Error&) {
+  }
+  if (trained != configured && log)
+    spdlog::warn("probe file '{}' was trained on trunk blocks {}; using them (probe.blocks={} would give {})",
+                 probe_path, join_blocks(trained), cfg.probe.blocks,
+                 configured.empty() ? std::string("no valid blocks") : join_blocks(configured));
+  c.probe.blocks = join_blocks(trained);
+  return c;
 }
 
 data::LoaderConfig val_loader_config(const config::RunConfig& cfg, const dist::DistEnv& env) {
@@ -359,15 +405,17 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
                           {"config", config::to_yaml(cfg)}};
     io::write_file_atomic((fs::path(report.out_dir) / "results.json").string(), out.dump(2) + "\n");
     save_probe((fs::path(report.out_dir) / "probe.safetensors").string(), grid[report.best].head, fx.heads(),
-               {{"features", pc.features}, {"blocks", pc.blocks}, {"lr", std::to_string(best.lr)},
+               {{"features", pc.features}, {"blocks", pc.blocks}, {"block_indices", join_blocks(fx.blocks())},
+                {"lr", std::to_string(best.lr)},
                 {"weight_decay", std::to_string(best.weight_decay)}, {"top1", std::to_string(best.top1)},
                 {"trunk", report.weights}});
   }
   return report;
 }
 
-EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
-                                const std::string& probe_path) {
+EvalReport evaluate_saved_probe(const config::RunConfig& configured, const dist::DistEnv& env,
+                                dist::Communicator* comm, const std::string& probe_path) {
+  const config::RunConfig cfg = with_probe_file_features(configured, probe_path, env.rank == 0);
   const torch::Device device = runtime::select_device(cfg.train.device, env.local_rank);
   FeatureExtractor fx(cfg, device);
   std::map<std::string, std::string> meta;
@@ -393,9 +441,10 @@ EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEn
   return r;
 }
 
-std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::string& probe_path,
+std::vector<Prediction> predict_folder(const config::RunConfig& configured, const std::string& probe_path,
                                        const std::string& dir, int topk) {
   if (!fs::is_directory(dir)) throw Error("--predict: '" + dir + "' is not a directory");
+  const config::RunConfig cfg = with_probe_file_features(configured, probe_path, true);
   const torch::Device device = runtime::select_device(cfg.train.device, 0);
   FeatureExtractor fx(cfg, device);
   ProbeHead head = load_probe(probe_path, fx.heads());

@@ -15,6 +15,7 @@
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
 #include "aim/model/model_stats.h"
+#include "aim/scale/sweep_runner.h"
 
 namespace fs = std::filesystem;
 
@@ -22,6 +23,13 @@ namespace aim::scale {
 namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+/// Several runs at one (size, data) (other lrs, seeds): the best one is what the size and data
+/// can reach.
+void keep_best(std::map<int64_t, double>& m, int64_t key, double loss) {
+  auto it = m.find(key);
+  if (it == m.end() || loss < it->second) m[key] = loss;
+}
 
 std::string num(double v, int digits = 4) {
   if (!std::isfinite(v)) return "";
@@ -57,7 +65,20 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
     r.name = p.name;
     r.values = p.values;
     r.train_loss = r.val_loss = r.probe_top1 = kNaN;
-    const config::RunConfig cfg = config::load_run_config(sweep.base, point_overrides(sweep, p));
+    const fs::path dir(p.dir);
+    // Every number from the run's own config: the sweep may ask for something else by now.
+    const auto differences = point_config_differences(sweep, p);
+    config::RunConfig cfg;
+    bool own_config = false;
+    if (fs::is_regular_file(dir / "config.yaml")) {
+      try {
+        cfg = config::load_run_config((dir / "config.yaml").string());
+        own_config = true;
+      } catch (const Error& e) {
+        spdlog::warn("point {}: its config.yaml does not load ({}); using the sweep's config", p.name, e.what());
+      }
+    }
+    if (!own_config) cfg = config::load_run_config(sweep.base, point_overrides(sweep, p));
     const auto params = model::count_parameters(cfg.model);
     r.trunk_params = params.trunk;
     r.total_params = params.total();
@@ -71,9 +92,9 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
       else r.unique_images += n;
     }
 
-    const fs::path dir(p.dir);
-    std::vector<double> losses;
+    std::vector<double> losses;  // NaN where the run logged a non-finite loss (null)
     int64_t last_step = 0;
+    bool val_nonfinite = false;
     if (std::ifstream in{dir / "metrics.jsonl"}) {
       for (std::string line; std::getline(in, line);) {
         nlohmann::json j;
@@ -84,10 +105,13 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
         }
         const int64_t step = j.value("step", int64_t(0));
         last_step = std::max(last_step, step);
-        if (j.contains("loss") && j["loss"].is_number()) losses.push_back(j["loss"].get<double>());
-        if (j.contains("val_loss") && j["val_loss"].is_number())
-          r.val_curve.push_back({step, static_cast<double>(step) * r.batch_size * r.flops_per_image,
-                                 j["val_loss"].get<double>()});
+        if (j.contains("loss")) losses.push_back(j["loss"].is_number() ? j["loss"].get<double>() : kNaN);
+        if (j.contains("val_loss")) {
+          val_nonfinite = !j["val_loss"].is_number() || !std::isfinite(j["val_loss"].get<double>());
+          if (!val_nonfinite)
+            r.val_curve.push_back({step, static_cast<double>(step) * r.batch_size * r.flops_per_image,
+                                   j["val_loss"].get<double>()});
+        }
       }
     }
     if (!losses.empty()) {  // mean of the last 5 logged losses: less noise than one batch
@@ -106,16 +130,40 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
       }
     }
     const bool finished = fs::is_regular_file(dir / "trunk.safetensors") &&
-                          (!sweep.probe || std::isfinite(r.probe_top1));
+                          (!sweep.probe || std::isfinite(r.probe_top1)) && differences.empty();
     r.status = finished ? "done" : (fs::exists(dir / "metrics.jsonl") ? "running" : "missing");
+    if (r.status == "running")
+      r.note = "unfinished: logged up to step " + std::to_string(last_step) + " of " + std::to_string(r.steps) +
+               (fs::is_regular_file(dir / "trunk.safetensors") && sweep.probe ? ", no probe results" : "");
+    if (r.status == "missing") r.note = "not run yet";
     if (std::ifstream in{dir / "point.json"}) {
       try {
         auto j = nlohmann::json::parse(in);
         if (!finished && j.value("status", "") == "failed") {
           r.status = "failed";
           r.error = j.value("error", "");
+          r.note = "aim-train failed (exit " + std::to_string(j.value("exit_code", 0)) + "; log tail below)";
         }
       } catch (const std::exception&) {
+      }
+    }
+    if (!differences.empty()) {
+      r.status = "stale";
+      r.note = "its run was made with another config than the sweep asks now:";
+      for (const auto& d : differences) r.note += " " + d + ";";
+      r.note += " run aim-scale without --collect to run it again";
+    }
+    // A run that blew up still finishes (non-finite steps are skipped up to train.max_nonfinite)
+    // but its numbers would bend every fit.
+    if (r.status == "done" && !losses.empty()) {
+      const double first = losses.front();
+      if (!std::isfinite(r.train_loss) || val_nonfinite) {
+        r.status = "diverged";
+        r.note = std::string("diverged: non-finite final ") + (val_nonfinite ? "validation" : "training") + " loss";
+      } else if (r.train_loss > first) {
+        r.status = "diverged";
+        r.note = "diverged: final training loss " + num(r.train_loss) + " (mean of the last logged) is above the first " +
+                 num(first);
       }
     }
     out.push_back(r);
@@ -129,11 +177,12 @@ ScalingFits fit_scaling(const std::vector<PointResult>& results) {
   std::map<int64_t, std::map<int64_t, double>> by_size_data;
   std::vector<std::pair<double, double>> curve, acc;
   for (const auto& r : results) {
+    if (r.status != "done") continue;  // failed, diverged, stale or unfinished: no evidence
     for (const auto& c : r.val_curve) curve.emplace_back(c.train_flops, c.val_loss);
     if (!std::isfinite(r.val_loss)) continue;
     auto it = best_by_size.find(r.trunk_params);
     if (it == best_by_size.end() || r.val_loss < it->second) best_by_size[r.trunk_params] = r.val_loss;
-    if (r.unique_images > 0) by_size_data[r.trunk_params][r.unique_images] = r.val_loss;
+    if (r.unique_images > 0) keep_best(by_size_data[r.trunk_params], r.unique_images, r.val_loss);
     if (std::isfinite(r.probe_top1)) acc.emplace_back(r.val_loss, r.probe_top1);
   }
   std::vector<std::pair<double, double>> sizes;
@@ -229,15 +278,25 @@ std::string write_report(const SweepConfig& sweep, const std::vector<PointResult
   size_t done = 0;
   for (const auto& r : results) done += r.status == "done";
   md << " (" << done << " done).\n\n";
-  md << "| point | status | trunk params | training FLOPs | images seen | unique images | train loss | val loss | probe top-1 % |\n";
-  md << "|---|---|---|---|---|---|---|---|---|\n";
+  md << "| point | status | trunk params | steps | training FLOPs | images seen | unique images | train loss | val loss | "
+        "probe top-1 % |\n";
+  md << "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results)
-    md << "| " << r.name << " | " << r.status << " | " << human(r.trunk_params) << " | " << human(r.train_flops) << " | "
+    md << "| " << r.name << " | " << r.status << " | " << human(r.trunk_params) << " | " << r.steps << " | "
+       << human(r.train_flops) << " | "
        << human(r.images_seen) << " | " << (r.unique_images > 0 ? human(r.unique_images) : "all") << " | "
        << num(r.train_loss) << " | " << num(r.val_loss) << " | "
        << (std::isfinite(r.probe_top1) ? num(100 * r.probe_top1) : "") << " |\n";
 
   md << "\n## Fits\n\n";
+  size_t left_out = 0;
+  for (const auto& r : results) left_out += r.status != "done";
+  if (left_out > 0) {
+    md << "Fits and trends use the " << done << " done point(s); left out:\n\n";
+    for (const auto& r : results)
+      if (r.status != "done") md << "- " << r.name << " (" << r.status << "): " << r.note << "\n";
+    md << "\n";
+  }
   auto law_text = [](const PowerLaw& p, const char* x) {
     if (!p.valid()) return std::string("not enough points");
     std::ostringstream o;
@@ -262,9 +321,9 @@ std::string write_report(const SweepConfig& sweep, const std::vector<PointResult
   std::map<int64_t, std::map<int64_t, double>> by_data_size;  // unique images -> params -> loss
   std::map<int64_t, std::map<int64_t, double>> by_size_data;  // params -> unique images -> loss
   for (const auto& r : results)
-    if (std::isfinite(r.val_loss)) {
-      by_data_size[r.unique_images][r.trunk_params] = r.val_loss;
-      by_size_data[r.trunk_params][r.unique_images] = r.val_loss;
+    if (r.status == "done" && std::isfinite(r.val_loss)) {
+      keep_best(by_data_size[r.unique_images], r.trunk_params, r.val_loss);
+      keep_best(by_size_data[r.trunk_params], r.unique_images, r.val_loss);
     }
   auto monotone_falls = [](const std::map<int64_t, double>& m) {
     double prev = std::numeric_limits<double>::infinity();
@@ -285,8 +344,12 @@ std::string write_report(const SweepConfig& sweep, const std::vector<PointResult
       for (const auto& [n, l] : m) detail << human(n) << " → " << num(l) << "; ";
       detail << (ok ? "falls with size" : "**does not fall monotonically**") << "\n";
     }
-  md << "- Wider/larger model ⇒ lower validation loss: holds for " << wide_ok << " of " << wide_total
-     << " data sizes.\n" << detail.str();
+  if (wide_total == 0)
+    md << "- Wider/larger model ⇒ lower validation loss: not checked: no data size has two or more model sizes "
+          "that finished (no model-size axis).\n";
+  else
+    md << "- Wider/larger model ⇒ lower validation loss: holds for " << wide_ok << " of " << wide_total
+       << " data sizes.\n" << detail.str();
   detail.str("");
   for (const auto& [n, m] : by_size_data) {
     std::map<int64_t, double> known;
@@ -301,8 +364,12 @@ std::string write_report(const SweepConfig& sweep, const std::vector<PointResult
       detail << (ok ? "falls with data" : "**does not fall monotonically**") << "\n";
     }
   }
-  md << "- More unique data ⇒ lower validation loss: holds for " << data_ok << " of " << data_total
-     << " model sizes.\n" << detail.str();
+  if (data_total == 0)
+    md << "- More unique data ⇒ lower validation loss: not checked: no model size has two or more known data sizes "
+          "(source limits) that finished (no data axis).\n";
+  else
+    md << "- More unique data ⇒ lower validation loss: holds for " << data_ok << " of " << data_total
+       << " model sizes.\n" << detail.str();
   if (std::isfinite(f.accuracy_loss_pearson))
     md << "- Lower loss ⇒ higher probe accuracy: Pearson r(val loss, top-1) = " << num(f.accuracy_loss_pearson, 3)
        << (f.accuracy_loss_pearson < -0.5  ? " (holds)"

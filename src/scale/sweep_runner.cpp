@@ -14,6 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "aim/config/run_config.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
 
@@ -94,12 +100,88 @@ pid_t start(const std::vector<std::string>& argv, const std::string& log_path) {
   return pid;
 }
 
+// Keys whose value cannot change a point's numbers: where files go, how often it logs and
+// checkpoints, where and with how many threads/workers it runs, how it retries shards
+// (run_identity's operational keys, plus the paths the sweep derives per point).
+const std::set<std::string> kNotCompared = {
+    "train.out_dir", "train.log_every", "train.ckpt_every", "train.keep_checkpoints", "train.max_nonfinite",
+    "train.peak_tflops", "train.micro_batch_size", "train.device", "train.threads", "train.dist_timeout_s",
+    "train.resume", "train.bucket_mb", "data.workers", "data.prefetch", "data.stream_lanes", "data.max_member_mb",
+    "data.max_bad_streak", "data.shard_retries", "data.shard_retry_backoff_s", "data.shard_timeout_s",
+    "probe.out_dir", "probe.weights", "probe.cache_gb"};
+
+/// A YAML tree as dotted key -> scalar text ("data.sources.0.kind" -> "synthetic").
+void flatten(const YAML::Node& n, const std::string& key, std::map<std::string, std::string>& out) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it)
+      flatten(it->second, key.empty() ? it->first.as<std::string>() : key + "." + it->first.as<std::string>(), out);
+  } else if (n.IsSequence()) {
+    if (n.size() == 0) out[key] = "[]";
+    for (size_t i = 0; i < n.size(); ++i) flatten(n[i], key + "." + std::to_string(i), out);
+  } else {
+    out[key] = n.IsNull() ? "null" : n.Scalar();
+  }
+}
+
+std::map<std::string, std::string> compared_keys(const std::string& yaml) {
+  std::map<std::string, std::string> out;
+  flatten(YAML::Load(yaml), "", out);
+  for (auto it = out.begin(); it != out.end();) it = kNotCompared.count(it->first) ? out.erase(it) : std::next(it);
+  return out;
+}
+
+/// Moves a stale run out of the way: <out_dir>/replaced/<name>, .2, .3, ... if taken.
+std::string move_aside(const SweepConfig& sweep, const SweepPoint& point) {
+  const fs::path base = fs::path(sweep.out_dir) / "replaced" / point.name;
+  fs::create_directories(base.parent_path());
+  fs::path to = base;
+  for (int k = 2; fs::exists(to); ++k) to = base.string() + "." + std::to_string(k);
+  fs::rename(point.dir, to);
+  return to.string();
+}
+
 }  // namespace
+
+std::vector<std::string> point_config_differences(const SweepConfig& sweep, const SweepPoint& point) {
+  const fs::path dir(point.dir), own = dir / "config.yaml";
+  if (!fs::is_regular_file(own)) {
+    if (fs::is_regular_file(dir / "trunk.safetensors"))
+      return {"config.yaml: missing next to trunk.safetensors, so the run's config is unknown"};
+    return {};
+  }
+  // Through the config reader first: a run made before a key existed reads as that key's
+  // default, not as a difference; a file the reader refuses is compared as it is.
+  std::string run_yaml;
+  try {
+    run_yaml = config::to_yaml(config::load_run_config(own.string()));
+  } catch (const Error&) {
+    std::ifstream in(own);
+    run_yaml.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string wanted = config::to_yaml(config::load_run_config(sweep.base, point_overrides(sweep, point)));
+  std::map<std::string, std::string> was;
+  try {
+    was = compared_keys(run_yaml);
+  } catch (const YAML::Exception& e) {
+    return {"config.yaml: unreadable (" + std::string(e.what()) + ")"};
+  }
+  const auto now = compared_keys(wanted);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : now) {
+    auto it = was.find(k);
+    if (it == was.end()) out.push_back(k + ": (not in the run's config) -> " + v);
+    else if (it->second != v) out.push_back(k + ": " + it->second + " -> " + v);
+  }
+  for (const auto& [k, v] : was)
+    if (!now.count(k)) out.push_back(k + ": " + v + " -> (not in the sweep's config)");
+  return out;
+}
 
 bool point_finished(const SweepConfig& sweep, const SweepPoint& point) {
   const fs::path dir(point.dir);
-  if (!fs::is_regular_file(dir / "trunk.safetensors")) return false;
-  return !sweep.probe || fs::is_regular_file(dir / "probe" / "results.json");
+  if (!fs::is_regular_file(dir / "trunk.safetensors") || !fs::is_regular_file(dir / "config.yaml")) return false;
+  if (sweep.probe && !fs::is_regular_file(dir / "probe" / "results.json")) return false;
+  return point_config_differences(sweep, point).empty();
 }
 
 std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
@@ -116,6 +198,16 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
   std::deque<size_t> pending;
   for (size_t i = 0; i < points.size(); ++i) {
     outcomes[i].name = points[i].name;
+    // A run of another config (a changed override, base or point value) is not this point's:
+    // the new one starts from scratch, the old one is kept aside.
+    const auto differences = point_config_differences(sweep, points[i]);
+    if (!differences.empty()) {
+      std::string what;
+      for (const auto& d : differences) what += (what.empty() ? "" : "; ") + d;
+      outcomes[i].replaced = move_aside(sweep, points[i]);
+      spdlog::warn("point {}: its run was made with another config ({}); running it again, the old run is in {}",
+                   points[i].name, what, outcomes[i].replaced);
+    }
     if (point_finished(sweep, points[i])) {
       outcomes[i].status = "skipped";
     } else {

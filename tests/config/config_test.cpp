@@ -306,6 +306,9 @@ TEST(ConfigValidate, ModelShapes) {
   expect_invalid({"model.channels=2"}, {"model.channels", "1 or 3"});
   expect_invalid({"model.order=spiral"}, {"model.order", "causal"});
   EXPECT_NO_THROW(validate(base({"model.order=spiral", "model.attention=causal"}), 1, false));
+  // Bidirectional attention is what probes run; pre-training with it trained causal in silence.
+  expect_invalid({"model.attention=bidirectional"}, {"model.attention", "bidirectional", "probes", "prefix", "causal"});
+  EXPECT_NO_THROW(validate(base({"model.attention=causal"}), 1, false));
 }
 
 TEST(ConfigValidate, BatchSplit) {
@@ -655,6 +658,17 @@ bool same_yaml_value(const YAML::Node& a, const YAML::Node& b) {
 // compared with the resolved YAML of an empty config (aim-600m preset) and, for per-source
 // keys, of one source of each kind. Cells that describe rather than state a default are an
 // explicit, reviewed list.
+// Validation asked for without a validation set says so instead of skipping in silence.
+TEST(ConfigCli, ValEveryWithoutDataValWarns) {
+  const std::string train = std::string(AIM_BIN_DIR) + "/aim-train --dry-run --config " + AIM_SOURCE_DIR +
+                            "/configs/test-tiny.yaml data.val=null";
+  std::string out = aim::test::capture(train + " train.val_every=3");
+  EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("train.val_every=3 but data.val is not set"), std::string::npos) << out;
+  out = aim::test::capture(train + " train.val_every=0");
+  EXPECT_EQ(out.find("data.val is not set"), std::string::npos) << out;
+}
+
 TEST(ConfigDocs, ReferenceListsEveryKeyWithItsDefault) {
   std::ifstream in(std::string(AIM_SOURCE_DIR) + "/docs/config.md");
   ASSERT_TRUE(in) << "docs/config.md missing";

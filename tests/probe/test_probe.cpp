@@ -14,6 +14,7 @@
 #include <set>
 
 #include "aim/config/run_config.h"
+#include "aim/data/loader.h"
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
 #include "aim/model/aim_encoder.h"
@@ -83,6 +84,56 @@ TEST(Probe, PixelLinearGridLearnsAndSavedProbeEvaluatesIdentically) {
   EXPECT_EQ(e.samples, 1000);
   EXPECT_NEAR(e.top1, r.heads[r.best].top1, 1e-12);
   EXPECT_NEAR(e.loss, r.heads[r.best].val_loss, 1e-5);
+}
+
+// A saved probe is evaluated and applied on the features it was trained on: its file's blocks
+// win over the configured ones (here the default `last`, blocks 0-1 of a depth-2 trunk, versus
+// block 0 at training), so --eval-only reproduces the training run's numbers; and evaluation
+// needs no probe.train.
+TEST(Probe, SavedProbeUsesTheBlocksItWasTrainedOnAndNeedsNoTrainSplit) {
+  test::TempDir dir;
+  const std::vector<std::string> small = {"probe.weights=random", "probe.kind=linear", "probe.lrs=[1.0e-2]",
+                                          "probe.train={kind: idx, split: train, limit: 500}",
+                                          "probe.val={kind: idx, split: test, limit: 200}", "probe.epochs=1"};
+  auto trained_cfg = fmnist_probe(dir, small);
+  trained_cfg.probe.blocks = "0";
+  config::validate_probe(trained_cfg);
+  auto r = probe::run_probe(trained_cfg, {}, nullptr);
+  const auto meta = io::read_safetensors_metadata(dir.file("probe/probe.safetensors"));
+  EXPECT_EQ(meta.at("block_indices"), "0");
+
+  auto later = fmnist_probe(dir, small);  // probe.blocks: last (0,1 here)
+  later.probe.train_data.reset();
+  EXPECT_THROW(config::validate_probe(later), Error);  // training a probe needs probe.train
+  EXPECT_NO_THROW(config::validate_probe(later, 1, true, /*needs_train_split=*/false));
+  auto e = probe::evaluate_saved_probe(later, {}, nullptr, dir.file("probe/probe.safetensors"));
+  EXPECT_NEAR(e.loss, r.heads[r.best].val_loss, 1e-5);
+  EXPECT_NEAR(e.top1, r.heads[r.best].top1, 1e-12);
+
+  // A file whose blocks do not exist in the configured trunk is refused, naming the file.
+  auto out = fmnist_probe(dir, small);
+  io::save_safetensors(dir.file("deep.safetensors"), io::load_safetensors(dir.file("probe/probe.safetensors")).tensors,
+                       {{"features", "trunk"}, {"blocks", "5"}, {"block_indices", "5"}, {"probe_kind", "linear"}});
+  try {
+    probe::evaluate_saved_probe(out, {}, nullptr, dir.file("deep.safetensors"));
+    ADD_FAILURE() << "blocks 5 of a depth-2 trunk accepted";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("deep.safetensors"), std::string::npos) << err.what();
+  }
+}
+
+// Unnamed synthetic splits are two different data sets (a probe evaluated on its training
+// images would report memorisation as accuracy).
+TEST(Probe, UnnamedSyntheticSplitsDiffer) {
+  test::TempDir dir;
+  auto cfg = fmnist_probe(dir, {"probe.train={kind: synthetic, size: 8, classes: 2}",
+                                "probe.val={kind: synthetic, size: 8, classes: 2}", "probe.batch_size=8"});
+  ASSERT_NE(cfg.probe.train_data->name, cfg.probe.val_data->name);
+  data::Loader train(config::probe_loader_config(cfg, true, false, 0, 1));
+  data::Loader val(config::probe_loader_config(cfg, false, false, 0, 1));
+  auto a = train.next(), b = val.next();
+  ASSERT_TRUE(a && b);
+  EXPECT_FALSE(torch::equal(a->images, b->images));
 }
 
 // The grid trains its heads independently: head (1e-3, 0.05) of a 2 x 2 grid ends exactly

@@ -14,10 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "aim/config/run_config.h"
 #include "aim/error.h"
 #include "aim/scale/scaling_fit.h"
 #include "aim/scale/sweep.h"
 #include "aim/scale/sweep_report.h"
+#include "aim/scale/sweep_runner.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -115,6 +117,89 @@ TEST(ScalingFit, ReportFitsMatchHandComputedValues) {
   EXPECT_NEAR(f.loss_vs_compute.b, by_hand.b, 1e-12);
   EXPECT_NEAR(f.accuracy_loss_pearson, -1.0, 1e-12);
   EXPECT_NEAR(f.accuracy_vs_loss.slope, -0.25, 1e-12);
+}
+
+// Fits use finished points only (a failed, diverged or stale point's loss is no evidence),
+// and several runs at one (model size, data size) count by their best loss, not the last.
+TEST(ScalingFit, OnlyDonePointsEnterTheFitsAndTheBestRunPerSizeAndDataCounts) {
+  std::vector<scale::PointResult> rs;
+  auto add = [&](int64_t n, int64_t d, double loss, const char* status) {
+    scale::PointResult r;
+    r.name = std::to_string(rs.size());
+    r.status = status;
+    r.trunk_params = n;
+    r.unique_images = d;
+    r.val_loss = loss;
+    r.probe_top1 = std::nan("");
+    r.val_curve = {{10, 1e9 * (1 + rs.size()), loss}};
+    rs.push_back(r);
+  };
+  add(1000000, 1000, 2.0, "done");
+  add(1000000, 1000, 5.0, "done");  // same size and data (another lr, say), worse, listed last
+  add(1000000, 10000, 1.0, "done");
+  add(1000000, 100000, 1e-3, "failed");
+  add(1000000, 100000, 1e-4, "diverged");
+  add(10000000, 1000, 1e-6, "stale");
+  add(10000000, 1000, 1e-7, "running");
+  const auto f = scale::fit_scaling(rs);
+  ASSERT_EQ(f.loss_vs_data.size(), 1u);
+  EXPECT_EQ(f.loss_vs_data[0].second.n, 2);
+  EXPECT_NEAR(f.loss_vs_data[0].second.b, std::log(0.5) / std::log(10.0), 1e-12);  // (1k, 2.0), (10k, 1.0)
+  EXPECT_FALSE(f.loss_vs_params.valid());  // one finished model size
+  for (const auto& [flops, loss] : f.frontier) EXPECT_GE(loss, 1.0) << flops;  // no unfinished curve
+}
+
+// collect_results reads each run's own files: a run whose last losses rose above its first, or
+// went non-finite, is "diverged"; a run of another config than the sweep asks now is "stale",
+// naming the key; the report lists every point left out of the fits and why.
+TEST(SweepReport, DivergedAndStaleRunsAreLeftOutAndNamed) {
+  test::TempDir dir;
+  std::ofstream(dir.file("sweep.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                        << "overrides: [train.steps=4]\n"
+                                        << "points: [{model.width: 16}, {model.width: 32}, {model.width: 48}]\n"
+                                        << "out_dir: " << dir.file("out") << "\nprobe: false\n";
+  const auto s = scale::load_sweep(dir.file("sweep.yaml"));
+  const auto pts = scale::expand_points(s);
+  const std::vector<std::string> metrics = {
+      R"({"step": 1, "loss": 2.0})" "\n" R"({"step": 4, "loss": 1.0, "val_loss": 1.1})" "\n",
+      R"({"step": 1, "loss": 2.0})" "\n" R"({"step": 4, "loss": null})" "\n",  // NaN, as metrics.jsonl writes it
+      R"({"step": 1, "loss": 1.0})" "\n" R"({"step": 4, "loss": 9.0, "val_loss": 9.5})" "\n"};
+  for (size_t i = 0; i < pts.size(); ++i) {
+    fs::create_directories(pts[i].dir);
+    std::ofstream(pts[i].dir + "/config.yaml")
+        << config::to_yaml(config::load_run_config(s.base, scale::point_overrides(s, pts[i])));
+    std::ofstream(pts[i].dir + "/trunk.safetensors") << "x";
+    std::ofstream(pts[i].dir + "/metrics.jsonl") << metrics[i];
+  }
+  auto rs = scale::collect_results(s, pts);
+  ASSERT_EQ(rs.size(), 3u);
+  EXPECT_EQ(rs[0].status, "done");
+  EXPECT_EQ(rs[1].status, "diverged");
+  EXPECT_NE(rs[1].note.find("non-finite"), std::string::npos) << rs[1].note;
+  EXPECT_EQ(rs[2].status, "diverged");
+  EXPECT_NE(rs[2].note.find("above the first"), std::string::npos) << rs[2].note;
+  EXPECT_TRUE(scale::point_finished(s, pts[0]));
+  scale::write_report(s, rs, "", "");
+  const std::string report = read(dir.file("out/report.md"));
+  EXPECT_NE(report.find("- model.width=32 (diverged): diverged: non-finite"), std::string::npos) << report;
+  EXPECT_NE(report.find("- model.width=48 (diverged)"), std::string::npos) << report;
+  EXPECT_NE(report.find("no data axis"), std::string::npos) << report;
+  EXPECT_EQ(report.find("0 of 0"), std::string::npos) << report;
+
+  // The same sweep asked with train.steps=5: every run is stale, by name of the key.
+  const auto s5 = scale::load_sweep(dir.file("sweep.yaml"), {"train.steps=5"});
+  EXPECT_FALSE(scale::point_finished(s5, pts[0]));
+  const auto diff = scale::point_config_differences(s5, pts[0]);
+  ASSERT_EQ(diff.size(), 1u);
+  EXPECT_EQ(diff[0], "train.steps: 4 -> 5");
+  // Keys that cannot change a number are not compared.
+  EXPECT_TRUE(scale::point_config_differences(scale::load_sweep(dir.file("sweep.yaml"), {"train.log_every=7", "data.workers=3"}), pts[0]).empty());
+  rs = scale::collect_results(s5, pts);
+  for (const auto& r : rs) {
+    EXPECT_EQ(r.status, "stale") << r.name;
+    EXPECT_NE(r.note.find("train.steps: 4 -> 5"), std::string::npos) << r.note;
+    EXPECT_EQ(r.steps, 4) << "the report takes steps from the run's own config.yaml";
+  }
 }
 
 TEST(Sweep, ExpandsAxesThenPointsAndQuotesPlans) {
@@ -268,6 +353,78 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
   out = test::capture(kScaleBin + " --config " + dir.file("sweep.yaml") + " --plan");
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 6) << out;  // 5 commands + the exit line
   EXPECT_NE(out.find("train.out_dir="), std::string::npos);
+}
+
+// A sweep re-run with another sweep-wide override (not part of the point names) does not pass
+// the old runs off as new: they are run again (the old ones kept under replaced/), and the
+// report's steps and images come from the runs' own config.yaml. --plan validates every point.
+TEST(SweepCli, ChangedOverrideRunsPointsAgainAndReportsTheirOwnSteps) {
+  test::TempDir dir;
+  std::ofstream(dir.file("sweep.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                        << "overrides: [train.val_every=0, train.ckpt_every=0]\n"
+                                        << "points: [{model.width: 16}]\n"
+                                        << "out_dir: " << dir.file("out") << "\nprobe: false\n";
+  const std::string cmd = kScaleBin + " --config " + dir.file("sweep.yaml") + " --python ''";
+  const std::string point = dir.file("out/model.width=16");
+  auto csv_value = [&](const std::string& column) {
+    const auto rows = parse_csv(read(dir.file("out/results.csv")));
+    EXPECT_EQ(rows.size(), 2u);
+    const auto it = std::find(rows[0].begin(), rows[0].end(), column);
+    EXPECT_NE(it, rows[0].end()) << column;
+    return rows.size() < 2 || it == rows[0].end() ? std::string() : rows[1][it - rows[0].begin()];
+  };
+  std::string out = test::capture(cmd + " train.steps=2");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_EQ(csv_value("steps"), "2");
+  EXPECT_EQ(std::stod(csv_value("images_seen")), 16.0);
+
+  out = test::capture(cmd + " --collect train.steps=3");  // not run yet: stale, and says why
+  EXPECT_EQ(csv_value("status"), "stale") << out;
+  EXPECT_EQ(csv_value("steps"), "2");
+  EXPECT_NE(read(dir.file("out/report.md")).find("train.steps: 2 -> 3"), std::string::npos);
+
+  out = test::capture(cmd + " train.steps=3");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("another config (train.steps: 2 -> 3)"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 run (1 again"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 already done"), std::string::npos) << out;
+  EXPECT_EQ(csv_value("status"), "done");
+  EXPECT_EQ(csv_value("steps"), "3");
+  EXPECT_EQ(std::stod(csv_value("images_seen")), 24.0);
+  EXPECT_NE(read(dir.file("out/report.md")).find("| model.width=16 | done | 7.12k | 3 |"), std::string::npos)
+      << read(dir.file("out/report.md"));
+  const auto now = test::metric_by_step(point), old = test::metric_by_step(dir.file("out/replaced/model.width=16"));
+  ASSERT_FALSE(now.empty());
+  ASSERT_FALSE(old.empty());  // kept aside, not deleted
+  EXPECT_EQ(now.rbegin()->first, 3);
+  EXPECT_EQ(old.rbegin()->first, 2);
+
+  out = test::capture(cmd + " train.steps=3");  // now current: skipped
+  EXPECT_NE(out.find("1 already done"), std::string::npos) << out;
+
+  std::ofstream(dir.file("bad.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                      << "points: [{model.width: 16}, {model.width: 64, model.heads: 3}]\n"
+                                      << "out_dir: " << dir.file("bad") << "\nprobe: false\n";
+  out = test::capture(kScaleBin + " --config " + dir.file("bad.yaml") + " --plan");
+  EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
+  EXPECT_NE(out.find("point model.width=64,model.heads=3: model."), std::string::npos) << out;
+
+  // Pictures of both runs (scripts/plot_runs.py): loss, lr, throughput; no validation here.
+  const bool mpl = std::system((std::string(AIM_PYTHON) + " -c 'import matplotlib' 2>/dev/null").c_str()) == 0;
+  AIM_REQUIRE_DEPENDENCY(mpl, "matplotlib (python3-matplotlib)");
+  out = test::capture(std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR + "/scripts/plot_runs.py " + point + " " +
+                      dir.file("out/replaced/model.width=16") + " --out " + dir.file("plots"));
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  for (const char* png : {"loss.png", "lr.png", "throughput.png"}) {
+    ASSERT_TRUE(fs::exists(dir.path() / "plots" / png)) << png << out;
+    EXPECT_GT(fs::file_size(dir.path() / "plots" / png), 1000u) << png;
+  }
+  EXPECT_FALSE(fs::exists(dir.path() / "plots" / "val_loss.png"));
+  EXPECT_NE(out.find("validation loss: no data"), std::string::npos) << out;
+  out = test::capture(std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR + "/scripts/plot_runs.py " + dir.file("nothing"));
+  EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+  EXPECT_EQ(out.find("[exit 0]"), std::string::npos) << out;
+
 }
 
 }  // namespace

@@ -92,8 +92,9 @@ void validate(const RunConfig& cfg, int world_size = 1, bool check_paths = true)
 
 /// Checks the probe section (and the model it probes) for aim-probe: splits present, kinds,
 /// block spec, grid values, batch divisible by the world size; with check_paths, the data and
-/// weight paths. Throws aim::Error naming the key.
-void validate_probe(const RunConfig& cfg, int world_size = 1, bool check_paths = true);
+/// weight paths. `needs_train_split` = false for evaluating or applying a saved probe
+/// (--eval-only, --predict), which never reads probe.train. Throws aim::Error naming the key.
+void validate_probe(const RunConfig& cfg, int world_size = 1, bool check_paths = true, bool needs_train_split = true);
 
 /// The fully resolved config as YAML: every key, re-loadable into an equal RunConfig.
 std::string to_yaml(const RunConfig& cfg);

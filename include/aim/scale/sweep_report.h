@@ -16,7 +16,10 @@ struct CurvePoint {
 
 struct PointResult {
   std::string name;
-  std::string status;  // done | failed | running (partial metrics) | missing
+  // done | diverged (finished, but its final loss is non-finite or above its first) | failed |
+  // stale (its directory holds a run of another config) | running (partial metrics) | missing.
+  // Only "done" points enter the fits and trends.
+  std::string status;
   std::vector<std::pair<std::string, std::string>> values;
   int64_t trunk_params = 0, total_params = 0;
   double flops_per_image = 0;   // training FLOPs per image (forward + backward)
@@ -26,11 +29,13 @@ struct PointResult {
   double train_loss = 0, val_loss = 0, probe_top1 = 0;  // NaN when absent
   std::vector<CurvePoint> val_curve;
   std::string error;
+  std::string note;  // why a point that is not "done" is left out of the fits (one line)
 };
 
-/// Reads each point's directory (metrics.jsonl, probe/results.json, point.json) and its
-/// resolved config (parameters, FLOPs, images). Works on runs made by aim-scale or by a
-/// scheduler running the --plan lines.
+/// Reads each point's directory (metrics.jsonl, probe/results.json, point.json) and the run's
+/// own config.yaml (parameters, FLOPs, steps, batch, unique images; the sweep's config only for
+/// a point with no run yet). Works on runs made by aim-scale or by a scheduler running the
+/// --plan lines.
 std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::vector<SweepPoint>& points);
 
 struct ScalingFits {
@@ -41,6 +46,8 @@ struct ScalingFits {
   LinearFit accuracy_vs_loss;
   std::vector<std::pair<double, double>> frontier;  // (FLOPs, val loss)
 };
+/// Fits over the "done" points only (failed, diverged, stale and unfinished ones are left out);
+/// per (model size, data size) the best final validation loss counts.
 ScalingFits fit_scaling(const std::vector<PointResult>& results);
 
 /// Writes results.csv, curves.csv, fits.json and report.md under sweep.out_dir, then draws

@@ -6,8 +6,18 @@
 
 namespace aim::scale {
 
-/// A point is finished when its run exported the trunk and, for probed sweeps, wrote the
-/// probe's results.json — whoever ran it (aim-scale, or a scheduler running --plan's lines).
+/// What differs between the run in a point's directory (the config.yaml aim-train wrote) and
+/// the config the sweep asks for now (base + overrides + the point's values), one
+/// "key: run's value -> sweep's value" per key. Keys that cannot change a result are not
+/// compared: paths (train.out_dir, probe.out_dir, probe.weights), logging and checkpoint
+/// cadence, device, threads, micro-batch size, loader workers and retries. Empty when they
+/// agree or when the directory holds no run (no config.yaml and no trunk.safetensors).
+/// Point names leave out the sweep-wide overrides; this check is what catches a change there.
+std::vector<std::string> point_config_differences(const SweepConfig& sweep, const SweepPoint& point);
+
+/// A point is finished when its run exported the trunk, wrote the probe's results.json (for
+/// probed sweeps) and was made with the config the sweep asks for now (no
+/// point_config_differences) — whoever ran it (aim-scale, or a scheduler running --plan's lines).
 bool point_finished(const SweepConfig& sweep, const SweepPoint& point);
 
 struct PointOutcome {
@@ -16,10 +26,13 @@ struct PointOutcome {
   int exit_code = 0;
   double seconds = 0;
   std::string error;   // the tail of the point's log when it failed
+  std::string replaced;  // where an older run of another config was moved ("" if none)
 };
 
 /// Runs every unfinished point as `launcher aim_train args...`, `sweep.jobs` at a time, each
-/// with stdout/stderr appended to <point>/log.txt. A failed point is recorded in
+/// with stdout/stderr appended to <point>/log.txt. A point whose directory holds a run of
+/// another config (point_config_differences) is run again from scratch: its old directory is
+/// moved to <out_dir>/replaced/<point> (then .2, .3, ...) with a warning naming the keys. A failed point is recorded in
 /// <point>/point.json with its exit code and log tail, and the sweep goes on; re-running
 /// retries it (aim-train resumes from its newest checkpoint). `on_finish` reports progress.
 std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
