@@ -78,6 +78,7 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   torch::manual_seed(tc.seed);
   run->net = model::AimPretrainModel(cfg.model);
   run->net->to(run->device);
+  run->net->set_activation_checkpointing(tc.activation_checkpointing == "full");
   run->params = run->net->parameters();
   run->opt = optim::make_adamw(*run->net, cfg.optim);
   run->ckpt = std::make_unique<CheckpointManager>(tc.out_dir, env.rank, env.world_size,

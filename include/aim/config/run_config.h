@@ -39,6 +39,8 @@ struct TrainConfig {
   int64_t dist_timeout_s = 600;     // rendezvous and collective timeout: a dead or frozen rank ends the job
   std::string resume = "auto";      // auto: this config's checkpoints only | force: newest usable, any config
   double bucket_mb = 25;            // gradient all-reduce bucket size (MiB) on more than one rank
+  std::string activation_checkpointing = "none";  // none | full: keep only block inputs, recompute in backward
+  double memory_gb = 0;             // per-device budget for the --dry-run memory plan; 0 = the GPU's memory (none on CPU)
 
   bool operator==(const TrainConfig& o) const;
 };
