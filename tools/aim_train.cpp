@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     if (dry_run) {
       aim::config::validate(cfg, env.world_size, /*check_paths=*/true);
       std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size)
-                << aim::train::describe_memory_plan(aim::train::plan_memory_for_dry_run(cfg, env.world_size));
+                << aim::train::describe_memory_plan(aim::train::plan_memory_for_config(cfg, env.world_size));
       return 0;
     }
     // One process group for training and the optional probe that follows.

@@ -152,7 +152,7 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   return p;
 }
 
-MemoryPlan plan_memory_for_dry_run(const config::RunConfig& cfg, int world_size) {
+MemoryPlan plan_memory_for_config(const config::RunConfig& cfg, int world_size) {
   const auto& want = cfg.train.device;
   const bool cuda_here = want != "cpu" && torch::cuda::is_available();
   PlanTarget t;

@@ -9,6 +9,7 @@
 #include "aim/io/atomic_file.h"
 #include "aim/optim/optimizer.h"
 #include "aim/runtime/device.h"
+#include "aim/train/memory_plan.h"
 #include "aim/train/prefix_sampler.h"
 #include "aim/train/trainer.h"
 
@@ -72,7 +73,7 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
     fs::create_directories(tc.out_dir);
     io::write_file_atomic((fs::path(tc.out_dir) / "config.yaml").string(), config::to_yaml(cfg));
     spdlog::info("resolved config:\n{}", config::to_yaml(cfg));
-    spdlog::info("{}", describe_run(cfg, env.world_size));
+    spdlog::info("{}{}", describe_run(cfg, env.world_size), describe_memory_plan(plan_memory_for_config(cfg, env.world_size)));
   }
 
   torch::manual_seed(tc.seed);

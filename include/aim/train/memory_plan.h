@@ -48,9 +48,10 @@ struct MemoryPlan {
 /// The plan for `cfg` on `world_size` data-parallel ranks. budget_bytes = 0: no budget.
 MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget target, double budget_bytes);
 
-/// Which device the dry run plans for (train.device; auto = CUDA when available) and its
-/// budget: train.memory_gb, else the GPU's memory on CUDA, else none.
-MemoryPlan plan_memory_for_dry_run(const config::RunConfig& cfg, int world_size);
+/// The plan for the device the config selects (train.device; auto = CUDA when available, as
+/// runtime::select_device) and its budget: train.memory_gb, else the GPU's memory on CUDA,
+/// else none. What --dry-run prints and a training run logs at its start.
+MemoryPlan plan_memory_for_config(const config::RunConfig& cfg, int world_size);
 
 /// The plan as printed by --dry-run: one line per term, the total, and a verdict line that
 /// says `fits` or `does not fit` (with the largest micro-batch that fits).
