@@ -28,9 +28,11 @@
 // (2 H K^2 a, explicit path), the MLP's gradients (2rd a per token), the patch targets
 // (K D f), and the loader's uint8 batches on CPU. Fixed: AdamW's step temporaries (two of
 // the largest parameter) and the runtime around the tensors: the CUDA context with
-// cuBLAS/NCCL workspaces on a GPU, the process itself (libraries, allocator) on CPU.
+// cuBLAS/NCCL workspaces on a GPU, the process itself (libraries, allocator) on CPU; with
+// train.sharding=optimizer, the broadcast buffer of one rank's updated slice.
 //
-// Model state per parameter: 4 B weights + 4 B gradients + 8 B AdamW moments, plus 4 B of
+// Model state per parameter: 4 B weights + 4 B gradients + 8 B AdamW moments (8 B / N with
+// train.sharding=optimizer: each rank keeps them for its 1/N slice), plus 4 B of
 // GradientSync buckets on more than one rank and 2 B of autocast's bf16 weight copies (kept by
 // backward) under bf16.
 #include "aim/train/memory_plan.h"
@@ -117,11 +119,14 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   const double n = static_cast<double>(p.parameters);
   p.params = 4 * n;
   p.grads = 4 * n;
-  p.optimizer = 8 * n;
+  p.sharded_optimizer = cfg.train.sharding == "optimizer";
+  p.optimizer = 8 * n / (p.sharded_optimizer ? world_size : 1);  // ZeRO-1: this rank's slice only
   p.grad_buckets = world_size > 1 ? 4 * n : 0;
   p.weight_casts = p.bf16 ? 2 * n : 0;
   p.budget = budget_bytes;
-  const double fixed_ws = 2 * kF * largest_parameter(cfg.model) + (target.cuda ? kCudaRuntime : kCpuRuntime);
+  // Sharded: the buffer that carries one rank's updated slice to the others (4 B x n / N).
+  const double fixed_ws = 2 * kF * largest_parameter(cfg.model) + (target.cuda ? kCudaRuntime : kCpuRuntime) +
+                          (p.sharded_optimizer && world_size > 1 ? kF * n / world_size : 0);
   const double state = p.params + p.grads + p.optimizer + p.grad_buckets + p.weight_casts;
   auto total_at = [&](int64_t batch, Activations* keep) {
     const auto act = activations(cfg, batch, target, p.bf16);
@@ -172,7 +177,8 @@ std::string describe_memory_plan(const MemoryPlan& p) {
     << (p.checkpointing ? "full" : "none") << "):\n"
     << "    parameters " << gb(p.params) << " (" << fmt::format("{:.3f}", p.parameters / 1e9) << " G x 4 B)\n"
     << "    gradients " << gb(p.grads) << "\n"
-    << "    optimizer state " << gb(p.optimizer) << " (AdamW: 2 fp32 moments)\n";
+    << "    optimizer state " << gb(p.optimizer) << " (AdamW: 2 fp32 moments"
+    << (p.sharded_optimizer ? ", sharded over " + std::to_string(p.world_size) + " ranks" : std::string()) << ")\n";
   if (p.grad_buckets > 0) o << "    gradient all-reduce buckets " << gb(p.grad_buckets) << "\n";
   if (p.weight_casts > 0) o << "    bf16 weight copies " << gb(p.weight_casts) << "\n";
   o << "    activations per micro-batch " << gb(p.activations()) << " (no checkpointing " << gb(p.activations_full)

@@ -48,6 +48,10 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
   // compute-dtype activations.
   auto two = train::plan_memory(cfg, 2, train::PlanTarget{}, 0);
   EXPECT_DOUBLE_EQ(two.grad_buckets, 4.0 * n);
+  // train.sharding=optimizer keeps AdamW's moments for this rank's slice only.
+  cfg.train.sharding = "optimizer";
+  EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 3, train::PlanTarget{}, 0).optimizer, 8.0 * n / 3);
+  cfg.train.sharding = "none";
   cfg.train.precision = "bf16";
   auto gpu = train::plan_memory(cfg, 1, train::PlanTarget{true, true}, 0);
   EXPECT_TRUE(gpu.bf16);
