@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
+#include <dlfcn.h>
 
 namespace aim::compat {
 
@@ -31,6 +32,35 @@ void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
 }
 
 void clear_autocast_cache() { at::autocast::clear_cache(); }
+
+AutocastState cuda_autocast_state() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return {at::autocast::is_autocast_enabled(at::kCUDA), at::autocast::get_autocast_dtype(at::kCUDA)};
+#else
+  return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+#endif
+}
+
+AutocastGuard::AutocastGuard(AutocastState state) : previous_(cuda_autocast_state()) {
+  changed_ = state.enabled != previous_.enabled || (state.enabled && state.dtype != previous_.dtype);
+  if (changed_) set_cuda_autocast(state.enabled, state.dtype);
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!changed_) return;
+  if (!previous_.enabled) clear_autocast_cache();  // the casts made under this guard
+  set_cuda_autocast(previous_.enabled, previous_.dtype);
+}
+
+double cuda_total_memory_bytes() {
+  // cudaError_t cudaMemGetInfo(size_t* free, size_t* total): the runtime's symbol, present in
+  // the process when LibTorch was built with CUDA (libtorch_cuda links libcudart).
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  auto fn = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+  size_t free_bytes = 0, total_bytes = 0;
+  if (!fn || fn(&free_bytes, &total_bytes) != 0) return 0;
+  return static_cast<double>(total_bytes);
+}
 
 const char* torch_version() { return TORCH_VERSION; }
 

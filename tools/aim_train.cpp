@@ -18,6 +18,7 @@
 #include "aim/probe/probe_runner.h"
 #include "aim/runtime/device.h"
 #include "aim/runtime/stop_request.h"
+#include "aim/train/memory_plan.h"
 #include "aim/train/trainer.h"
 
 namespace {
@@ -60,15 +61,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (nproc > 0) {
+    // --dry-run starts no ranks: it plans for --nproc-per-node of them.
+    if (nproc > 0 && !dry_run) {
       std::vector<std::string> args = {argv[0], "--config", config_path};
-      if (dry_run) args.push_back("--dry-run");
       args.insert(args.end(), overrides.begin(), overrides.end());
       return aim::dist::launch_local(nproc, args);
     }
     // SIGTERM / SIGUSR1 / SIGINT: finish the step, checkpoint, exit 128 + signal.
     aim::runtime::install_stop_handlers();
-    const auto env = aim::dist::dist_env_from_environment();
+    auto env = aim::dist::dist_env_from_environment();
+    if (dry_run && nproc > 0) env.world_size = nproc;
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
     auto cfg = aim::config::load_run_config(config_path, overrides);
     if (env.rank == 0 && !cfg.data.val && cfg.train.val_every > 0 && cfg.train.val_every <= cfg.train.steps)
@@ -77,7 +79,8 @@ int main(int argc, char** argv) {
                    cfg.train.val_every);
     if (dry_run) {
       aim::config::validate(cfg, env.world_size, /*check_paths=*/true);
-      std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size);
+      std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size)
+                << aim::train::describe_memory_plan(aim::train::plan_memory_for_config(cfg, env.world_size));
       return 0;
     }
     // One process group for training and the optional probe that follows.

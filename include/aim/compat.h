@@ -41,6 +41,34 @@ inline std::string optimizer_state_key(const at::Tensor& p) {
 void set_cuda_autocast(bool enabled, at::ScalarType dtype);
 void clear_autocast_cache();
 
+/// This thread's CUDA autocast setting (thread-local in LibTorch), so an activation
+/// checkpoint can recompute a block in backward, possibly on another thread, as its
+/// forward ran.
+struct AutocastState {
+  bool enabled = false;
+  at::ScalarType dtype = at::kBFloat16;
+};
+AutocastState cuda_autocast_state();
+
+/// Sets a state for a scope and restores the thread's previous one after it (clearing
+/// the cast cache when it turned autocast on, as leaving torch.autocast does).
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(AutocastState state);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  AutocastState previous_;
+  bool changed_;
+};
+
+/// Total memory of CUDA device 0 in bytes, through the CUDA runtime that a CUDA LibTorch has
+/// loaded (looked up at run time, so CPU builds need no CUDA headers); 0 when there is none.
+/// Creates the CUDA context: call it only where CUDA is available and about to be used.
+double cuda_total_memory_bytes();
+
 /// Torch version as "major.minor.patch", for logs and run summaries.
 const char* torch_version();
 

@@ -148,6 +148,8 @@ std::string run_identity(const RunConfig& cfg) {
   t.resume = defaults.resume;
   t.bucket_mb = defaults.bucket_mb;
   t.tensorboard = defaults.tensorboard;
+  t.activation_checkpointing = defaults.activation_checkpointing;  // same math, less memory
+  t.memory_gb = defaults.memory_gb;
   c.data.workers = DataSection().workers;
   c.data.prefetch = DataSection().prefetch;
   c.data.stream_lanes = DataSection().stream_lanes;

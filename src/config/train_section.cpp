@@ -10,11 +10,11 @@ namespace aim::config {
 bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
                   keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
-                  dist_timeout_s, resume, bucket_mb, tensorboard) ==
+                  dist_timeout_s, resume, bucket_mb, tensorboard, activation_checkpointing, memory_gb, sharding) ==
          std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
                   o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
                   o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume, o.bucket_mb,
-                  o.tensorboard);
+                  o.tensorboard, o.activation_checkpointing, o.memory_gb, o.sharding);
 }
 
 namespace detail {
@@ -23,6 +23,8 @@ namespace {
 const std::vector<std::string> kPrecisions = {"bf16", "fp32"};
 const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
 const std::vector<std::string> kResumeModes = {"auto", "force"};
+const std::vector<std::string> kCheckpointingModes = {"none", "full"};
+const std::vector<std::string> kShardingModes = {"none", "optimizer"};
 
 std::string micro_batch_suggestions(int64_t batch, int world) {
   if (batch % world != 0) return "";
@@ -58,6 +60,9 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       choice("resume", &T::resume, kResumeModes),
       plain("bucket_mb", &T::bucket_mb),
       plain("tensorboard", &T::tensorboard),
+      choice("activation_checkpointing", &T::activation_checkpointing, kCheckpointingModes),
+      choice("sharding", &T::sharding, kShardingModes),
+      plain("memory_gb", &T::memory_gb),
   };
   return f;
 }
@@ -94,6 +99,15 @@ void validate_train_section(const TrainConfig& t, int world_size) {
     fail("train.resume", expect_one_of(t.resume, kResumeModes));
   if (!(t.bucket_mb > 0) || !std::isfinite(t.bucket_mb))
     fail("train.bucket_mb", "must be > 0 (MiB per gradient all-reduce bucket), got " + num(t.bucket_mb));
+  if (std::find(kCheckpointingModes.begin(), kCheckpointingModes.end(), t.activation_checkpointing) ==
+      kCheckpointingModes.end())
+    fail("train.activation_checkpointing", expect_one_of(t.activation_checkpointing, kCheckpointingModes));
+  if (std::find(kShardingModes.begin(), kShardingModes.end(), t.sharding) == kShardingModes.end())
+    fail("train.sharding", expect_one_of(t.sharding, kShardingModes) +
+                               (t.sharding == "gradients" ? " (gradient sharding is not implemented yet)" : ""));
+  if (!(t.memory_gb >= 0) || !std::isfinite(t.memory_gb))
+    fail("train.memory_gb", "must be >= 0 (GB per device; 0 = the GPU's memory, no budget on CPU), got " +
+                                num(t.memory_gb));
 
 }
 

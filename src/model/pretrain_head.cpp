@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "aim/model/activation_checkpoint.h"
 #include "aim/model/block.h"
 #include "aim/model/preprocessor.h"
 #include "aim/model/sincos.h"
@@ -40,7 +41,14 @@ torch::Tensor PretrainHeadImpl::forward_rows(const torch::Tensor& x, const torch
 }
 
 torch::Tensor PretrainHeadImpl::run(torch::Tensor h) {
-  for (const auto& block : *blocks) h = block->as<MlpBlockImpl>()->forward(h);
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    if (checkpointing_) {
+      auto block = blocks->ptr<MlpBlockImpl>(i);
+      h = checkpoint([block](const torch::Tensor& t) { return block->forward(t); }, h);
+    } else {
+      h = blocks[i]->as<MlpBlockImpl>()->forward(h);
+    }
+  }
   return proj_out->forward(norm->forward(h));
 }
 

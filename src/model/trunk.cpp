@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "aim/error.h"
+#include "aim/model/activation_checkpoint.h"
 
 namespace aim::model {
 
@@ -27,9 +28,18 @@ TrunkOutput TrunkImpl::forward(const torch::Tensor& tokens, const AttentionMask&
   }
   TrunkOutput out;
   out.blocks.resize(capture.size());
+  // A checkpointed block recomputes in backward, after this frame is gone: it shares one
+  // copy of the mask (and so one cached mask tensor) with the other blocks.
+  std::shared_ptr<const AttentionMask> kept_mask;
+  if (checkpointing_) kept_mask = std::make_shared<const AttentionMask>(mask);
   auto x = tokens;
   for (int64_t i = 0; i <= last; ++i) {
-    x = blocks[i]->as<BlockImpl>()->forward(x, mask);
+    if (kept_mask) {
+      auto block = blocks->ptr<BlockImpl>(i);
+      x = checkpoint([block, kept_mask](const torch::Tensor& t) { return block->forward(t, *kept_mask); }, x);
+    } else {
+      x = blocks[i]->as<BlockImpl>()->forward(x, mask);
+    }
     for (size_t c = 0; c < capture.size(); ++c)
       if (capture[c] == i) out.blocks[c] = x;
   }

@@ -17,6 +17,11 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& module,
   std::vector<torch::Tensor> decay, no_decay;
   for (const auto& p : module.named_parameters())
     if (p.value().requires_grad()) (decays(p.key(), p.value()) ? decay : no_decay).push_back(p.value());
+  return make_adamw(std::move(decay), std::move(no_decay), cfg);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(std::vector<torch::Tensor> decay, std::vector<torch::Tensor> no_decay,
+                                                const OptimConfig& cfg) {
   auto base = torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(

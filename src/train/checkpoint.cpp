@@ -116,6 +116,83 @@ StagedOptimizerState stage_optimizer_state(const torch::optim::AdamW& opt,
   return staged;
 }
 
+// Sharded AdamW state: every rank's file holds its pieces; a piece of this rank's layout is
+// assembled from whichever saved pieces overlap it, so the world size may change.
+std::vector<std::pair<std::string, torch::Tensor>> sharded_optimizer_state(const torch::optim::AdamW& opt,
+                                                                           const std::vector<ShardPiece>& shards) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& s : shards) {
+    auto it = opt.state().find(compat::optimizer_state_key(s.leaf));
+    if (it == opt.state().end()) continue;
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    const std::string prefix = "optim.p" + std::to_string(s.param) + ".b" + std::to_string(s.begin) + ".";
+    out.emplace_back(prefix + "step", torch::tensor({st.step()}, torch::kInt64));
+    out.emplace_back(prefix + "exp_avg", st.exp_avg());
+    out.emplace_back(prefix + "exp_avg_sq", st.exp_avg_sq());
+  }
+  return out;
+}
+
+StagedOptimizerState stage_sharded_state(const std::vector<ShardPiece>& shards, const std::vector<int64_t>& numels,
+                                         const fs::path& dir, int saved_world) {
+  StagedOptimizerState staged;
+  if (shards.empty()) return staged;
+  std::vector<int64_t> offset(numels.size() + 1, 0);
+  for (size_t k = 0; k < numels.size(); ++k) offset[k + 1] = offset[k] + numels[k];
+  const int64_t total = offset.back();
+  const int64_t lo = offset[shards.front().param] + shards.front().begin;
+  const int64_t hi = offset[shards.back().param] + shards.back().end;
+  struct Saved {
+    int64_t begin, step;
+    torch::Tensor m, v;
+  };
+  std::map<int64_t, std::vector<Saved>> saved;  // by parameter
+  for (int r = 0; r < saved_world; ++r) {
+    const auto [rlo, rhi] = shard_range(total, r, saved_world);
+    if (rhi <= lo || rlo >= hi) continue;  // only the files that overlap this rank's range
+    const std::string path = (dir / ("optim_rank" + std::to_string(r) + ".safetensors")).string();
+    std::map<std::string, torch::Tensor> by_name;
+    for (auto& [n, t] : io::load_safetensors(path).tensors) by_name[n] = t;
+    for (const auto& [name, t] : by_name) {
+      long long k = 0, b = 0;
+      char field[32] = {0};
+      if (std::sscanf(name.c_str(), "optim.p%lld.b%lld.%31s", &k, &b, field) != 3)
+        throw Error("optimizer state in '" + path + "' has '" + name + "', which is not a sharded piece");
+      if (std::string(field) != "exp_avg") continue;
+      const std::string prefix = "optim.p" + std::to_string(k) + ".b" + std::to_string(b) + ".";
+      if (!by_name.count(prefix + "exp_avg_sq") || !by_name.count(prefix + "step"))
+        throw Error("optimizer state in '" + path + "' is incomplete for " + prefix);
+      if (k < 0 || k >= static_cast<long long>(numels.size()) || b < 0 || b + t.numel() > numels[k])
+        throw Error("optimizer state in '" + path + "': " + prefix + " lies outside the model (model changed?)");
+      saved[k].push_back({b, by_name.at(prefix + "step").item<int64_t>(), t, by_name.at(prefix + "exp_avg_sq")});
+    }
+  }
+  for (const auto& s : shards) {
+    const int64_t n = s.end - s.begin;
+    auto m = torch::zeros({n}, s.leaf.options().requires_grad(false));
+    auto v = torch::zeros({n}, s.leaf.options().requires_grad(false));
+    int64_t covered = 0, step = -1;
+    for (const auto& p : saved[s.param]) {
+      const int64_t a = std::max(s.begin, p.begin), b = std::min(s.end, p.begin + p.m.numel());
+      if (a >= b) continue;
+      m.slice(0, a - s.begin, b - s.begin).copy_(p.m.slice(0, a - p.begin, b - p.begin));
+      v.slice(0, a - s.begin, b - s.begin).copy_(p.v.slice(0, a - p.begin, b - p.begin));
+      covered += b - a;
+      step = p.step;
+    }
+    if (covered == 0) continue;  // never updated
+    if (covered != n)
+      throw Error("sharded optimizer state in '" + dir.string() + "' covers " + std::to_string(covered) + " of " +
+                  std::to_string(n) + " elements of parameter " + std::to_string(s.param));
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step);
+    st->exp_avg(m);
+    st->exp_avg_sq(v);
+    staged.states.emplace_back(s.leaf, std::move(st));
+  }
+  return staged;
+}
+
 }  // namespace
 
 void load_optimizer_state(torch::optim::AdamW& opt, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
@@ -223,7 +300,9 @@ void CheckpointManager::remove_old(const std::string& just_written) const {
 }
 
 void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const torch::optim::AdamW& opt,
-                             const nlohmann::json& loader_state, const nlohmann::json& meta, dist::Communicator* comm) {
+                             const nlohmann::json& loader_state, const nlohmann::json& meta, dist::Communicator* comm,
+                             const std::vector<ShardPiece>& shards) {
+  const bool sharded = !shards.empty();
   const fs::path partial = fs::path(dir_) / (step_name(step) + ".partial");
   const fs::path final_dir = fs::path(dir_) / step_name(step);
   if (rank_ == 0) {
@@ -232,10 +311,14 @@ void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const
   }
   if (comm) comm->barrier();
   io::write_file_atomic((partial / ("loader_rank" + std::to_string(rank_) + ".json")).string(), loader_state.dump());
+  if (sharded)
+    io::save_safetensors((partial / ("optim_rank" + std::to_string(rank_) + ".safetensors")).string(),
+                         sharded_optimizer_state(opt, shards));
   if (rank_ == 0) {
     io::NamedTensors tensors;
     for (auto& [n, t] : io::state_dict(model)) tensors.emplace_back("model." + n, t);
-    for (auto& [n, t] : optimizer_state(opt)) tensors.emplace_back(n, t);
+    if (!sharded)
+      for (auto& [n, t] : optimizer_state(opt)) tensors.emplace_back(n, t);
     io::save_safetensors((partial / "state.safetensors").string(), tensors);
   }
   if (comm) comm->barrier();
@@ -245,6 +328,7 @@ void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const
     m["world_size"] = world_size_;
     m["run_identity"] = identity_;
     if (!config_yaml_.empty()) m["config"] = config_yaml_;
+    m["optimizer_shards"] = sharded ? world_size_ : 0;
     io::write_file_atomic((partial / "meta.json").string(), m.dump(2));
     fs::remove_all(final_dir);
     fs::rename(partial, final_dir);
@@ -256,7 +340,8 @@ void CheckpointManager::save(int64_t step, const torch::nn::Module& model, const
 
 std::optional<ResumePoint> CheckpointManager::restore_latest(
     torch::nn::Module& model, torch::optim::AdamW& opt, bool force,
-    const std::function<void(const nlohmann::json&)>& check_loader, dist::Communicator* comm) {
+    const std::function<void(const nlohmann::json&)>& check_loader, dist::Communicator* comm,
+    const std::vector<ShardPiece>& shards) {
   std::optional<ResumePoint> chosen;
   StagedOptimizerState staged_opt;
   io::NamedTensors staged_model;
@@ -291,7 +376,14 @@ std::optional<ResumePoint> CheckpointManager::restore_latest(
       }
       // Staging: everything that can reject the checkpoint runs before anything changes.
       io::check_state_dict(model, model_tensors, state_path);
-      auto opt_state = stage_optimizer_state(opt, optim_tensors, state_path);
+      const int saved_shards = meta.value("optimizer_shards", 0);
+      if ((saved_shards > 0) != !shards.empty())
+        throw Error(std::string("its optimizer state is ") + (saved_shards > 0 ? "sharded" : "replicated") +
+                    " but this run's train.sharding " + (shards.empty() ? "is none" : "shards it"));
+      std::vector<int64_t> numels;
+      for (const auto& p : model.parameters()) numels.push_back(p.numel());
+      auto opt_state = saved_shards > 0 ? stage_sharded_state(shards, numels, dir, saved_shards)
+                                        : stage_optimizer_state(opt, optim_tensors, state_path);
       ResumePoint rp;
       rp.step = meta.at("step").get<int64_t>();
       rp.meta = meta;

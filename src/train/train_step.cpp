@@ -66,6 +66,7 @@ StepResult train_step(TrainingRun& run) {
   r.lr = optim::learning_rate(run.step, tc.steps, run.cfg.optim);
   optim::set_learning_rate(*run.opt, r.lr);
   optim::clear_gradients(*run.opt);
+  for (auto& p : run.params) p.mutable_grad() = torch::Tensor();  // the model's own (differ from opt's when sharded)
 
   auto loss_sum = accumulate_gradients(run, r.data_wait);
   run.phase = "clipping and the optimizer step";
@@ -76,7 +77,9 @@ StepResult train_step(TrainingRun& run) {
   r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
   r.stop_requested = ls[2].item<double>() > 0;
   if (r.finite) {
+    if (!run.shards.empty()) shard_gradients(run);  // after clipping, which scaled the full gradients
     run.opt->step();
+    if (!run.shards.empty()) gather_updated_shards(run);
     run.consecutive_bad = 0;
   } else {
     ++run.consecutive_bad;

@@ -9,6 +9,7 @@
 #include "aim/io/atomic_file.h"
 #include "aim/optim/optimizer.h"
 #include "aim/runtime/device.h"
+#include "aim/train/memory_plan.h"
 #include "aim/train/prefix_sampler.h"
 #include "aim/train/trainer.h"
 
@@ -20,7 +21,7 @@ namespace {
 void restore_and_agree(TrainingRun& run) {
   const auto& tc = run.cfg.train;
   auto apply_loader = [&](const nlohmann::json& j) { run.loader->load_state(j.get<data::LoaderState>()); };
-  if (auto rp = run.ckpt->restore_latest(*run.net, *run.opt, tc.resume == "force", apply_loader, run.comm)) {
+  if (auto rp = run.ckpt->restore_latest(*run.net, *run.opt, tc.resume == "force", apply_loader, run.comm, run.shards)) {
     run.step = rp->step;
     run.resumed_from = rp->step;
     run.skipped_total = rp->meta.value("skipped_steps", int64_t(0));
@@ -52,7 +53,63 @@ void restore_and_agree(TrainingRun& run) {
   }
 }
 
+// ZeRO-1: this rank's contiguous range of the flattened parameters, cut into per-parameter
+// pieces that view the parameters' storage; AdamW (same groups, same math) runs on those.
+void shard_optimizer(TrainingRun& run) {
+  const auto named = run.net->named_parameters();
+  int64_t total = 0;
+  for (const auto& p : named) total += p.value().numel();
+  const auto [lo, hi] = shard_range(total, run.env.rank, run.env.world_size);
+  std::vector<torch::Tensor> decay, no_decay;
+  int64_t offset = 0;
+  for (size_t k = 0; k < named.size(); ++k) {
+    const auto& p = named[k].value();
+    const int64_t n = p.numel();
+    const int64_t a = std::max(lo, offset) - offset, b = std::min(hi, offset + n) - offset;
+    offset += n;
+    if (a >= b) continue;
+    auto leaf = p.detach().view({-1}).slice(0, a, b);
+    leaf.requires_grad_(true);
+    run.shards.push_back({static_cast<int64_t>(k), a, b, leaf});
+    (optim::decays(named[k].key(), p) ? decay : no_decay).push_back(leaf);
+  }
+  run.opt = optim::make_adamw(std::move(decay), std::move(no_decay), run.cfg.optim);
+}
+
 }  // namespace
+
+void shard_gradients(TrainingRun& run) {
+  for (auto& s : run.shards) {
+    const auto& g = run.params[s.param].grad();
+    s.leaf.mutable_grad() = g.defined() ? g.view({-1}).slice(0, s.begin, s.end) : torch::Tensor();
+  }
+}
+
+void gather_updated_shards(TrainingRun& run) {
+  if (!run.comm) return;
+  torch::NoGradGuard ng;
+  int64_t total = 0;
+  for (const auto& p : run.params) total += p.numel();
+  for (int r = 0; r < run.env.world_size; ++r) {
+    const auto [lo, hi] = shard_range(total, r, run.env.world_size);
+    auto buf = torch::empty({hi - lo}, run.params.front().options().requires_grad(false));
+    if (r == run.env.rank) {
+      int64_t at = 0;
+      for (const auto& s : run.shards) {
+        buf.slice(0, at, at + s.end - s.begin).copy_(s.leaf);
+        at += s.end - s.begin;
+      }
+    }
+    run.comm->broadcast(buf, r);
+    if (r == run.env.rank) continue;
+    int64_t offset = 0;
+    for (auto& p : run.params) {
+      const int64_t n = p.numel(), a = std::max(lo, offset), b = std::min(hi, offset + n);
+      if (a < b) p.view({-1}).slice(0, a - offset, b - offset).copy_(buf.slice(0, a - lo, b - lo));
+      offset += n;
+    }
+  }
+}
 
 std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in, const dist::DistEnv& env,
                                                 dist::Communicator* comm) {
@@ -86,14 +143,16 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
     io::write_file_atomic(yaml_path, config::to_yaml(cfg));
     // Every key is in the file (and in --dry-run's output); the log keeps to the summary.
     spdlog::info("resolved config (every key, after presets and overrides): {}", yaml_path);
-    spdlog::info("{}", describe_run(cfg, env.world_size));
+    spdlog::info("{}{}", describe_run(cfg, env.world_size), describe_memory_plan(plan_memory_for_config(cfg, env.world_size)));
   }
 
   torch::manual_seed(tc.seed);
   run->net = model::AimPretrainModel(cfg.model);
   run->net->to(run->device);
+  run->net->set_activation_checkpointing(tc.activation_checkpointing == "full");
   run->params = run->net->parameters();
-  run->opt = optim::make_adamw(*run->net, cfg.optim);
+  if (tc.sharding == "optimizer") shard_optimizer(*run);
+  else run->opt = optim::make_adamw(*run->net, cfg.optim);
   run->ckpt = std::make_unique<CheckpointManager>(tc.out_dir, env.rank, env.world_size,
                                                   static_cast<int>(tc.keep_checkpoints), config::run_identity(cfg),
                                                   config::to_yaml(cfg));
@@ -127,7 +186,7 @@ void save_checkpoint(TrainingRun& run) {
   const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json meta = {{"skipped_steps", run.skipped_total}, {"fingerprint", config::fingerprint(run.cfg)},
                          {"images_seen", run.step * run.cfg.train.batch_size}};
-  run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm);
+  run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm, run.shards);
   if (run.is_rank0())
     spdlog::info("checkpoint of step {} saved in {} ({:.1f} s)", run.step, run.ckpt->directory(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -29,7 +29,8 @@ struct TrainingRun {
   bool bf16 = false;  // autocast on CUDA
   model::AimPretrainModel net{nullptr};
   std::vector<torch::Tensor> params;
-  std::unique_ptr<torch::optim::AdamW> opt;
+  std::unique_ptr<torch::optim::AdamW> opt;  // over `params`, or over `shards` (train.sharding=optimizer)
+  std::vector<ShardPiece> shards;            // this rank's pieces of the flattened parameters; empty = replicated
   std::unique_ptr<CheckpointManager> ckpt;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<data::Loader> val_loader;  // data.val's limited eval pass, built at the first validation
@@ -77,6 +78,12 @@ StepResult train_step(TrainingRun& run);
 
 /// The validation loss (see validation.cpp for which images), -1 without data.val.
 double validation_loss(TrainingRun& run);
+
+/// train.sharding=optimizer: sets each shard piece's gradient (a view of its parameter's
+/// reduced gradient) before the optimizer step, and after it sends every rank's updated
+/// pieces to all others (one broadcast per owner), so all ranks hold the same weights.
+void shard_gradients(TrainingRun& run);
+void gather_updated_shards(TrainingRun& run);
 
 /// Saves a resumable checkpoint at run.step.
 void save_checkpoint(TrainingRun& run);

@@ -19,6 +19,7 @@
 #include "aim/io/safetensors.h"
 #include "aim/io/state_dict.h"
 #include "aim/model/aim_encoder.h"
+#include "aim/model/model_stats.h"
 #include "aim/optim/optimizer.h"
 #include "aim/train/trainer.h"
 #include "data/data_test_util.h"
@@ -195,6 +196,169 @@ TEST(Trainer, TwoGlooRanksMatchOneProcess) {
             2);
   EXPECT_GT(buckets, static_cast<int>(wa.size())) << "every parameter (trunk and head) in its own bucket";
   EXPECT_GT(overlapped, buckets / 2) << "most all-reduces should start while backward runs";
+}
+
+// train.activation_checkpointing=full recomputes every trunk and head block in backward:
+// an fp32 run of 20 steps (with accumulation) must follow the plain run's losses and
+// gradient norms to 1e-6 and end with the same weights.
+TEST(Trainer, ActivationCheckpointingKeepsTheTrajectory) {
+  test::TempDir dir;
+  const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=20", "train.log_every=1",
+                                           "train.val_every=10", "train.ckpt_every=0"};
+  auto with = [&](const std::string& name, const std::string& mode) {
+    auto a = common;
+    a.push_back("train.activation_checkpointing=" + mode);
+    a.push_back("train.out_dir=" + dir.file(name));
+    EXPECT_EQ(run(a), 0) << name;
+  };
+  with("plain", "none");
+  with("ckpt", "full");
+  for (const char* key : {"loss", "grad_norm", "val_loss"}) {
+    auto a = losses(dir.file("plain"), key), b = losses(dir.file("ckpt"), key);
+    ASSERT_EQ(a.size(), std::string(key) == "val_loss" ? 2u : 20u) << key;
+    ASSERT_EQ(b.size(), a.size()) << key;
+    for (auto& [step, v] : a) EXPECT_NEAR(v, b[step], 1e-6 * std::abs(v)) << key << " at step " << step;
+  }
+  const auto wa = io::load_safetensors(dir.file("plain/trunk.safetensors")).tensors;
+  const auto wb = io::load_safetensors(dir.file("ckpt/trunk.safetensors")).tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i)
+    EXPECT_TRUE(torch::allclose(wa[i].second, wb[i].second, 1e-5, 1e-7)) << wa[i].first;
+}
+
+// With 2 Gloo ranks the gradients of checkpointed blocks appear inside the recompute's own
+// backward; GradientSync's hooks must still see each one once (one bucket per parameter
+// here) and start the all-reduces during backward, so the run equals the plain 2-rank run.
+TEST(Trainer, ActivationCheckpointingOnTwoRanksMatchesPlain) {
+  test::TempDir dir;
+  const std::vector<std::string> common = {kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml,
+                                           "train.steps=8", "train.log_every=1", "train.val_every=0",
+                                           "train.batch_size=16", "train.micro_batch_size=4",
+                                           "train.bucket_mb=0.0001", "train.ckpt_every=0"};
+  auto with = [&](const std::string& name, const std::string& mode) {
+    auto a = common;
+    a.push_back("train.activation_checkpointing=" + mode);
+    a.push_back("train.out_dir=" + dir.file(name));
+    EXPECT_EQ(run(a, dir.file(name + ".log")), 0) << slurp(dir.file(name + ".log"));
+  };
+  with("plain", "none");
+  with("ckpt", "full");
+  for (const char* key : {"loss", "grad_norm"}) {
+    auto a = losses(dir.file("plain"), key), b = losses(dir.file("ckpt"), key);
+    ASSERT_EQ(a.size(), 8u) << key;
+    ASSERT_EQ(b.size(), 8u) << key;
+    for (auto& [step, v] : a) EXPECT_NEAR(v, b[step], 1e-6 * std::abs(v)) << key << " at step " << step;
+  }
+  const auto wa = io::load_safetensors(dir.file("plain/trunk.safetensors")).tensors;
+  const auto wb = io::load_safetensors(dir.file("ckpt/trunk.safetensors")).tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i)
+    EXPECT_TRUE(torch::allclose(wa[i].second, wb[i].second, 1e-5, 1e-7)) << wa[i].first;
+  const auto log = slurp(dir.file("ckpt.log"));
+  const auto at = log.find("gradient all-reduce: ");
+  ASSERT_NE(at, std::string::npos) << log;
+  int buckets = 0, overlapped = 0;
+  ASSERT_EQ(std::sscanf(log.c_str() + at, "gradient all-reduce: %d buckets, %d started during backward", &buckets,
+                        &overlapped),
+            2);
+  EXPECT_GT(overlapped, buckets / 2) << "the hooks inside the recompute should start most all-reduces";
+}
+
+// train.sharding=optimizer (ZeRO-1): each rank keeps AdamW state for its slice of the
+// flattened parameters (uneven on 3 ranks), updates it and broadcasts it. With clipping
+// active the losses, gradient norms and final weights equal the replicated run's on the
+// same world size (1e-5) and one process with the same global batch (1e-4).
+TEST(Trainer, ShardedOptimizerMatchesReplicatedOnTwoAndThreeRanks) {
+  test::TempDir dir;
+  const auto cfg = config::load_run_config(kTinyYaml);
+  const int64_t n = model::count_parameters(cfg.model).total();
+  EXPECT_NE(n % 3, 0) << "the 3-rank case should have uneven slices";
+  const std::vector<std::string> common = {kTinyYaml, "train.steps=8", "train.log_every=1", "train.val_every=0",
+                                           "train.batch_size=24", "train.micro_batch_size=4", "train.ckpt_every=0",
+                                           "optim.grad_clip=0.05", "optim.warmup=0"};
+  auto with = [&](const std::string& name, int ranks, const std::string& sharding) {
+    std::vector<std::string> a = {kTrainBin, "--config"};
+    if (ranks > 1) a.insert(a.begin() + 1, {"--nproc-per-node", std::to_string(ranks)});
+    a.insert(a.end(), common.begin(), common.end());
+    a.push_back("train.sharding=" + sharding);
+    a.push_back("train.out_dir=" + dir.file(name));
+    EXPECT_EQ(run(a, dir.file(name + ".log")), 0) << slurp(dir.file(name + ".log"));
+  };
+  with("one", 1, "none");
+  const auto g1 = losses(dir.file("one"), "grad_norm");
+  ASSERT_EQ(g1.size(), 8u);
+  EXPECT_GT(g1.begin()->second, 0.05 * 2) << "clipping should be active";
+  for (int ranks : {2, 3}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks");
+    const std::string rep = "rep" + std::to_string(ranks), sh = "shard" + std::to_string(ranks);
+    with(rep, ranks, "none");
+    with(sh, ranks, "optimizer");
+    for (const char* key : {"loss", "grad_norm"}) {
+      auto a = losses(dir.file(rep), key), b = losses(dir.file(sh), key), o = losses(dir.file("one"), key);
+      ASSERT_EQ(a.size(), 8u) << key;
+      ASSERT_EQ(b.size(), 8u) << key;
+      for (auto& [step, v] : a) {
+        EXPECT_NEAR(b[step], v, 1e-5 * std::abs(v)) << key << " at step " << step;
+        EXPECT_NEAR(b[step], o[step], 1e-4 * std::abs(v)) << key << " against one process at step " << step;
+      }
+    }
+    const auto wa = io::load_safetensors(dir.file(rep + "/trunk.safetensors")).tensors;
+    const auto wb = io::load_safetensors(dir.file(sh + "/trunk.safetensors")).tensors;
+    ASSERT_EQ(wa.size(), wb.size());
+    for (size_t i = 0; i < wa.size(); ++i)
+      EXPECT_TRUE(torch::allclose(wa[i].second, wb[i].second, 1e-5, 1e-7)) << wa[i].first;
+  }
+}
+
+// Sharded checkpoints: every rank writes its own optimizer slice; a 3-rank run killed mid-way
+// resumes on 2 ranks (the slices re-cut on load) and continues with the uninterrupted 3-rank
+// run's losses.
+TEST(Trainer, ShardedCheckpointResumesOnADifferentWorldSize) {
+  test::TempDir dir;
+  auto args = [&](int ranks, const std::string& out) {
+    return std::vector<std::string>{kTrainBin, "--nproc-per-node", std::to_string(ranks), "--config", kTinyYaml,
+                                    "train.steps=40", "train.log_every=1", "train.val_every=0", "train.batch_size=24",
+                                    "train.micro_batch_size=4", "train.ckpt_every=4", "train.sharding=optimizer",
+                                    "train.out_dir=" + out};
+  };
+  ASSERT_EQ(run(args(3, dir.file("straight")), dir.file("straight.log")), 0) << slurp(dir.file("straight.log"));
+  pid_t pid = spawn(args(3, dir.file("killed")));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(dir.file("killed/checkpoints/step_000000008")) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  const std::string ckpt = dir.file("killed/checkpoints/step_000000008");
+  ASSERT_TRUE(fs::exists(ckpt)) << "no checkpoint within the deadline";
+  for (int r = 0; r < 3; ++r) EXPECT_TRUE(fs::exists(ckpt + "/optim_rank" + std::to_string(r) + ".safetensors")) << r;
+  for (const auto& [name, t] : io::load_safetensors(ckpt + "/state.safetensors").tensors)
+    EXPECT_EQ(name.rfind("optim.", 0), std::string::npos) << "rank 0 wrote optimizer state: " << name;
+  // Let the killed ranks' checkpoint writes settle (the launcher's ranks die with it).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const int64_t resume_step = newest_checkpoint(dir.file("killed"));
+  ASSERT_LT(resume_step, 40) << "the run finished before it could be killed";
+  ASSERT_EQ(run(args(2, dir.file("killed")), dir.file("resume.log")), 0) << slurp(dir.file("resume.log"));
+  const auto log = slurp(dir.file("resume.log"));
+  EXPECT_NE(log.find("(step " + std::to_string(resume_step) + ")"), std::string::npos) << log;
+  auto a = losses(dir.file("straight")), b = losses(dir.file("killed"));
+  ASSERT_EQ(a.size(), 40u);
+  ASSERT_EQ(b.size(), 40u);
+  for (auto& [step, loss] : a)
+    if (step > resume_step) EXPECT_NEAR(b[step], loss, 1e-4 * std::abs(loss)) << "step " << step;
+
+  // On the same world size the sharded resume is bit-exact.
+  pid = spawn(args(3, dir.file("again")));
+  const auto deadline2 = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(dir.file("again/checkpoints/step_000000008")) && std::chrono::steady_clock::now() < deadline2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_LT(newest_checkpoint(dir.file("again")), 40);
+  ASSERT_EQ(run(args(3, dir.file("again")), dir.file("again.log")), 0) << slurp(dir.file("again.log"));
+  auto c = losses(dir.file("again"));
+  ASSERT_EQ(c.size(), 40u);
+  for (auto& [step, loss] : a) EXPECT_EQ(c[step], loss) << "step " << step;
 }
 
 // optim.grad_clip bounds the update: with the norm clipped to 1e-12 AdamW's steps shrink

@@ -38,6 +38,12 @@ class AimPretrainModelImpl : public torch::nn::Module {
                          HeadTokens head_tokens = HeadTokens::kAll);
 
   const ModelConfig& config() const { return cfg_; }
+  /// train.activation_checkpointing=full: trunk and head blocks keep only their inputs for
+  /// backward and recompute the rest (model::checkpoint). Same losses and gradients.
+  void set_activation_checkpointing(bool on) {
+    trunk->set_activation_checkpointing(on);
+    pretrain_head->set_activation_checkpointing(on);
+  }
   /// perm [K] int64 of the configured order, undefined for raster.
   const torch::Tensor& order() const { return order_; }
 

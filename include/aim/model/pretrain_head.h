@@ -21,6 +21,8 @@ class PretrainHeadImpl : public torch::nn::Module {
   /// The head on selected tokens only (it is per-token: no attention): x [M, d] holds the
   /// tokens at sequence positions `positions` (int64 [M]); returns [M, P*P*C].
   torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& positions, const torch::Tensor& order);
+  /// Activation checkpointing of every head block (see TrunkImpl).
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
 
   torch::nn::Linear proj_in{nullptr}, proj_out{nullptr};
   torch::nn::ModuleList blocks{nullptr};
@@ -29,6 +31,7 @@ class PretrainHeadImpl : public torch::nn::Module {
  private:
   torch::Tensor run(torch::Tensor h);  // blocks, norm, proj_out
   torch::Tensor pos_;                  // [K, head_width], raster order
+  bool checkpointing_ = false;
 };
 TORCH_MODULE(PretrainHead);
 

@@ -29,8 +29,15 @@ class TrunkImpl : public torch::nn::Module {
   TrunkOutput forward(const torch::Tensor& tokens, const AttentionMask& mask,
                       const std::vector<int64_t>& capture = {}, bool normed_output = true);
 
+  /// Activation checkpointing of every block (model::checkpoint): training keeps only the
+  /// blocks' inputs and recomputes each block in backward. Same values and gradients.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm post_trunk_norm{nullptr};
+
+ private:
+  bool checkpointing_ = false;
 };
 TORCH_MODULE(Trunk);
 

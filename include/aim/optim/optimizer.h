@@ -25,6 +25,10 @@ bool decays(const std::string& name, const torch::Tensor& param);
 
 /// AdamW with two parameter groups: [0] decayed, [1] not decayed.
 std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& module, const OptimConfig& cfg);
+/// The same AdamW over given tensors, already split into the weight-decay group and the rest
+/// (train.sharding=optimizer: this rank's pieces of the parameters).
+std::unique_ptr<torch::optim::AdamW> make_adamw(std::vector<torch::Tensor> decay, std::vector<torch::Tensor> no_decay,
+                                                const OptimConfig& cfg);
 
 /// Learning rate at iteration `step` of `total` (spec §7): linear from warmup_start to lr
 /// over the first warmup*total iterations, then cosine from lr to 0 at `total`.

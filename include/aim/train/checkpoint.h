@@ -18,6 +18,18 @@ namespace aim::train {
 /// Empty when nothing differs; one line saying so when before_yaml is empty (a checkpoint
 /// written before configs were stored with it).
 std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml);
+/// train.sharding=optimizer (ZeRO-1): elements [begin, end) of parameter `param` (position
+/// in model.parameters(), data flattened) belong to this rank. `leaf` is that piece as a view
+/// of the parameter's storage: this rank's AdamW updates it in place and keeps state for it only.
+struct ShardPiece {
+  int64_t param = 0, begin = 0, end = 0;
+  torch::Tensor leaf;
+};
+
+/// Rank r of world w owns the flattened parameters' elements [r*n/w, (r+1)*n/w).
+inline std::pair<int64_t, int64_t> shard_range(int64_t total, int rank, int world) {
+  return {total * rank / world, total * (rank + 1) / world};
+}
 
 /// What a checkpoint restores besides the weights.
 struct ResumePoint {
@@ -32,6 +44,8 @@ struct ResumePoint {
 /// Resumable checkpoints under `<out_dir>/checkpoints/step_<N>/`:
 ///   state.safetensors  model.* weights and optim.* AdamW moments/steps (rank 0)
 ///   loader_rank<R>.json each rank's loader position (streaming sources differ per rank)
+///   optim_rank<R>.safetensors  with sharded optimizer state: rank R's pieces, named
+///                      optim.p<param>.b<begin>.<field>, instead of optim.* in state.safetensors
 ///   meta.json          step, world size, run identity, counters (written last)
 /// All files go to `step_<N>.partial/`, which rank 0 renames once every rank is done, so a
 /// directory named step_<N> is always complete: a crash mid-write can never lose the last
@@ -48,8 +62,11 @@ class CheckpointManager {
                     std::string config_yaml = "");
 
   /// `meta` gets step, world size and identity added.
+  /// `shards` non-empty: `opt` holds this rank's pieces only (train.sharding=optimizer) and
+  /// every rank writes its own optimizer file; no rank ever holds the whole optimizer state.
   void save(int64_t step, const torch::nn::Module& model, const torch::optim::AdamW& opt,
-            const nlohmann::json& loader_state, const nlohmann::json& meta, dist::Communicator* comm);
+            const nlohmann::json& loader_state, const nlohmann::json& meta, dist::Communicator* comm,
+            const std::vector<ShardPiece>& shards = {});
 
   /// Restores the newest usable checkpoint of this run (any run's with force). Staged: the
   /// files are read and checked against the model, the optimizer and `check_loader` (which
@@ -64,9 +81,13 @@ class CheckpointManager {
   ///
   /// Throws aim::Error when the directory holds checkpoints but none of this run's (another
   /// config wrote them) and force is off. nullopt when there is nothing to resume.
+  ///
+  /// With `shards`, the optimizer state comes from the sharded files and is re-sliced: a
+  /// checkpoint written by any number of ranks restores onto this rank's pieces, each rank
+  /// reading only the files that overlap its range.
   std::optional<ResumePoint> restore_latest(torch::nn::Module& model, torch::optim::AdamW& opt, bool force,
                                             const std::function<void(const nlohmann::json&)>& check_loader,
-                                            dist::Communicator* comm);
+                                            dist::Communicator* comm, const std::vector<ShardPiece>& shards = {});
 
   /// Completed checkpoint directories, newest first.
   std::vector<std::string> list() const;

@@ -1,0 +1,101 @@
+// The --dry-run memory plan: its arithmetic on shapes worked out by hand, its verdict on the
+// paper's aim-7b, and the largest micro-batch it reports.
+#include <gtest/gtest.h>
+
+#include "aim/config/run_config.h"
+#include "aim/model/model_stats.h"
+#include "aim/train/memory_plan.h"
+#include "test_util.h"
+
+using namespace aim;
+
+namespace {
+
+const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
+const std::string k7bYaml = std::string(AIM_SOURCE_DIR) + "/configs/aim-7b.yaml";
+const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
+
+}  // namespace
+
+// test-tiny, causal (every image has K - 1 = 15 head rows), fp32 on CPU, explicit attention:
+// K = 16, d = 32, H = 2, r = 4, w = 48, q = 4, D = 48, 3x16x16 images, depth 2, 2 head blocks.
+TEST(MemoryPlan, ArithmeticOnKnownShapes) {
+  auto cfg = config::load_run_config(kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4"});
+  const int64_t n = model::count_parameters(cfg.model).total();
+  auto p = train::plan_memory(cfg, 1, train::PlanTarget{}, 0);
+  EXPECT_EQ(p.parameters, n);
+  EXPECT_DOUBLE_EQ(p.params, 4.0 * n);
+  EXPECT_DOUBLE_EQ(p.grads, 4.0 * n);
+  EXPECT_DOUBLE_EQ(p.optimizer, 8.0 * n);
+  EXPECT_DOUBLE_EQ(p.grad_buckets, 0);
+  EXPECT_DOUBLE_EQ(p.weight_casts, 0);
+  // Per token of a trunk block: x, h (2*32) + 4 LN stats + norm_1, norm_2, joined heads
+  // (3*32) + fc1/GELU outputs (2*128) + q, k, v (3*32) + probabilities (2*16) = 548 floats.
+  const double trunk_block = 548 * 4.0, tokens = 4 * 16;
+  // Per head row: x, h (2*48) + 4 LN stats + norm_2 (48) + fc1/GELU (2*192) = 532 floats.
+  const double head_block = 532 * 4.0, rows = 4 * 15;
+  // Once: images 4*768 + conv output and last block output 2*64*(32+2) + per row
+  // (picked 32 + head norm input 48 + 2 stats + proj_out input 48 + loss diff 48 = 178).
+  const double once = (4 * 768 + 2 * 64 * 34 + 60 * 178) * 4.0;
+  EXPECT_DOUBLE_EQ(p.activations_full, 2 * tokens * trunk_block + 2 * rows * head_block + once);
+  // Checkpointed: inputs only (64*32 per trunk block, 60*48 per head block) + one recomputed block.
+  EXPECT_DOUBLE_EQ(p.activations_checkpointed,
+                   (2 * 64 * 32 + 2 * 60 * 48) * 4.0 + once + std::max(tokens * trunk_block, rows * head_block));
+  EXPECT_FALSE(p.checkpointing);
+  EXPECT_DOUBLE_EQ(p.total, p.params + p.grads + p.optimizer + p.activations_full + p.workspace);
+
+  // More ranks add the all-reduce buckets; bf16 on CUDA adds the weight copies and halves the
+  // compute-dtype activations.
+  auto two = train::plan_memory(cfg, 2, train::PlanTarget{}, 0);
+  EXPECT_DOUBLE_EQ(two.grad_buckets, 4.0 * n);
+  // train.sharding=optimizer keeps AdamW's moments for this rank's slice only.
+  cfg.train.sharding = "optimizer";
+  EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 3, train::PlanTarget{}, 0).optimizer, 8.0 * n / 3);
+  cfg.train.sharding = "none";
+  cfg.train.precision = "bf16";
+  auto gpu = train::plan_memory(cfg, 1, train::PlanTarget{true, true}, 0);
+  EXPECT_TRUE(gpu.bf16);
+  EXPECT_DOUBLE_EQ(gpu.weight_casts, 2.0 * n);
+  EXPECT_LT(gpu.activations_full, p.activations_full);
+}
+
+TEST(MemoryPlan, CheckpointingShrinksActivationsAndTheLargestMicroBatchIsTight) {
+  auto cfg = config::load_run_config(k7bYaml, {"data.sources=[{kind: synthetic}]", "data.val=null"});
+  cfg.train.precision = "bf16";
+  auto none = train::plan_memory(cfg, 8, train::PlanTarget{true, true}, 400e9);
+  cfg.train.activation_checkpointing = "full";
+  auto full = train::plan_memory(cfg, 8, train::PlanTarget{true, true}, 400e9);
+  EXPECT_EQ(none.activations_full, full.activations_full);
+  EXPECT_LT(full.activations(), 0.25 * none.activations());
+  EXPECT_LT(full.total, none.total);
+  ASSERT_GT(full.max_micro_batch, none.max_micro_batch);
+  ASSERT_GT(none.max_micro_batch, 0);
+  for (auto* plan : {&none, &full}) {
+    auto c = cfg;
+    c.train.activation_checkpointing = plan->checkpointing ? "full" : "none";
+    c.train.micro_batch_size = plan->max_micro_batch;
+    EXPECT_TRUE(train::plan_memory(c, 8, train::PlanTarget{true, true}, 400e9).fits());
+    c.train.micro_batch_size = plan->max_micro_batch + 1;
+    EXPECT_FALSE(train::plan_memory(c, 8, train::PlanTarget{true, true}, 400e9).fits());
+  }
+}
+
+// The paper's aim-7b replicated on 8 x 80 GB: weights, gradients, AdamW and buckets alone
+// are 20 B x 6.9 G parameters. The dry run plans for --nproc-per-node ranks without starting them.
+TEST(MemoryPlan, DryRunSaysAim7bDoesNotFitReplicatedOn80GB) {
+  test::TempDir dir;
+  const auto out = test::capture(kTrainBin + " --config " + k7bYaml +
+                                 " --dry-run --nproc-per-node 8 train.memory_gb=80 train.device=cuda"
+                                 " 'data.sources=[{kind: synthetic}]' data.val=null");
+  EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("8 ranks"), std::string::npos) << out;
+  EXPECT_NE(out.find("memory verdict: does not fit in 80.00 GB"), std::string::npos) << out;
+  EXPECT_EQ(out.find("aim-train: rank"), std::string::npos) << "no rank may start:\n" << out;
+  // A tiny model fits, and says which micro-batch is the largest that would.
+  const auto tiny = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.memory_gb=1");
+  EXPECT_NE(tiny.find("memory verdict: fits in 1.00 GB per device (largest micro-batch that fits: "),
+            std::string::npos)
+      << tiny;
+  const auto none = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run");
+  EXPECT_NE(none.find("memory verdict: no budget"), std::string::npos) << none;
+}
