@@ -128,6 +128,11 @@ TEST(Communicator, ADeadRankEndsCollectivesWithAnError) {
   const auto t0 = std::chrono::steady_clock::now();
   auto errors = run_ranks(2, [&](int r) {
     auto comm = gloo_rank(r, 2, port, /*timeout_s=*/5);
+    // One collective together first: the group is then complete on both ranks (otherwise, on a
+    // busy machine, rank 1 could leave while rank 0 is still connecting, and the error would
+    // be the group's creation, not the collective this test is about).
+    auto warm = torch::ones({1});
+    comm->all_reduce_sum_now(warm);
     if (r == 1) return;  // leaves: its process group is destroyed without taking part
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     auto t = torch::ones({4});
