@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
       aim::config::validate(cfg, env.world_size, /*check_paths=*/true);
       std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size)
                 << aim::train::describe_memory_plan(aim::train::plan_memory_for_config(cfg, env.world_size));
+      const bool cuda = cfg.train.device.rfind("cuda", 0) == 0 ||
+                        (cfg.train.device == "auto" && torch::cuda::is_available());
+      const std::string slow =
+          aim::train::slow_step_warning(cfg, aim::train::peak_flops(cfg, cuda) * env.world_size);
+      if (!slow.empty()) std::cout << "warning: " << slow << "\n";
       return 0;
     }
     // One process group for training and the optional probe that follows.

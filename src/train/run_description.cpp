@@ -70,6 +70,20 @@ double peak_flops(const config::RunConfig& cfg, bool cuda) {
   return 2.0 * 1024 * 1024 * 1024 * n / elapsed();
 }
 
+std::string slow_step_warning(const config::RunConfig& cfg, double peak) {
+  if (!(peak > 0)) return "";
+  const double step_s =
+      static_cast<double>(cfg.train.batch_size) * model::count_flops(cfg.model).executed_training() / peak;
+  if (step_s <= 180) return "";
+  auto minutes = [](double s) { return fmt::format("{:.0f} min", s / 60); };
+  return fmt::format(
+      "one step of {} images needs at least {} here (at {:.3g} TFLOP/s, this machine's peak: real steps are slower), "
+      "so the first log line comes after {} steps, at least {}. The defaults are the paper's cluster recipe; on this "
+      "machine set a smaller train.batch_size (and micro_batch_size) and train.log_every, or train.peak_tflops if the "
+      "measured peak is wrong",
+      cfg.train.batch_size, minutes(step_s), peak / 1e12, cfg.train.log_every, minutes(step_s * cfg.train.log_every));
+}
+
 std::string describe_run(const config::RunConfig& cfg, int world_size) {
   const auto& m = cfg.model;
   const auto p = model::count_parameters(m);

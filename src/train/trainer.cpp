@@ -58,7 +58,12 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   auto run_ptr = start_training_run(cfg, env, comm);
   TrainingRun& run = *run_ptr;
   const auto& tc = run.cfg.train;
-  StepLog log(run, peak_flops(run.cfg, run.device.is_cuda()) * env.world_size);
+  const double peak = peak_flops(run.cfg, run.device.is_cuda()) * env.world_size;
+  StepLog log(run, peak);
+  if (run.is_rank0()) {
+    const std::string slow = slow_step_warning(run.cfg, peak);
+    if (!slow.empty()) spdlog::warn("{}", slow);
+  }
 
   TrainSummary summary;
   summary.resumed_from = run.resumed_from;

@@ -509,6 +509,21 @@ TEST(Trainer, ResumeNamesTheKeysThatChangedAndWhatTheyDo) {
       << slurp(log);
 }
 
+// A batch too large for the machine's speed: the dry run warns that one step takes minutes and
+// says what to change; the same batch at a 1000x faster peak does not warn.
+TEST(Trainer, DryRunWarnsWhenOneStepTakesMinutes) {
+  test::TempDir dir;
+  const std::string log = dir.file("dry.log");
+  // The tiny model executes ~5 MFLOP per training image: 64 of them at 1 MFLOP/s take ~5 min.
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "train.batch_size=64", "train.peak_tflops=1e-6"}, log),
+            0);
+  EXPECT_NE(slurp(log).find("warning: one step of 64 images needs at least 5 min"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("set a smaller train.batch_size"), std::string::npos) << slurp(log);
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "train.batch_size=64", "train.peak_tflops=1e-3"}, log),
+            0);
+  EXPECT_EQ(slurp(log).find("warning: one step"), std::string::npos) << slurp(log);
+}
+
 TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);

@@ -51,4 +51,9 @@ std::string describe_run(const config::RunConfig& cfg, int world_size);
 /// (~0.3 s at start); on CUDA 0 (MFU is then reported as null) unless configured.
 double peak_flops(const config::RunConfig& cfg, bool cuda);
 
+/// A warning when one optimizer step needs more than three minutes even at `peak` FLOP/s over
+/// all ranks (a global batch sized for a cluster on a laptop: nothing is logged for
+/// log_every x that long), with the settings that change it; "" otherwise or when peak <= 0.
+std::string slow_step_warning(const config::RunConfig& cfg, double peak);
+
 }  // namespace aim::train
