@@ -6,7 +6,6 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +14,7 @@
 #include "aim/dist/dist_env.h"
 #include "aim/dist/local_launcher.h"
 #include "aim/error.h"
+#include "aim/io/json_lines.h"
 #include "aim/probe/probe_runner.h"
 #include "aim/runtime/device.h"
 #include "aim/runtime/stop_request.h"
@@ -25,11 +25,9 @@ namespace {
 
 // The last logged loss and val_loss of a finished run, from its metrics.jsonl.
 std::string final_numbers(const std::string& out_dir) {
-  std::ifstream in(std::filesystem::path(out_dir) / "metrics.jsonl");
   double loss = -1, val = -1;
   int64_t loss_step = -1, val_step = -1;
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
+  for (const auto& j : aim::io::read_json_lines((std::filesystem::path(out_dir) / "metrics.jsonl").string())) {
     if (!j.is_object()) continue;
     if (j.contains("loss") && j["loss"].is_number()) {
       loss = j["loss"].get<double>();

@@ -14,6 +14,7 @@
 #include "aim/config/run_config.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/io/json_lines.h"
 #include "aim/model/model_stats.h"
 #include "aim/scale/sweep_runner.h"
 
@@ -95,14 +96,8 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
     std::vector<double> losses;  // NaN where the run logged a non-finite loss (null)
     int64_t last_step = 0;
     bool val_nonfinite = false;
-    if (std::ifstream in{dir / "metrics.jsonl"}) {
-      for (std::string line; std::getline(in, line);) {
-        nlohmann::json j;
-        try {
-          j = nlohmann::json::parse(line);
-        } catch (const std::exception&) {
-          continue;  // a torn last line of a killed run
-        }
+    {
+      for (const auto& j : io::read_json_lines((dir / "metrics.jsonl").string())) {
         const int64_t step = j.value("step", int64_t(0));
         last_step = std::max(last_step, step);
         if (j.contains("loss")) losses.push_back(j["loss"].is_number() ? j["loss"].get<double>() : kNaN);

@@ -6,22 +6,15 @@
 
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/io/json_lines.h"
 
 namespace aim::train {
 
 MetricsLog::MetricsLog(const std::string& path, int64_t resume_step, const std::string& tensorboard_dir) {
   if (std::filesystem::exists(path)) {
-    std::ifstream in(path);
-    std::ostringstream kept;
-    std::string line;
-    while (std::getline(in, line)) {
-      try {
-        auto j = nlohmann::json::parse(line);
-        if (j.value("step", int64_t(0)) <= resume_step) kept << line << '\n';
-      } catch (const std::exception&) {
-        // a torn last line from a crash: drop it
-      }
-    }
+    std::ostringstream kept;  // a torn last line from a crash is dropped with the lost tail
+    for (const auto& j : io::read_json_lines(path))
+      if (j.value("step", int64_t(0)) <= resume_step) kept << j.dump() << '\n';
     io::write_file_atomic(path, kept.str());
   }
   out_.open(path, std::ios::app);
