@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
       const std::string slow =
           aim::train::slow_step_warning(cfg, aim::train::peak_flops(cfg, cuda) * env.world_size);
       if (!slow.empty()) std::cout << "warning: " << slow << "\n";
+      const std::string too_big = aim::train::batch_exceeds_data_warning(cfg);
+      if (!too_big.empty()) std::cout << "warning: " << too_big << "\n";
       return 0;
     }
     // One process group for training and the optional probe that follows.

@@ -24,6 +24,7 @@ RunConfig convert(const Node& root, const Ctx& c) {
   cfg.model = read_model(root["model"], c);
   read_data_section(cfg.data, root["data"], c);
   read_section(cfg.optim, root["optim"], optim_fields(), "optim", c);
+  cfg.train = train_defaults(cfg.model.preset);  // keys the file sets override these below
   read_section(cfg.train, root["train"], train_fields(), "train", c);
   read_probe_section(cfg.probe, root["probe"], c);
   return cfg;

@@ -17,6 +17,22 @@ bool TrainConfig::operator==(const TrainConfig& o) const {
                   o.tensorboard, o.activation_checkpointing, o.memory_gb, o.sharding);
 }
 
+TrainConfig train_defaults(const std::string& preset) {
+  TrainConfig t;
+  t.out_dir = "runs/" + preset;
+  if (model::is_official_preset(preset)) return t;  // the paper's recipe
+  // Small presets train at ~100 img/s on two CPU cores (docs/benchmarks.md): a 64-image step
+  // takes under a second, so the first log line comes within seconds and a checkpoint every
+  // 100 steps costs ~1 min of work at most when a laptop run is interrupted.
+  t.steps = 1000;
+  t.batch_size = 64;
+  t.micro_batch_size = 64;
+  t.ckpt_every = 100;
+  t.val_every = 100;
+  t.val_batches = 10;
+  return t;
+}
+
 namespace detail {
 namespace {
 

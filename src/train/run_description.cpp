@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "aim/data/sample_count.h"
 #include "aim/data/shard_list.h"
 #include "aim/data/shard_stream.h"
 #include "aim/model/model_stats.h"
@@ -82,6 +83,31 @@ std::string slow_step_warning(const config::RunConfig& cfg, double peak) {
       "machine set a smaller train.batch_size (and micro_batch_size) and train.log_every, or train.peak_tflops if the "
       "measured peak is wrong",
       cfg.train.batch_size, minutes(step_s), peak / 1e12, cfg.train.log_every, minutes(step_s * cfg.train.log_every));
+}
+
+std::string batch_exceeds_data_warning(const config::RunConfig& cfg, const std::vector<int64_t>& known_sizes) {
+  const int64_t batch = cfg.train.batch_size;
+  int64_t total = 0;
+  std::string per_source;
+  const uint64_t max_member = static_cast<uint64_t>(cfg.data.max_member_mb) << 20;
+  for (size_t i = 0; i < cfg.data.sources.size(); ++i) {
+    const auto& s = cfg.data.sources[i];
+    std::optional<int64_t> n;
+    if (i < known_sizes.size() && known_sizes[i] >= 0)
+      n = known_sizes[i];
+    else
+      n = data::count_samples_up_to(s, batch - total + 1, max_member);  // stops once the batch is covered
+    if (!n) return "";
+    total += *n;
+    if (total > batch) return "";
+    per_source += fmt::format("{}{} {}", per_source.empty() ? "" : ", ", s.name, *n);
+  }
+  if (total >= batch) return "";
+  return fmt::format(
+      "train.batch_size={} is larger than the training data ({} images: {}): every step repeats each image about "
+      "{:.0f} times (differently augmented) and one step covers more than an epoch. Set train.batch_size (and "
+      "train.micro_batch_size) well below {}, or add data",
+      batch, total, per_source, total > 0 ? static_cast<double>(batch) / total : 0.0, total);
 }
 
 std::string describe_run(const config::RunConfig& cfg, int world_size) {

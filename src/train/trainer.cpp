@@ -63,6 +63,8 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   if (run.is_rank0()) {
     const std::string slow = slow_step_warning(run.cfg, peak);
     if (!slow.empty()) spdlog::warn("{}", slow);
+    const std::string too_big = batch_exceeds_data_warning(run.cfg, run.loader->source_sizes());
+    if (!too_big.empty()) spdlog::warn("{}", too_big);
   }
 
   TrainSummary summary;

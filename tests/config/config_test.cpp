@@ -123,6 +123,7 @@ TEST(ConfigPreset, EveryPresetLoads) {
     auto cfg = config_from_yaml_string("model: {preset: " + name + "}");
     RunConfig want;
     want.model = model::preset_config(name);
+    want.train = train_defaults(name);  // the train defaults follow the preset too
     EXPECT_EQ(cfg.model.width, want.model.width) << name;
     EXPECT_EQ(cfg, want) << name;
   }
@@ -728,4 +729,78 @@ TEST(ConfigDocs, ReferenceListsEveryKeyWithItsDefault) {
 }
 
 }  // namespace
+// The preset-dependent train defaults (docs/config.md, "Defaults that follow the preset"):
+// every row holds what each preset really resolves to, and every train key whose default
+// differs between presets has a row.
+TEST(ConfigDocs, PresetDependentDefaultsMatchTheCode) {
+  std::ifstream in(std::string(AIM_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md missing";
+  std::map<std::string, std::pair<std::string, std::string>> rows;  // key -> (official, CPU)
+  bool in_section = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("### ", 0) == 0 || line.rfind("## ", 0) == 0) in_section = line == "### Defaults that follow the preset";
+    if (!in_section || line.rfind("| `", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::stringstream ss(line.substr(1));
+    for (std::string c; std::getline(ss, c, '|');) cells.push_back(c.substr(1, c.size() - 2));
+    ASSERT_GE(cells.size(), 3u) << line;
+    auto literal = [&](const std::string& c) {
+      EXPECT_TRUE(c.size() >= 2 && c.front() == '`' && c.back() == '`') << line;
+      return c.substr(1, c.size() - 2);
+    };
+    rows[literal(cells[0])] = {literal(cells[1]), literal(cells[2])};
+  }
+  ASSERT_FALSE(rows.empty()) << "no table under '### Defaults that follow the preset'";
+  auto resolved_train = [](const std::string& preset) {
+    return YAML::Load(to_yaml(config_from_yaml_string(
+        "model: {preset: " + preset + "}\ndata: {sources: [{kind: synthetic}]}", {}, "t")))["train"];
+  };
+  auto with_preset = [](std::string v, const std::string& preset) {
+    const auto at = v.find("<preset>");
+    if (at != std::string::npos) v.replace(at, 8, preset);
+    return v;
+  };
+  const auto reference = resolved_train("aim-600m");
+  for (const auto& preset : model::preset_names()) {
+    SCOPED_TRACE(preset);
+    const auto train = resolved_train(preset);
+    for (const auto& [key, cols] : rows) {
+      ASSERT_EQ(key.rfind("train.", 0), 0u) << key;
+      const auto documented =
+          YAML::Load(with_preset(model::is_official_preset(preset) ? cols.first : cols.second, preset));
+      EXPECT_TRUE(same_yaml_value(documented, train[key.substr(6)]))
+          << key << ": documented " << YAML::Dump(documented) << ", the code resolves " << YAML::Dump(train[key.substr(6)]);
+    }
+    for (const auto& kv : train) {
+      const std::string key = "train." + kv.first.as<std::string>();
+      if (rows.count(key)) continue;
+      EXPECT_TRUE(same_yaml_value(kv.second, reference[kv.first.as<std::string>()]))
+          << key << " differs from aim-600m's default but is not in the preset table";
+    }
+  }
+}
+
+// A CPU preset alone gives a run that logs within seconds; whatever the file sets still wins.
+TEST(Config, CpuPresetsGetCpuSizedDefaultsAndExplicitKeysWin) {
+  const auto small = config_from_yaml_string("model: {preset: aim-small-32}\ndata: {sources: [{kind: synthetic}]}");
+  EXPECT_EQ(small.train.batch_size, 64);
+  EXPECT_EQ(small.train.micro_batch_size, 64);
+  EXPECT_EQ(small.train.out_dir, "runs/aim-small-32");
+  const auto recipe = config_from_yaml_string("model: {preset: aim-1b}\ndata: {sources: [{kind: synthetic}]}");
+  EXPECT_EQ(recipe.train.batch_size, 4096);
+  EXPECT_EQ(recipe.train.ckpt_every, 5000);
+  const auto set = config_from_yaml_string(
+      "model: {preset: aim-small-32}\ndata: {sources: [{kind: synthetic}]}\ntrain: {batch_size: 256, ckpt_every: 7}",
+      {"model.preset=aim-fmnist-tiny"});
+  EXPECT_EQ(set.train.batch_size, 256);
+  EXPECT_EQ(set.train.ckpt_every, 7);
+  EXPECT_EQ(set.train.micro_batch_size, 64);
+  EXPECT_EQ(set.train.out_dir, "runs/aim-fmnist-tiny");
+  // An override to an official preset brings the recipe's defaults for keys the file leaves out.
+  EXPECT_EQ(config_from_yaml_string("model: {preset: aim-small-32}\ndata: {sources: [{kind: synthetic}]}",
+                                    {"model.preset=aim-600m"})
+                .train.micro_batch_size,
+            256);
+}
+
 }  // namespace aim::config

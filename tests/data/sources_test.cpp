@@ -5,6 +5,7 @@
 
 #include "aim/data/idx_source.h"
 #include "aim/data/image_folder_source.h"
+#include "aim/data/sample_count.h"
 #include "aim/data/synthetic_source.h"
 #include "aim/data/webdataset_source.h"
 #include "aim/error.h"
@@ -106,4 +107,37 @@ TEST(DataWebDataset, PatternsLimitsAndMissingShards) {
   ASSERT_EQ(limited.shards().size(), 2u);
   EXPECT_EQ(limited.shards()[0].max_samples, 4);
   EXPECT_EQ(limited.shards()[1].max_samples, 2);
+}
+
+// Counting a source before training: exact below the cap, the cap above it (a web-scale
+// source costs only the headers up to it), `limit` respected, missing shards count nothing,
+// and a remote shard before the cap leaves the count unknown.
+TEST(DataSampleCount, CountsUpToTheCapWithoutReadingFurther) {
+  t::TempDir d;
+  std::filesystem::create_directories(d / "shards");
+  for (int s = 0; s < 3; ++s) {
+    TarWriter w(d / ("shards/0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < 5; ++k) {
+      auto jpg = t::jpeg(8, 8, k);
+      const std::string key = std::to_string(100 * s + k);
+      w.add(key + ".jpg", jpg.data(), jpg.size());
+      w.add(key + ".cls", "1", 1);
+    }
+  }
+  SourceConfig wds;
+  wds.kind = "webdataset";
+  wds.shards = {d / "shards/{00000000..00000003}.tar"};  // the fourth is missing
+  EXPECT_EQ(count_samples_up_to(wds, 100), 15);
+  EXPECT_EQ(count_samples_up_to(wds, 7), 7);
+  wds.limit = 4;
+  EXPECT_EQ(count_samples_up_to(wds, 100), 4);
+  wds.limit = -1;
+  wds.shards = {d / "shards/00000000.tar", "pipe:cat " + (d / "shards/00000001.tar")};
+  EXPECT_EQ(count_samples_up_to(wds, 5), 5) << "the cap is reached before the remote shard";
+  EXPECT_EQ(count_samples_up_to(wds, 6), std::nullopt);
+  SourceConfig synth;
+  synth.kind = "synthetic";
+  synth.size = 30;
+  EXPECT_EQ(count_samples_up_to(synth, 100), 30);
+  EXPECT_EQ(count_samples_up_to(synth, 12), 12);
 }

@@ -524,6 +524,50 @@ TEST(Trainer, DryRunWarnsWhenOneStepTakesMinutes) {
   EXPECT_EQ(slurp(log).find("warning: one step"), std::string::npos) << slurp(log);
 }
 
+// A global batch larger than all the training images (a cluster default on a small folder):
+// the dry run and the start of training say so with each source's count; a batch the data
+// covers, or data that cannot be counted before reading (pipe:), gives no warning.
+TEST(Trainer, DryRunAndStartWarnWhenTheBatchExceedsTheData) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("wds"));
+  for (int s = 0; s < 2; ++s) {
+    data::TarWriter w(dir.file("wds/0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < 6; ++k) {
+      auto jpg = data::testing::jpeg(28, 28, 10 * s + k);
+      w.add(std::to_string(1000 * (s + 1) + k) + ".jpg", jpg.data(), jpg.size());
+    }
+  }
+  const std::string shards = dir.file("wds") + "/{00000000..00000001}.tar";
+  const std::string source = "data.sources=[{name: own, kind: webdataset, shards: '" + shards + "'}]";
+  const std::string log = dir.file("log");
+  const std::string warning = "train.batch_size=16 is larger than the training data (12 images: own 12)";
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null", source, "train.batch_size=16",
+                 "train.micro_batch_size=8"},
+                log),
+            0);
+  EXPECT_NE(slurp(log).find("warning: " + warning), std::string::npos) << slurp(log);
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null", source, "train.batch_size=8",
+                 "train.micro_batch_size=8"},
+                log),
+            0);
+  EXPECT_EQ(slurp(log).find("larger than the training data"), std::string::npos) << slurp(log);
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null",
+                 "data.sources=[{name: own, kind: webdataset, shards: 'pipe:cat " + shards + "'}]", "train.batch_size=16",
+                 "train.micro_batch_size=8"},
+                log),
+            0);
+  EXPECT_EQ(slurp(log).find("larger than the training data"), std::string::npos) << slurp(log);
+  // Random-access sources are counted too (synthetic: its size), and training start warns.
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "data.val=null", "train.steps=1", "train.batch_size=16",
+                 "train.micro_batch_size=8", "data.sources=[{name: synth, kind: synthetic, size: 10, height: 28, width: 28}]",
+                 "train.out_dir=" + dir.file("run")},
+                log),
+            0);
+  EXPECT_NE(slurp(log).find("train.batch_size=16 is larger than the training data (10 images: synth 10)"),
+            std::string::npos)
+      << slurp(log);
+}
+
 TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);

@@ -47,6 +47,13 @@ struct TrainConfig {
   bool operator==(const TrainConfig& o) const;
 };
 
+/// The train section's defaults for a model preset. The member initializers above are the
+/// paper's cluster recipe (global batch 4096, checkpoints every 5000 steps), which the four
+/// official presets keep; the small CPU presets (aim-fmnist-*, aim-small-*) get CPU-sized ones
+/// (batch 64, 1000 steps, checkpoints and validation every 100), since a 4096-image step takes
+/// many minutes on a laptop. out_dir is runs/<preset>. Keys the config sets always win.
+TrainConfig train_defaults(const std::string& preset);
+
 struct DataSection {
   std::vector<data::SourceConfig> sources;  // required: at least one
   std::optional<data::SourceConfig> val;    // held-out validation source; none = no validation

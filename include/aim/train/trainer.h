@@ -56,4 +56,11 @@ double peak_flops(const config::RunConfig& cfg, bool cuda);
 /// log_every x that long), with the settings that change it; "" otherwise or when peak <= 0.
 std::string slow_step_warning(const config::RunConfig& cfg, double peak);
 
+/// A warning when train.batch_size is larger than all training sources together (each step
+/// then repeats images), naming each source's count and the settings to change; "" otherwise,
+/// or when a count cannot be known before reading (remote shards). `known_sizes[i] >= 0`
+/// (the loader's per-source sizes) is used instead of counting source i again; streaming
+/// sources are counted by their tar headers, at most batch_size samples in all.
+std::string batch_exceeds_data_warning(const config::RunConfig& cfg, const std::vector<int64_t>& known_sizes = {});
+
 }  // namespace aim::train
