@@ -89,9 +89,18 @@ void shard_gradients(TrainingRun& run) {
 double clip_sharded_gradients(TrainingRun& run, double max_norm) {
   torch::NoGradGuard ng;
   auto& slice = run.grad_shards->slice();
-  // The global norm from every rank's partial sum of squares (float64: the slices' sums
-  // are added across ranks, and one rounding of the square root comes last).
-  auto sq = slice.to(torch::kFloat64).pow(2).sum().reshape({1}).to(run.comm->device());
+  // The global norm from every rank's partial sum of squares. As clip_grad_norm_ does, one
+  // fp32 norm per parameter piece (no temporary the size of the slice: a float64 copy of it
+  // cost 16 B per owned parameter at the step's peak), their squares summed in float64.
+  std::vector<torch::Tensor> norms;
+  int64_t at = 0;
+  for (const auto& s : run.shards) {
+    norms.push_back(slice.slice(0, at, at + s.end - s.begin).norm());
+    at += s.end - s.begin;
+  }
+  auto sq = norms.empty() ? torch::zeros({1}, torch::kFloat64)
+                          : torch::stack(norms).to(torch::kFloat64).pow(2).sum().reshape({1});
+  sq = sq.to(run.comm->device());
   run.comm->all_reduce_sum_now(sq);
   const double norm = std::sqrt(sq.cpu().item<double>());
   // As torch::nn::utils::clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
