@@ -2,7 +2,8 @@
 # Activation checkpointing, optimizer sharding and the --dry-run memory plan, measured on this
 # machine's CPU: a ~104 M-parameter model (width 768, depth 12, head 4 x 768; 32 px, patch 4 ->
 # 64 tokens) for a few steps with train.activation_checkpointing none and full, on 1 process and
-# on 2 Gloo ranks (1 thread each), and with train.sharding=optimizer on 2 ranks. Prints per run: the plan's total per rank, rank 0's peak RSS (the
+# on 2 Gloo ranks (1 thread each), and with train.sharding=optimizer or gradients on 2 ranks (AIM_BENCH_ROWS).
+# Prints per run: the plan's total per rank, rank 0's peak RSS (the
 # metrics' peak_mem_gb, GiB, shown in GB), their ratio, and the step time of the last windows.
 # Usage: scripts/bench_memory.sh [steps] [micro_batch]   (AIM_BENCH_ROWS selects rows, see below)
 set -euo pipefail
@@ -18,7 +19,7 @@ MODEL=(model.img_size=32 model.patch_size=4 model.width=768 model.depth=12 model
 COMMON=(--config configs/test-tiny.yaml "${MODEL[@]}" train.steps="$STEPS" train.micro_batch_size="$MB"
         train.val_every=0 train.ckpt_every=0 train.log_every=1 optim.warmup=0.5)
 
-# Rows as RANKS:CHECKPOINTING:SHARDING (default: all five).
+# Rows as RANKS:CHECKPOINTING:SHARDING (default: these five; e.g. "2:none:gradients 2:full:gradients").
 ROWS=${AIM_BENCH_ROWS:-"1:none:none 1:full:none 2:none:none 2:full:none 2:none:optimizer"}
 printf '%-6s %-5s %-9s %10s %14s %8s %12s\n' ranks ckpt sharding plan_GB measured_GB meas/plan s_per_step
 for row in $ROWS; do

@@ -7,7 +7,14 @@
 #     ViT-B-sized trunk): loss falls, checkpoints are written, and a second invocation
 #     resumes from the last checkpoint and finishes;
 #  3. activation checkpointing on that run: losses against the plain run, step-time cost, the plan;
-#  4. the same shape through aim-bench-model, so aim-train's overhead on the GPU is visible.
+#  4. memory: the CUDA caching allocator's peak (peak_mem_gb) against the --dry-run plan for
+#     the runs of 3 (one GPU; sharding needs ranks, NCCL refuses two ranks on one GPU);
+#  5. with two or more GPUs: 2-rank NCCL runs in fp32 with train.sharding none, optimizer and
+#     gradients, equal losses (1e-5 relative) and against one GPU with the same global batch (1e-4),
+#     and each mode's peak memory against its plan;
+#  6. aim-1b with train.sharding=gradients and activation_checkpointing=full on every GPU, a few
+#     steps: it runs, the loss is finite, and its peak memory against the plan;
+#  7. the same shape through aim-bench-model, so aim-train's overhead on the GPU is visible.
 # Usage: scripts/gpu_check.sh [out_dir]   (env: AIM_BUILD_DIR, AIM_PYTHON, AIM_REF_AIM,
 #        GPU_CHECK_BATCH, GPU_CHECK_STEPS). Exit status 1 if any check failed.
 set -uo pipefail
@@ -118,6 +125,73 @@ print(f"checkpointing: max relative loss difference {worst:.2e}; step time x{t(b
 assert worst < 1e-3, "checkpointed bf16 losses drift from the plain run"
 print("PASS: checkpointed losses follow the plain run")
 PY
+
+# peak_mem_gb (GiB, the allocator's peak on CUDA) of a run's last record against the "total" line
+# of the --dry-run plan for the same arguments (GB). Prints the ratio; outside 0.8-1.2 it says so.
+plan_vs_peak() {  # label, run dir, aim-train arguments...
+  local label=$1 dir=$2; shift 2
+  local plan
+  plan=$("$BIN/aim-train" "$@" --dry-run 2>/dev/null | sed -n 's/^    total \([0-9.]*\) GB$/\1/p' | head -1)
+  "$PY" - "$label" "$dir/metrics.jsonl" "${plan:-nan}" <<'PY2' || failed=1
+import json, sys
+label, path, plan = sys.argv[1], sys.argv[2], float(sys.argv[3])
+rows = [json.loads(l) for l in open(path) if '"peak_mem_gb"' in l]
+peak = rows[-1]["peak_mem_gb"] * 2**30 / 1e9
+ratio = peak / plan
+flag = "" if 0.8 <= ratio <= 1.2 else "  (outside 20 %)"
+print(f"memory {label}: measured {peak:.2f} GB (allocator peak), plan {plan:.2f} GB, measured/plan {ratio:.2f}{flag}")
+PY2
+}
+
+section "memory: allocator peak against the plan (one GPU)"
+for ck in none full; do
+  plan_vs_peak "activation_checkpointing=$ck" "$OUT_DIR/ckpt-$ck" --config "$OUT_DIR/train.yaml" "${TRAIN_SHAPE[@]}" \
+    train.activation_checkpointing=$ck
+done
+
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if ((NGPU >= 2)); then
+  section "2-rank NCCL: sharding none / optimizer / gradients in fp32, against one GPU"
+  EQ=(--config "$OUT_DIR/train.yaml" "${TRAIN_SHAPE[@]}" train.steps=8 train.log_every=1 train.val_every=0
+      train.ckpt_every=0 train.precision=fp32 train.batch_size=32 train.micro_batch_size=8 optim.grad_clip=0.05
+      optim.warmup=0)
+  rm -rf "$OUT_DIR"/nccl-*
+  check "one GPU, same global batch" run_logged "$OUT_DIR/nccl-one.log" "$BIN/aim-train" "${EQ[@]}" \
+    train.out_dir="$OUT_DIR/nccl-one"
+  for mode in none optimizer gradients; do
+    check "2 ranks, sharding=$mode" run_logged "$OUT_DIR/nccl-$mode.log" "$BIN/aim-train" --nproc-per-node 2 \
+      "${EQ[@]}" train.sharding=$mode train.out_dir="$OUT_DIR/nccl-$mode"
+    plan_vs_peak "2 ranks, sharding=$mode" "$OUT_DIR/nccl-$mode" --nproc-per-node 2 "${EQ[@]}" train.sharding=$mode
+  done
+  "$PY" - "$OUT_DIR" <<'PY2' || failed=1
+import json, sys
+d = sys.argv[1]
+load = lambda n: [json.loads(l) for l in open(f"{d}/nccl-{n}/metrics.jsonl") if '"loss"' in l]
+one, rep = load("one"), load("none")
+for mode in ("optimizer", "gradients"):
+    sh = load(mode)
+    assert len(sh) == len(rep) == len(one) == 8, (mode, len(sh), len(rep), len(one))
+    for key in ("loss", "grad_norm"):
+        vs_rep = max(abs(a[key] - b[key]) / abs(b[key]) for a, b in zip(sh, rep))
+        vs_one = max(abs(a[key] - b[key]) / abs(b[key]) for a, b in zip(sh, one))
+        print(f"sharding={mode} {key}: max relative difference {vs_rep:.2e} vs replicated, {vs_one:.2e} vs one GPU")
+        assert vs_rep < 1e-5 and vs_one < 1e-4, f"sharding={mode} {key} differs"
+print("PASS: sharded NCCL runs match replicated and one GPU")
+PY2
+else
+  section "2-rank NCCL: skipped ($NGPU GPU)"
+fi
+
+section "aim-1b: sharding=gradients + activation_checkpointing=full on $((NGPU > 0 ? NGPU : 1)) GPU(s)"
+B1=(--config "$OUT_DIR/train.yaml" model.preset=aim-1b train.steps=5 train.log_every=1 train.val_every=0
+    train.ckpt_every=0 train.sharding=gradients train.activation_checkpointing=full
+    train.batch_size=$((BATCH * (NGPU > 0 ? NGPU : 1))) train.micro_batch_size=$BATCH)
+launch=(); ((NGPU >= 2)) && launch=(--nproc-per-node "$NGPU")
+rm -rf "$OUT_DIR/aim-1b"
+check "aim-1b 5 steps" run_logged "$OUT_DIR/aim-1b.log" "$BIN/aim-train" "${launch[@]}" "${B1[@]}" \
+  train.out_dir="$OUT_DIR/aim-1b"
+"$BIN/aim-train" "${launch[@]}" "${B1[@]}" --dry-run | sed -n '/memory plan/,$p'
+plan_vs_peak "aim-1b, sharding=gradients, checkpointing=full" "$OUT_DIR/aim-1b" "${launch[@]}" "${B1[@]}"
 
 section "the same shape in aim-bench-model (aim-train overhead)"
 "$BIN/aim-bench-model" --img 224 --patch 14 --ch 3 --width 768 --depth 12 --heads 6 --head-blocks 4 \

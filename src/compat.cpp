@@ -4,6 +4,14 @@
 #include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 #include <dlfcn.h>
+// A CUDA LibTorch defines USE_C10D_NCCL (TorchConfig's flags) and ships c10/cuda; a CPU one
+// may ship the header but not libc10_cuda, so the header alone is not enough.
+#if defined(USE_C10D_NCCL) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#define AIM_HAS_CUDA_ALLOCATOR_STATS 1
+#include <c10/cuda/CUDACachingAllocator.h>
+#else
+#define AIM_HAS_CUDA_ALLOCATOR_STATS 0
+#endif
 
 namespace aim::compat {
 
@@ -60,6 +68,18 @@ double cuda_total_memory_bytes() {
   size_t free_bytes = 0, total_bytes = 0;
   if (!fn || fn(&free_bytes, &total_bytes) != 0) return 0;
   return static_cast<double>(total_bytes);
+}
+
+double cuda_peak_allocated_bytes(int device) {
+#if AIM_HAS_CUDA_ALLOCATOR_STATS
+  // getDeviceStats takes an int in 1.13 and a c10::DeviceIndex in 2.x; index 0 of the stat
+  // arrays is StatType::AGGREGATE (small and large pools together) in both.
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return static_cast<double>(stats.allocated_bytes[0].peak);
+#else
+  (void)device;
+  return -1;
+#endif
 }
 
 const char* torch_version() { return TORCH_VERSION; }

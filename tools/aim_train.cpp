@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -52,14 +53,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   bool dry_run = false;
   int nproc = 0;
+  int nnodes = 0;
   app.add_option("--config", config_path, "YAML config file")->required();
   app.add_option("overrides", overrides, "key=value overrides by dotted path, e.g. train.steps=100");
   app.add_flag("--dry-run", dry_run, "Resolve and validate the config, print the model summary, exit");
   app.add_option("--nproc-per-node", nproc, "Start N local ranks (CPU: Gloo, CUDA: NCCL)");
+  app.add_option("--nnodes", nnodes,
+                 "With --dry-run: plan for M nodes of --nproc-per-node ranks (world size M x N); multi-node "
+                 "training itself starts through torchrun or SLURM");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    // --dry-run starts no ranks: it plans for --nproc-per-node of them.
+    // --dry-run starts no ranks: it plans for --nnodes x --nproc-per-node of them.
+    if (nnodes > 0 && !dry_run)
+      throw aim::Error("--nnodes is for --dry-run; start multi-node training with torchrun or srun (see README)");
+    if (nnodes > 0 && nproc <= 0) throw aim::Error("--nnodes needs --nproc-per-node (ranks per node)");
     if (nproc > 0 && !dry_run) {
       std::vector<std::string> args = {argv[0], "--config", config_path};
       args.insert(args.end(), overrides.begin(), overrides.end());
@@ -68,7 +76,7 @@ int main(int argc, char** argv) {
     // SIGTERM / SIGUSR1 / SIGINT: finish the step, checkpoint, exit 128 + signal.
     aim::runtime::install_stop_handlers();
     auto env = aim::dist::dist_env_from_environment();
-    if (dry_run && nproc > 0) env.world_size = nproc;
+    if (dry_run && nproc > 0) env.world_size = nproc * std::max(nnodes, 1);
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
     auto cfg = aim::config::load_run_config(config_path, overrides);
     if (env.rank == 0 && !cfg.data.val && cfg.train.val_every > 0 && cfg.train.val_every <= cfg.train.steps)

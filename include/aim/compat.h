@@ -69,6 +69,12 @@ class AutocastGuard {
 /// Creates the CUDA context: call it only where CUDA is available and about to be used.
 double cuda_total_memory_bytes();
 
+/// The CUDA caching allocator's peak of allocated bytes on `device` since the process began
+/// (c10::cuda::CUDACachingAllocator::getDeviceStats, aggregate pool): what tensors really
+/// took, unlike the process's RSS, which on a GPU mostly counts host memory. -1 in builds
+/// without CUDA (USE_C10D_NCCL, the switch communicator.cpp uses too, is unset).
+double cuda_peak_allocated_bytes(int device);
+
 /// Torch version as "major.minor.patch", for logs and run summaries.
 const char* torch_version();
 

@@ -40,7 +40,7 @@ const std::vector<std::string> kPrecisions = {"bf16", "fp32"};
 const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
 const std::vector<std::string> kResumeModes = {"auto", "force"};
 const std::vector<std::string> kCheckpointingModes = {"none", "full"};
-const std::vector<std::string> kShardingModes = {"none", "optimizer"};
+const std::vector<std::string> kShardingModes = {"none", "optimizer", "gradients"};
 
 std::string micro_batch_suggestions(int64_t batch, int world) {
   if (batch % world != 0) return "";
@@ -119,8 +119,7 @@ void validate_train_section(const TrainConfig& t, int world_size) {
       kCheckpointingModes.end())
     fail("train.activation_checkpointing", expect_one_of(t.activation_checkpointing, kCheckpointingModes));
   if (std::find(kShardingModes.begin(), kShardingModes.end(), t.sharding) == kShardingModes.end())
-    fail("train.sharding", expect_one_of(t.sharding, kShardingModes) +
-                               (t.sharding == "gradients" ? " (gradient sharding is not implemented yet)" : ""));
+    fail("train.sharding", expect_one_of(t.sharding, kShardingModes));
   if (!(t.memory_gb >= 0) || !std::isfinite(t.memory_gb))
     fail("train.memory_gb", "must be >= 0 (GB per device; 0 = the GPU's memory, no budget on CPU), got " +
                                 num(t.memory_gb));

@@ -61,6 +61,23 @@ class C10dWork : public PendingWork {
   std::chrono::milliseconds timeout_;
 };
 
+// All-gather into one flat tensor. The generic path hands c10d one view of `out` per rank
+// (Gloo's allgather; it gathers into a flat buffer of its own and copies out); NCCL's
+// _allgather_base writes straight into `out`, with no temporary the size of the result.
+template <class Backend>
+c10::intrusive_ptr<c10d::Work> gather_into(Backend& backend, torch::Tensor& out, torch::Tensor& in, int world) {
+  std::vector<std::vector<at::Tensor>> outs(1);
+  for (int r = 0; r < world; ++r) outs[0].push_back(out.slice(0, r * in.numel(), (r + 1) * in.numel()));
+  std::vector<at::Tensor> ins{in};
+  return backend.allgather(outs, ins);
+}
+#ifdef USE_C10D_NCCL
+c10::intrusive_ptr<c10d::Work> gather_into(c10d::ProcessGroupNCCL& backend, torch::Tensor& out, torch::Tensor& in,
+                                           int /*world*/) {
+  return backend._allgather_base(out, in);
+}
+#endif
+
 // One implementation for Gloo and NCCL: their collective signatures are identical in
 // LibTorch 1.13 (ProcessGroup subclasses) and 2.x (Backend subclasses).
 template <class Backend>
@@ -87,6 +104,22 @@ class C10dCommunicator : public Communicator {
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     C10dWork(guard([&] { return backend_->broadcast(v, opts); }), wait_timeout_).wait();
+  }
+
+  std::unique_ptr<PendingWork> reduce_sum(torch::Tensor& t, int root) override {
+    require_on_device(t, "reduce");
+    std::vector<at::Tensor> v{t};
+    c10d::ReduceOptions opts;
+    opts.rootRank = root;
+    return std::make_unique<C10dWork>(guard([&] { return backend_->reduce(v, opts); }), wait_timeout_);
+  }
+
+  void all_gather(torch::Tensor& out, torch::Tensor& in) override {
+    require_on_device(in, "all_gather");
+    require_on_device(out, "all_gather");
+    if (out.numel() != in.numel() * world_ || out.scalar_type() != in.scalar_type())
+      throw Error("all_gather: the output must hold world_size x the input's elements, of the same dtype");
+    C10dWork(guard([&] { return gather_into(*backend_, out, in, world_); }), wait_timeout_).wait();
   }
 
   void barrier() override {

@@ -29,12 +29,16 @@
 // (K D f), and the loader's uint8 batches on CPU. Fixed: AdamW's step temporaries (two of
 // the largest parameter) and the runtime around the tensors: the CUDA context with
 // cuBLAS/NCCL workspaces on a GPU, the process itself (libraries, allocator) on CPU; with
-// train.sharding=optimizer, the broadcast buffer of one rank's updated slice.
+// train.sharding on more than one rank, the all-gather buffers that carry the updated slices
+// (sharding.cpp: one chunk of min(slice, bucket_mb) elements in, N chunks out, and Gloo's
+// own flat copy of the N chunks on CPU).
 //
-// Model state per parameter: 4 B weights + 4 B gradients + 8 B AdamW moments (8 B / N with
-// train.sharding=optimizer: each rank keeps them for its 1/N slice), plus 4 B of
+// Model state per parameter: 4 B weights + 4 B gradients + 8 B AdamW moments, plus 4 B of
 // GradientSync buckets on more than one rank and 2 B of autocast's bf16 weight copies (kept by
-// backward) under bf16.
+// backward) under bf16. train.sharding=optimizer: the moments are 8 B / N (each rank keeps
+// them for its 1/N slice). train.sharding=gradients: the gradients are 4 B / N too, and the
+// persistent buckets are replaced by ShardedGradientSync's in-flight ones (at most three
+// buckets of bucket_mb alive at once) plus one parameter's own gradient before it is released.
 #include "aim/train/memory_plan.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -119,14 +123,25 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   const double n = static_cast<double>(p.parameters);
   p.params = 4 * n;
   p.grads = 4 * n;
-  p.sharded_optimizer = cfg.train.sharding == "optimizer";
+  const bool sharded = cfg.train.sharding != "none" && world_size > 1;
+  p.sharded_optimizer = cfg.train.sharding != "none";
+  p.sharded_gradients = cfg.train.sharding == "gradients";
   p.optimizer = 8 * n / (p.sharded_optimizer ? world_size : 1);  // ZeRO-1: this rank's slice only
-  p.grad_buckets = world_size > 1 ? 4 * n : 0;
+  const double N = world_size;
+  const double bucket = cfg.train.bucket_mb * 1024 * 1024;  // bytes
+  if (p.sharded_gradients && world_size > 1) {
+    p.grads = 4 * n / N;  // ZeRO-2: this rank's slice
+    p.grad_buckets = std::min(4 * n, 3 * bucket) + kF * largest_parameter(cfg.model);
+  } else {
+    p.grad_buckets = world_size > 1 ? 4 * n : 0;
+  }
   p.weight_casts = p.bf16 ? 2 * n : 0;
   p.budget = budget_bytes;
-  // Sharded: the buffer that carries one rank's updated slice to the others (4 B x n / N).
-  const double fixed_ws = 2 * kF * largest_parameter(cfg.model) + (target.cuda ? kCudaRuntime : kCpuRuntime) +
-                          (p.sharded_optimizer && world_size > 1 ? kF * n / world_size : 0);
+  // Sharded: the all-gather's chunk in, N chunks out (and Gloo's flat copy of those on CPU).
+  const double chunk = std::min(4 * std::ceil(n / N), bucket);
+  const double gather = sharded ? chunk * (1 + N * (target.cuda ? 1 : 2)) : 0;
+  const double fixed_ws =
+      2 * kF * largest_parameter(cfg.model) + (target.cuda ? kCudaRuntime : kCpuRuntime) + gather;
   const double state = p.params + p.grads + p.optimizer + p.grad_buckets + p.weight_casts;
   auto total_at = [&](int64_t batch, Activations* keep) {
     const auto act = activations(cfg, batch, target, p.bf16);
@@ -176,10 +191,15 @@ std::string describe_memory_plan(const MemoryPlan& p) {
     << (p.world_size == 1 ? " rank" : " ranks") << ", micro-batch " << p.micro_batch << ", activation checkpointing "
     << (p.checkpointing ? "full" : "none") << "):\n"
     << "    parameters " << gb(p.params) << " (" << fmt::format("{:.3f}", p.parameters / 1e9) << " G x 4 B)\n"
-    << "    gradients " << gb(p.grads) << "\n"
+    << "    gradients " << gb(p.grads)
+    << (p.sharded_gradients && p.world_size > 1 ? " (this rank's 1/" + std::to_string(p.world_size) + " slice)"
+                                                 : std::string())
+    << "\n"
     << "    optimizer state " << gb(p.optimizer) << " (AdamW: 2 fp32 moments"
     << (p.sharded_optimizer ? ", sharded over " + std::to_string(p.world_size) + " ranks" : std::string()) << ")\n";
-  if (p.grad_buckets > 0) o << "    gradient all-reduce buckets " << gb(p.grad_buckets) << "\n";
+  if (p.grad_buckets > 0)
+    o << (p.sharded_gradients ? "    gradient buckets in flight " : "    gradient all-reduce buckets ")
+      << gb(p.grad_buckets) << "\n";
   if (p.weight_casts > 0) o << "    bf16 weight copies " << gb(p.weight_casts) << "\n";
   o << "    activations per micro-batch " << gb(p.activations()) << " (no checkpointing " << gb(p.activations_full)
     << ", full checkpointing " << gb(p.activations_checkpointed) << ")\n"

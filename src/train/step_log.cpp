@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "aim/compat.h"
 #include "aim/model/model_stats.h"
 
 namespace aim::train {
@@ -31,6 +32,16 @@ double peak_rss_gb() {
   return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);
 }
 
+// On CUDA the caching allocator's peak (what the memory plan predicts for the device), on
+// CPU the process's peak RSS. GiB, like ru_maxrss / 2^20.
+double peak_mem_gb(const TrainingRun& run) {
+  if (run.device.is_cuda()) {
+    const double bytes = compat::cuda_peak_allocated_bytes(run.device.index());
+    if (bytes >= 0) return bytes / (1024.0 * 1024.0 * 1024.0);
+  }
+  return peak_rss_gb();
+}
+
 }  // namespace
 
 StepLog::StepLog(const TrainingRun& run, double peak_flops)
@@ -51,7 +62,7 @@ void StepLog::step_done(const TrainingRun& run, const StepResult& r) {
   nlohmann::json rec = {{"step", step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                         {"img_per_s", img_s}, {"tflops", tflops},
                         {"mfu", peak_ > 0 ? nlohmann::json(mfu) : nlohmann::json(nullptr)},
-                        {"data_wait", window_wait_ / window_time_}, {"peak_mem_gb", peak_rss_gb()},
+                        {"data_wait", window_wait_ / window_time_}, {"peak_mem_gb", peak_mem_gb(run)},
                         {"images_seen", step * tc.batch_size}, {"skipped_steps", run.skipped_total}};
   if (run.metrics) run.metrics->write(rec);
   if (run.is_rank0()) {

@@ -30,6 +30,7 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   // [loss sum, kept count, ranks asked to stop]: the stop request rides on the reduction
   // every step already makes, so all ranks see the same answer after the same step.
   auto loss_sum = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
+  if (run.grad_shards) run.grad_shards->zero();
   for (int64_t a = 0; a < accum; ++a) {
     const auto t_wait = std::chrono::steady_clock::now();
     run.phase = "waiting for the next batch";
@@ -38,8 +39,10 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
     if (!batch) throw Error("training data ran out (a train-mode loader should never end)");
     run.phase = "forward and backward";
     auto terms = forward_loss(run, *batch, tc.seed);
-    if (run.grad_sync && a == accum - 1) run.grad_sync->arm();  // reduce during the last backward only
+    if (run.grad_shards) run.grad_shards->arm();  // ZeRO-2: every micro-batch goes to its owners' slices
+    else if (run.grad_sync && a == accum - 1) run.grad_sync->arm();  // reduce during the last backward only
     (terms.sum / global_kept).backward();
+    if (run.grad_shards) run.grad_shards->finish();
     loss_sum[0] += terms.sum.detach().to(torch::kFloat64);
     loss_sum[1] += terms.count.detach().to(torch::kFloat64);
   }
@@ -47,10 +50,15 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   if (run.comm) {
     const bool first = run.step == std::max<int64_t>(run.resumed_from, 0);
     run.phase = "waiting for the gradient all-reduce (every rank must reach it)";
-    run.grad_sync->finish();
-    if (first && run.is_rank0())
+    if (run.grad_sync) run.grad_sync->finish();
+    if (first && run.is_rank0() && run.grad_sync)
       spdlog::info("gradient all-reduce: {} buckets, {} started during backward", run.grad_sync->num_buckets(),
                    run.grad_sync->overlapped_buckets());
+    if (first && run.is_rank0() && run.grad_shards)
+      spdlog::info("gradient reduction to the owning ranks (train.sharding=gradients): {} buckets, {} started during "
+                   "the last backward, at most {:.1f} MB of buckets alive",
+                   run.grad_shards->num_buckets(), run.grad_shards->overlapped_buckets(),
+                   run.grad_shards->peak_bucket_elements() * 4 / 1e6);
     run.phase = "waiting for the loss all-reduce (every rank must reach it)";
     run.comm->all_reduce_sum_now(loss_sum);
   }
@@ -71,7 +79,7 @@ StepResult train_step(TrainingRun& run) {
   auto loss_sum = accumulate_gradients(run, r.data_wait);
   run.phase = "clipping and the optimizer step";
   const double clip = run.cfg.optim.grad_clip > 0 ? run.cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
-  r.grad_norm = torch::nn::utils::clip_grad_norm_(run.params, clip);
+  r.grad_norm = run.grad_shards ? clip_sharded_gradients(run, clip) : torch::nn::utils::clip_grad_norm_(run.params, clip);
   auto ls = loss_sum.cpu();
   r.loss = ls[0].item<double>() / std::max(1.0, ls[1].item<double>());
   r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);

@@ -53,63 +53,7 @@ void restore_and_agree(TrainingRun& run) {
   }
 }
 
-// ZeRO-1: this rank's contiguous range of the flattened parameters, cut into per-parameter
-// pieces that view the parameters' storage; AdamW (same groups, same math) runs on those.
-void shard_optimizer(TrainingRun& run) {
-  const auto named = run.net->named_parameters();
-  int64_t total = 0;
-  for (const auto& p : named) total += p.value().numel();
-  const auto [lo, hi] = shard_range(total, run.env.rank, run.env.world_size);
-  std::vector<torch::Tensor> decay, no_decay;
-  int64_t offset = 0;
-  for (size_t k = 0; k < named.size(); ++k) {
-    const auto& p = named[k].value();
-    const int64_t n = p.numel();
-    const int64_t a = std::max(lo, offset) - offset, b = std::min(hi, offset + n) - offset;
-    offset += n;
-    if (a >= b) continue;
-    auto leaf = p.detach().view({-1}).slice(0, a, b);
-    leaf.requires_grad_(true);
-    run.shards.push_back({static_cast<int64_t>(k), a, b, leaf});
-    (optim::decays(named[k].key(), p) ? decay : no_decay).push_back(leaf);
-  }
-  run.opt = optim::make_adamw(std::move(decay), std::move(no_decay), run.cfg.optim);
-}
-
 }  // namespace
-
-void shard_gradients(TrainingRun& run) {
-  for (auto& s : run.shards) {
-    const auto& g = run.params[s.param].grad();
-    s.leaf.mutable_grad() = g.defined() ? g.view({-1}).slice(0, s.begin, s.end) : torch::Tensor();
-  }
-}
-
-void gather_updated_shards(TrainingRun& run) {
-  if (!run.comm) return;
-  torch::NoGradGuard ng;
-  int64_t total = 0;
-  for (const auto& p : run.params) total += p.numel();
-  for (int r = 0; r < run.env.world_size; ++r) {
-    const auto [lo, hi] = shard_range(total, r, run.env.world_size);
-    auto buf = torch::empty({hi - lo}, run.params.front().options().requires_grad(false));
-    if (r == run.env.rank) {
-      int64_t at = 0;
-      for (const auto& s : run.shards) {
-        buf.slice(0, at, at + s.end - s.begin).copy_(s.leaf);
-        at += s.end - s.begin;
-      }
-    }
-    run.comm->broadcast(buf, r);
-    if (r == run.env.rank) continue;
-    int64_t offset = 0;
-    for (auto& p : run.params) {
-      const int64_t n = p.numel(), a = std::max(lo, offset), b = std::min(hi, offset + n);
-      if (a < b) p.view({-1}).slice(0, a - offset, b - offset).copy_(buf.slice(0, a - lo, b - lo));
-      offset += n;
-    }
-  }
-}
 
 std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in, const dist::DistEnv& env,
                                                 dist::Communicator* comm) {
@@ -151,7 +95,7 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   run->net->to(run->device);
   run->net->set_activation_checkpointing(tc.activation_checkpointing == "full");
   run->params = run->net->parameters();
-  if (tc.sharding == "optimizer") shard_optimizer(*run);
+  if (tc.sharding != "none") shard_optimizer(*run);
   else run->opt = optim::make_adamw(*run->net, cfg.optim);
   run->ckpt = std::make_unique<CheckpointManager>(tc.out_dir, env.rank, env.world_size,
                                                   static_cast<int>(tc.keep_checkpoints), config::run_identity(cfg),
@@ -159,7 +103,11 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
   restore_and_agree(*run);
 
-  if (run->comm) run->grad_sync = std::make_unique<dist::GradientSync>(run->params, *run->comm, tc.bucket_mb);
+  if (run->comm && tc.sharding == "gradients")
+    run->grad_shards = std::make_unique<dist::ShardedGradientSync>(
+        run->params, shard_bounds(run->params, env.world_size), *run->comm, tc.bucket_mb);
+  else if (run->comm)
+    run->grad_sync = std::make_unique<dist::GradientSync>(run->params, *run->comm, tc.bucket_mb);
   if (run->is_rank0())
     run->metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), run->step,
                                                 tc.tensorboard ? (fs::path(tc.out_dir) / "tb").string() : "");

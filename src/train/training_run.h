@@ -13,6 +13,7 @@
 #include "aim/dist/communicator.h"
 #include "aim/dist/dist_env.h"
 #include "aim/dist/gradient_sync.h"
+#include "aim/dist/sharded_gradient_sync.h"
 #include "aim/loss/next_patch_loss.h"
 #include "aim/model/aim_pretrain.h"
 #include "aim/train/checkpoint.h"
@@ -29,13 +30,14 @@ struct TrainingRun {
   bool bf16 = false;  // autocast on CUDA
   model::AimPretrainModel net{nullptr};
   std::vector<torch::Tensor> params;
-  std::unique_ptr<torch::optim::AdamW> opt;  // over `params`, or over `shards` (train.sharding=optimizer)
+  std::unique_ptr<torch::optim::AdamW> opt;  // over `params`, or over `shards` (train.sharding != none)
   std::vector<ShardPiece> shards;            // this rank's pieces of the flattened parameters; empty = replicated
   std::unique_ptr<CheckpointManager> ckpt;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<data::Loader> val_loader;  // data.val's limited eval pass, built at the first validation
   data::LoaderState val_start;               // where each validation rewinds it to
-  std::unique_ptr<dist::GradientSync> grad_sync;
+  std::unique_ptr<dist::GradientSync> grad_sync;           // gradients all-reduced (sharding none, optimizer)
+  std::unique_ptr<dist::ShardedGradientSync> grad_shards;  // sharding=gradients on > 1 rank: this rank's slice only
   std::unique_ptr<MetricsLog> metrics;  // rank 0 only
   std::vector<double> mean, stdv;       // input normalization
 
@@ -79,10 +81,17 @@ StepResult train_step(TrainingRun& run);
 /// The validation loss (see validation.cpp for which images), -1 without data.val.
 double validation_loss(TrainingRun& run);
 
-/// train.sharding=optimizer: sets each shard piece's gradient (a view of its parameter's
-/// reduced gradient) before the optimizer step, and after it sends every rank's updated
-/// pieces to all others (one broadcast per owner), so all ranks hold the same weights.
+/// train.sharding (sharding.cpp). shard_bounds: where each rank's slice of the flattened
+/// `params` starts (world + 1 entries). shard_optimizer: the AdamW over this rank's pieces.
+/// shard_gradients: before the optimizer step, each piece's gradient becomes a view of its
+/// parameter's all-reduced gradient (optimizer) or of this rank's reduced slice (gradients).
+/// clip_sharded_gradients: train.sharding=gradients' clip_grad_norm_, on the norm over every
+/// rank's slice; returns that norm. gather_updated_shards: after the step, every rank's
+/// updated slice reaches all ranks (all-gathers of bucket-sized chunks).
+std::vector<int64_t> shard_bounds(const std::vector<torch::Tensor>& params, int world);
+void shard_optimizer(TrainingRun& run);
 void shard_gradients(TrainingRun& run);
+double clip_sharded_gradients(TrainingRun& run, double max_norm);
 void gather_updated_shards(TrainingRun& run);
 
 /// Saves a resumable checkpoint at run.step.

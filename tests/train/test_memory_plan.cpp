@@ -51,6 +51,21 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
   // train.sharding=optimizer keeps AdamW's moments for this rank's slice only.
   cfg.train.sharding = "optimizer";
   EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 3, train::PlanTarget{}, 0).optimizer, 8.0 * n / 3);
+  EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 3, train::PlanTarget{}, 0).grads, 4.0 * n);
+  // train.sharding=gradients also keeps this rank's slice of the gradients, and in place of the
+  // persistent buckets at most three in flight (here the whole model is smaller than one, so
+  // capped at 4 B x n) plus the largest parameter's own gradient (fc1/fc2 of the head, 4 x 48 x 48).
+  cfg.train.sharding = "gradients";
+  const auto z2 = train::plan_memory(cfg, 3, train::PlanTarget{}, 0);
+  EXPECT_DOUBLE_EQ(z2.optimizer, 8.0 * n / 3);
+  EXPECT_DOUBLE_EQ(z2.grads, 4.0 * n / 3);
+  EXPECT_DOUBLE_EQ(z2.grad_buckets, 4.0 * n + 4.0 * 4 * 48 * 48);
+  // The all-gather of the updated slices on CPU (Gloo): one chunk in, 3 out, 3 more in Gloo's
+  // copy; a chunk is the widest slice, ceil(n / 3) floats, when that is below bucket_mb.
+  const double chunk = 4.0 * std::ceil(n / 3.0);
+  EXPECT_DOUBLE_EQ(z2.total - z2.params - z2.grads - z2.optimizer - z2.grad_buckets - z2.activations_full,
+                   p.workspace + 7 * chunk);
+  EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 1, train::PlanTarget{}, 0).grads, 4.0 * n) << "one rank has no slices";
   cfg.train.sharding = "none";
   cfg.train.precision = "bf16";
   auto gpu = train::plan_memory(cfg, 1, train::PlanTarget{true, true}, 0);
@@ -98,4 +113,25 @@ TEST(MemoryPlan, DryRunSaysAim7bDoesNotFitReplicatedOn80GB) {
       << tiny;
   const auto none = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run");
   EXPECT_NE(none.find("memory verdict: no budget"), std::string::npos) << none;
+}
+
+// The recipe for aim-7b: 8 x 80 GB with ZeRO-2 and full activation checkpointing at the
+// config's micro-batch fits; --nnodes multiplies the ranks the plan is for.
+TEST(MemoryPlan, DryRunSaysAim7bFitsOn80GBWithGradientShardingAndCheckpointing) {
+  const std::string base = kTrainBin + " --config " + k7bYaml +
+                           " --dry-run train.memory_gb=80 train.device=cuda"
+                           " 'data.sources=[{kind: synthetic}]' data.val=null";
+  const auto out = test::capture(base + " --nproc-per-node 8 train.sharding=gradients train.activation_checkpointing=full");
+  EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("micro-batch 32,"), std::string::npos) << out;
+  EXPECT_NE(out.find("gradients 3.43 GB (this rank's 1/8 slice)"), std::string::npos) << out;
+  EXPECT_NE(out.find("memory verdict: fits in 80.00 GB"), std::string::npos) << out;
+  // Sharded gradients without checkpointing do not: a micro-batch's activations are too big.
+  const auto no_ckpt = test::capture(base + " --nproc-per-node 8 train.sharding=gradients");
+  EXPECT_NE(no_ckpt.find("memory verdict: does not fit in 80.00 GB"), std::string::npos) << no_ckpt;
+  const auto nodes = test::capture(base + " --nnodes 4 --nproc-per-node 8 train.sharding=gradients");
+  EXPECT_NE(nodes.find("32 ranks"), std::string::npos) << nodes;
+  EXPECT_NE(nodes.find("(this rank's 1/32 slice)"), std::string::npos) << nodes;
+  const auto bad = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run --nnodes 2");
+  EXPECT_NE(bad.find("--nnodes needs --nproc-per-node"), std::string::npos) << bad;
 }

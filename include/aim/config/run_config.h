@@ -41,7 +41,7 @@ struct TrainConfig {
   double bucket_mb = 25;            // gradient all-reduce bucket size (MiB) on more than one rank
   bool tensorboard = false;         // TensorBoard event files in <out_dir>/tb/ (aim-probe: <probe out_dir>/tb/)
   std::string activation_checkpointing = "none";  // none | full: keep only block inputs, recompute in backward
-  std::string sharding = "none";    // none | optimizer (ZeRO-1: each rank keeps AdamW state for 1/N of the parameters)
+  std::string sharding = "none";    // none | optimizer (ZeRO-1: AdamW state for 1/N of the parameters) | gradients (ZeRO-2: also the gradients)
   double memory_gb = 0;             // per-device budget for the --dry-run memory plan; 0 = the GPU's memory (none on CPU)
 
   bool operator==(const TrainConfig& o) const;

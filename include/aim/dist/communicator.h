@@ -38,6 +38,15 @@ class Communicator {
   virtual std::unique_ptr<PendingWork> all_reduce_sum(torch::Tensor& t) = 0;
   /// In-place broadcast from `root`.
   virtual void broadcast(torch::Tensor& t, int root) = 0;
+  /// In-place sum onto rank `root`, started asynchronously; on the other ranks `t` holds
+  /// garbage afterwards. Gradient sharding sends each slice of a bucket to its owner this
+  /// way: it is what reduce-scatter does for uneven slices, and ProcessGroupGloo (1.13) has
+  /// reduce but no reduce_scatter.
+  virtual std::unique_ptr<PendingWork> reduce_sum(torch::Tensor& t, int root) = 0;
+  /// Every rank's `in` (same size on every rank), concatenated in rank order into `out`
+  /// (world_size x in.numel() elements, contiguous), blocking. NCCL writes straight into
+  /// `out` (_allgather_base); Gloo gathers into a flat buffer of its own and copies.
+  virtual void all_gather(torch::Tensor& out, torch::Tensor& in) = 0;
   virtual void barrier() = 0;
 
   /// Convenience: blocking sum.

@@ -24,14 +24,16 @@ struct MemoryPlan {
   int64_t micro_batch = 0;
   bool bf16 = false;
   bool checkpointing = false;
-  bool sharded_optimizer = false;  // train.sharding=optimizer
+  bool sharded_optimizer = false;  // train.sharding=optimizer or gradients
+  bool sharded_gradients = false;  // train.sharding=gradients
   int64_t parameters = 0;
 
   // Bytes per rank.
   double params = 0;        // fp32 weights
-  double grads = 0;         // fp32 .grad
+  double grads = 0;         // fp32 .grad (this rank's slice with train.sharding=gradients)
   double optimizer = 0;     // AdamW exp_avg + exp_avg_sq, fp32 (this rank's slice when sharded)
-  double grad_buckets = 0;  // GradientSync's flat all-reduce buffers (more than one rank)
+  double grad_buckets = 0;  // GradientSync's flat all-reduce buffers (more than one rank), or
+                            // ShardedGradientSync's in-flight buckets (sharding=gradients)
   double weight_casts = 0;  // bf16 copies of the weights that autocast makes and backward keeps
   double activations_full = 0;          // one micro-batch, no checkpointing
   double activations_checkpointed = 0;  // one micro-batch, activation_checkpointing=full

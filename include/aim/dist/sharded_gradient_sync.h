@@ -1,0 +1,50 @@
+#pragma once
+#include <memory>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "aim/dist/communicator.h"
+
+namespace aim::dist {
+
+/// train.sharding=gradients (ZeRO-2): every rank keeps only the gradient of its own slice of
+/// the flattened parameters (`bounds[r]`..`bounds[r+1]` for rank r, in the order of
+/// `params`), summed over ranks and micro-batches.
+///
+/// As in GradientSync, a hook on every parameter copies its gradient into a flat bucket
+/// while backward runs, and a bucket's reduction starts the moment its last gradient lands.
+/// Buckets cover contiguous ranges of the flattened parameters, so each bucket splits into
+/// at most a few owners' pieces; each piece is summed onto its owner (Communicator::
+/// reduce_sum), which adds it into its slice. Unlike GradientSync, buckets exist only while
+/// in flight (at most `max_in_flight`, the oldest is drained when another is launched) and
+/// a parameter's own .grad is released as soon as the next gradient arrives, so no rank ever
+/// holds the full gradient: 4 B/N per parameter plus a few buckets.
+///
+/// Every micro-batch reduces (arm() before its backward, finish() after): accumulating full
+/// local gradients first would cost the memory this mode exists to save.
+class ShardedGradientSync {
+ public:
+  ShardedGradientSync(std::vector<torch::Tensor> params, std::vector<int64_t> bounds, Communicator& comm,
+                      double bucket_mb = 25.0, int max_in_flight = 2);
+  ~ShardedGradientSync();
+
+  /// Zeroes this rank's gradient slice (start of an optimizer step).
+  void zero();
+  void arm();
+  /// Reduces buckets whose parameters got no gradient (as zeros), waits for every reduction,
+  /// adds this rank's pieces into its slice and releases every parameter's .grad.
+  void finish();
+  /// This rank's summed gradient, bounds[rank]..bounds[rank+1] of the flattened parameters.
+  torch::Tensor& slice();
+  size_t num_buckets() const;
+  size_t overlapped_buckets() const;
+  /// The most bucket elements alive at once during the last finish()ed backward.
+  int64_t peak_bucket_elements() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace aim::dist
