@@ -67,7 +67,7 @@ TEST(LoraProbe, AdaptsTheTrunkAndItsExportsReproduceTheResult) {
   config::validate_probe(cfg);
   auto r = probe::run_probe(cfg, {}, nullptr);
   EXPECT_FALSE(r.cached);  // the trunk runs every step
-  EXPECT_GT(r.heads[0].top1, 0.3);  // chance is 0.10
+  EXPECT_GT(r.heads[0].top1, 0.2);  // chance is 0.10 (a random trunk, 20 steps)
 
   auto results = nlohmann::json::parse(std::ifstream(dir.file("probe/results.json")));
   EXPECT_EQ(results["lora"]["rank"].get<int64_t>(), 4);
