@@ -48,6 +48,11 @@ for name, feat, kind in rows:
     lines.append(f"| {feat} | {kind} | {100*b['top1']:.2f} | {100*b['top5']:.2f} | {b['lr']:g} |")
 cmd = f"bash scripts/demo.sh && bash scripts/probe_showcase.sh {run} {extra}".rstrip()
 lines.append(f"\nReproduce: `{cmd}`\n")
-open(out, "w").write("\n".join(lines) + "\n")
+try:  # keep the LoRA section that scripts/lora_showcase.sh writes
+    lora = open(out).read().split("## LoRA adaptation", 1)
+except FileNotFoundError:
+    lora = [""]
+tail = "\n## LoRA adaptation" + lora[1] if len(lora) == 2 else ""
+open(out, "w").write("\n".join(lines) + "\n" + tail)
 print("\n".join(lines))
 PY

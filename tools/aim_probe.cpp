@@ -2,6 +2,9 @@
 //   aim-probe --config FILE [key=value ...]                 train the probe grid, write results
 //   aim-probe --config FILE --eval-only [--probe FILE]      evaluate a saved probe on probe.val
 //   aim-probe --config FILE --predict DIR [--top K]         classify the images in DIR
+//   aim-probe --config FILE --export-hub DIR [--probe FILE] trunk + saved attentive probe as a
+//                                                           hub model directory (from_pretrained)
+//   aim-probe --config FILE --dry-run                       validate, print the trainable parameters
 // The config is an aim-train config (the model section names the architecture; the probe
 // section the weights, data and recipe). A run's own config.yaml works as it is:
 //   aim-probe --config runs/x/config.yaml probe.weights=runs/x
@@ -15,15 +18,16 @@
 #include "aim/dist/dist_env.h"
 #include "aim/dist/local_launcher.h"
 #include "aim/error.h"
+#include "aim/probe/probe_plan.h"
 #include "aim/probe/probe_runner.h"
 #include "aim/runtime/device.h"
 #include "aim/train/trainer.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Train and evaluate probes on a frozen AIM trunk"};
-  std::string config_path, probe_path, predict_dir;
+  std::string config_path, probe_path, predict_dir, export_hub_dir;
   std::vector<std::string> overrides;
-  bool eval_only = false;
+  bool eval_only = false, dry_run = false;
   int nproc = 0, top = 5;
   app.add_option("--config", config_path, "YAML config (model + probe sections)")->required();
   app.add_option("overrides", overrides, "key=value overrides by dotted path, e.g. probe.weights=runs/x");
@@ -31,12 +35,16 @@ int main(int argc, char** argv) {
   app.add_option("--probe", probe_path, "Probe weights for --eval-only/--predict (default <probe out_dir>/probe.safetensors)");
   app.add_option("--predict", predict_dir, "Print the top classes of every image file in this directory and its subfolders");
   app.add_option("--top", top, "Classes printed per image with --predict")->check(CLI::Range(1, 1000));
+  app.add_option("--export-hub", export_hub_dir,
+                 "Write probe.weights' trunk and the saved attentive probe (--probe) as a hub model directory");
+  app.add_flag("--dry-run", dry_run, "Validate the config, print the probe's trainable parameters (LoRA included), exit");
   app.add_option("--nproc-per-node", nproc, "Start N local ranks (CPU: Gloo, CUDA: NCCL)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (nproc > 0) {
       if (!predict_dir.empty()) throw aim::Error("--predict runs in one process; drop --nproc-per-node");
+      if (!export_hub_dir.empty()) throw aim::Error("--export-hub runs in one process; drop --nproc-per-node");
       std::vector<std::string> args = {argv[0], "--config", config_path};
       if (eval_only) args.push_back("--eval-only");
       if (!probe_path.empty()) args.insert(args.end(), {"--probe", probe_path});
@@ -48,8 +56,19 @@ int main(int argc, char** argv) {
     auto cfg = aim::config::load_run_config(config_path, overrides);
     // Evaluating or applying a saved probe never reads probe.train.
     aim::config::validate_probe(cfg, env.world_size, /*check_paths=*/true,
-                                /*needs_train_split=*/!eval_only && predict_dir.empty());
+                                /*needs_train_split=*/!eval_only && predict_dir.empty() && export_hub_dir.empty());
     if (probe_path.empty()) probe_path = aim::probe::probe_out_dir(cfg) + "/probe.safetensors";
+
+    if (dry_run) {
+      std::cout << aim::probe::describe_trainable(cfg);
+      return 0;
+    }
+    if (!export_hub_dir.empty()) {
+      aim::probe::export_hub_from_files(cfg, probe_path, export_hub_dir);
+      std::cout << "hub model directory written to " << export_hub_dir
+                << " (config.json, model.safetensors, README.md)\n";
+      return 0;
+    }
 
     if (!predict_dir.empty()) {
       const auto names = aim::probe::class_names(cfg);

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "aim/model/layer_selection.h"
+#include "aim/model/lora.h"
 
 namespace aim::config {
 
@@ -15,10 +16,11 @@ namespace fs = std::filesystem;
 bool ProbeConfig::operator==(const ProbeConfig& o) const {
   return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
                   label_smoothing, augment, crop_scale_min, crop_scale_max, hflip, cache_gb, epoch_size, seed,
-                  out_dir, at_end) ==
+                  out_dir, at_end, lora_rank, lora_alpha, lora_lr, export_hub) ==
              std::tie(o.weights, o.kind, o.features, o.blocks, o.classes, o.epochs, o.batch_size, o.lrs,
                       o.weight_decays, o.warmup, o.label_smoothing, o.augment, o.crop_scale_min, o.crop_scale_max,
-                      o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end) &&
+                      o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end, o.lora_rank,
+                      o.lora_alpha, o.lora_lr, o.export_hub) &&
          detail::same_optional(train_data, o.train_data) && detail::same_optional(val_data, o.val_data);
 }
 
@@ -57,6 +59,10 @@ const std::vector<Field<config::ProbeConfig>>& probe_fields() {
       plain("seed", &P::seed),
       plain("out_dir", &P::out_dir),
       plain("at_end", &P::at_end),
+      plain("lora_rank", &P::lora_rank),
+      plain("lora_alpha", &P::lora_alpha),
+      plain("lora_lr", &P::lora_lr),
+      plain("export_hub", &P::export_hub),
   };
   return f;
 }
@@ -113,6 +119,22 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
     fail("probe.cache_gb", "must be >= 0 (0 = never cache features), got " + num(p.cache_gb));
   if (p.epoch_size < 0)
     fail("probe.epoch_size", "must be >= 0 (0 = the training split's size), got " + num(p.epoch_size));
+  // LoRA adapts the trunk: there must be one, and one head to adapt it for.
+  model::check_lora_rank(p.lora_rank, cfg.model.width, "probe.lora_rank");
+  if (p.lora_rank > 0 && p.features != "trunk")
+    fail("probe.lora_rank", "LoRA adapts the trunk's attention; features=" + p.features +
+                                " (the pixel baseline) has no trunk. Set probe.lora_rank=0 or features=trunk");
+  if (p.lora_rank > 0 && p.lrs.size() * p.weight_decays.size() != 1)
+    fail("probe.lrs", "with probe.lora_rank > 0 every head adapts its own trunk, so the grid is one head: give one "
+                      "learning rate and one weight decay (got " + std::to_string(p.lrs.size()) + " x " +
+                      std::to_string(p.weight_decays.size()) + ")");
+  if (!(p.lora_alpha > 0) || !std::isfinite(p.lora_alpha))
+    fail("probe.lora_alpha", "must be > 0 (loralib's default is 1), got " + num(p.lora_alpha));
+  if (!(p.lora_lr >= 0) || !std::isfinite(p.lora_lr))
+    fail("probe.lora_lr", "must be >= 0 (0 = the head's learning rate), got " + num(p.lora_lr));
+  if (!p.export_hub.empty() && (p.kind != "attentive" || p.features != "trunk"))
+    fail("probe.export_hub", "a hub model directory holds a trunk and an attentive head (AIMForImageClassification); "
+                             "needs kind=attentive and features=trunk, got kind=" + p.kind + ", features=" + p.features);
 }
 
 }  // namespace detail

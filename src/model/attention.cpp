@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "aim/compat.h"
+#include "aim/error.h"
 
 namespace aim::model {
 
@@ -20,11 +21,19 @@ void AttentionImpl::reset_parameters() {
   torch::nn::init::xavier_uniform_(proj->weight);
 }
 
+void AttentionImpl::enable_lora(const LoraSpec& spec) {
+  if (lora_.on()) throw Error("attention: LoRA is already enabled");
+  check_lora_rank(spec.rank, dim_, "lora rank");
+  if (spec.rank > 0) lora_ = add_lora(qkv, proj, spec);
+}
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionMask& mask) {
   const auto B = x.size(0), K = x.size(1);
   const auto hd = dim_ / heads_;
   // [B, K, 3, H, hd] -> [3, B, H, K, hd]
-  auto qkv_out = qkv->forward(x).view({B, K, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  auto qkv_lin = qkv->forward(x);
+  if (lora_.on()) qkv_lin = qkv_lin + lora_qkv_delta(x, lora_);
+  auto qkv_out = qkv_lin.view({B, K, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
   auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
   torch::Tensor out;  // [B, H, K, hd]
 #if AIM_HAS_SDPA
@@ -50,7 +59,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionMask
                     : torch::baddbmm(mask.additive(x.device(), x.scalar_type()), q3, k3.transpose(1, 2));
   out = torch::bmm(torch::softmax(scores, -1), v3).view({B, heads_, K, hd});
 #endif
-  return proj->forward(out.transpose(1, 2).reshape({B, K, dim_}));
+  auto merged_heads = out.transpose(1, 2).reshape({B, K, dim_});
+  if (lora_.on()) return proj->forward(merged_heads) + lora_proj_delta(merged_heads, lora_);
+  return proj->forward(merged_heads);
 }
 
 }  // namespace aim::model

@@ -16,6 +16,19 @@ TrunkImpl::TrunkImpl(const ModelConfig& cfg) {
   post_trunk_norm = register_module("post_trunk_norm", make_layer_norm(cfg.width, cfg.norm_eps));
 }
 
+void TrunkImpl::enable_lora(const LoraSpec& spec) {
+  for (const auto& b : *blocks) b->as<BlockImpl>()->attn->enable_lora(spec);
+}
+
+std::vector<torch::Tensor> TrunkImpl::lora_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& b : *blocks) {
+    const auto& w = b->as<BlockImpl>()->attn->lora();
+    if (w.on()) out.insert(out.end(), {w.qkv_A, w.qkv_B, w.proj_A, w.proj_B});
+  }
+  return out;
+}
+
 TrunkOutput TrunkImpl::forward(const torch::Tensor& tokens, const AttentionMask& mask,
                                const std::vector<int64_t>& capture, bool normed_output) {
   const int64_t depth = static_cast<int64_t>(blocks->size());

@@ -6,6 +6,7 @@
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/state_dict.h"
+#include "aim/model/hub_config.h"
 
 namespace fs = std::filesystem;
 
@@ -31,29 +32,103 @@ std::string newest_checkpoint(const fs::path& run_dir) {
   return best_path;
 }
 
+bool is_lora_name(const std::string& name) {
+  const auto dot = name.rfind('.');
+  const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+  return leaf == "lora_A" || leaf == "lora_B";
+}
+
+/// The rank of the LoRA tensor `name` (lora_A: rows / slices, lora_B: columns), for messages.
+int64_t tensors_rank(const io::NamedTensors& tensors, const std::string& name) {
+  for (const auto& [n, t] : tensors)
+    if (n == name && t.dim() == 2) {
+      if (name.size() >= 6 && name.compare(name.size() - 6, 6, "lora_B") == 0) return t.size(1);
+      const bool fused = name.find(".qkv.") != std::string::npos;  // q and v slices stacked
+      return fused ? t.size(0) / 2 : t.size(0);
+    }
+  return 0;
+}
+
 }  // namespace
 
 TrunkWeights resolve_trunk_weights(const std::string& weights) {
   const fs::path p(weights);
   if (weights.empty()) throw Error("probe.weights: empty; expected a .safetensors file or a run directory");
   if (!fs::exists(p)) throw Error("probe.weights: '" + weights + "' does not exist");
-  if (fs::is_regular_file(p)) return {weights, ""};
-  if (is_checkpoint_dir(p)) return {(p / "state.safetensors").string(), "model."};
-  if (fs::is_regular_file(p / "trunk.safetensors")) return {(p / "trunk.safetensors").string(), ""};
+  if (fs::is_regular_file(p)) return {weights, "", ""};
+  if (is_hub_dir(weights)) {
+    if (!fs::is_regular_file(p / kHubConfigFile))
+      throw Error("probe.weights: directory '" + weights + "' has " + kHubWeightsFile + " but no " + kHubConfigFile +
+                  " (a hub model directory needs both; config.json names the architecture)");
+    if (!fs::is_regular_file(p / kHubWeightsFile))
+      throw Error("probe.weights: directory '" + weights + "' has " + kHubConfigFile + " but no " + kHubWeightsFile);
+    return {(p / kHubWeightsFile).string(), "", weights};
+  }
+  if (is_checkpoint_dir(p)) return {(p / "state.safetensors").string(), "model.", ""};
+  if (fs::is_regular_file(p / "trunk.safetensors")) return {(p / "trunk.safetensors").string(), "", ""};
   const std::string ckpt = newest_checkpoint(p);
-  if (!ckpt.empty()) return {(fs::path(ckpt) / "state.safetensors").string(), "model."};
+  if (!ckpt.empty()) return {(fs::path(ckpt) / "state.safetensors").string(), "model.", ""};
   throw Error("probe.weights: directory '" + weights +
               "' holds neither trunk.safetensors nor checkpoints/step_N/state.safetensors");
 }
 
 std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& weights) {
+  return load_trunk_weights(encoder, weights, LoraSpec{});
+}
+
+std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& weights, const LoraSpec& lora) {
   const TrunkWeights w = resolve_trunk_weights(weights);
   io::SafetensorsFile file = io::load_safetensors(w.file);
   io::NamedTensors tensors;
+  std::vector<std::string> lora_names;
   for (auto& [name, t] : file.tensors)
-    if (name.rfind(w.prefix, 0) == 0) tensors.emplace_back(name.substr(w.prefix.size()), t);
+    if (name.rfind(w.prefix, 0) == 0) {
+      tensors.emplace_back(name.substr(w.prefix.size()), t);
+      if (is_lora_name(tensors.back().first)) lora_names.push_back(tensors.back().first);
+    }
+  if (!w.hub_dir.empty()) {
+    const HubConfig hub = read_hub_config(w.hub_dir);
+    check_hub_matches_model(hub, encoder->config(), w.hub_dir);
+    check_hub_matches_weights(hub, tensors, w.hub_dir);
+  }
+  if (!lora_names.empty() && lora.rank == 0)
+    throw Error("probe.weights: '" + w.file + "' holds LoRA tensors (" + lora_names.front() + ", " +
+                std::to_string(lora_names.size()) + " in all): set probe.lora_rank to their rank (" +
+                std::to_string(tensors_rank(tensors, lora_names.front())) + ") to load them, or use its merged export");
+  // LoRA tensors in the file are loaded (strictly, so their rank must match); a plain file
+  // loads first and LoRA starts fresh on top, as loralib initialises it.
+  const bool lora_from_file = !lora_names.empty();
+  if (lora_from_file) encoder->trunk->enable_lora(lora);
   io::load_state_dict(*encoder, tensors, w.file, {"preprocessor.", "trunk."});
+  if (!lora_from_file && lora.rank > 0) encoder->trunk->enable_lora(lora);
   return w.file;
+}
+
+io::NamedTensors merged_trunk_tensors(const model::AimEncoder& encoder) {
+  std::map<std::string, torch::Tensor> merged;
+  const auto& blocks = *encoder->trunk->blocks;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const auto& attn = blocks[i]->as<BlockImpl>()->attn;
+    if (!attn->lora().on()) continue;
+    const std::string at = "trunk.blocks." + std::to_string(i) + ".attn.";
+    merged[at + "qkv.weight"] = merged_qkv_weight(attn->qkv->weight, attn->lora());
+    merged[at + "proj.weight"] = merged_proj_weight(attn->proj->weight, attn->lora());
+  }
+  io::NamedTensors out;
+  for (auto& [name, t] : io::filter_prefixes(io::state_dict(*encoder), {"preprocessor.", "trunk."})) {
+    if (is_lora_name(name)) continue;
+    auto it = merged.find(name);
+    out.emplace_back(name, it == merged.end() ? t.detach() : it->second);
+  }
+  return out;
+}
+
+void export_trunk_tensors(const std::string& path, const io::NamedTensors& tensors,
+                          std::map<std::string, std::string> metadata) {
+  metadata["format"] = "pt";
+  io::NamedTensors out;
+  for (const auto& [name, t] : tensors) out.emplace_back(name, t.detach().cpu().contiguous());
+  io::save_safetensors(path, out, metadata);
 }
 
 void export_trunk(const std::string& path, const torch::nn::Module& model,

@@ -28,14 +28,17 @@ FeatureExtractor::FeatureExtractor(const config::RunConfig& cfg, torch::Device d
   const std::string weights = weights_override.empty() ? cfg.probe.weights : weights_override;
   torch::manual_seed(cfg.probe.seed);  // the random baseline starts where pre-training would
   encoder_ = model::AimEncoder(m);
+  const model::LoraSpec lora{cfg.probe.lora_rank, cfg.probe.lora_alpha};
   if (weights == "random") {
     source_ = "random init (seed " + std::to_string(cfg.probe.seed) + ")";
+    encoder_->trunk->enable_lora(lora);
   } else {
-    source_ = model::load_trunk_weights(encoder_, weights);
+    source_ = model::load_trunk_weights(encoder_, weights, lora);
   }
   encoder_->to(device_);
   encoder_->eval();
   for (auto& p : encoder_->parameters()) p.set_requires_grad(false);
+  for (auto& p : encoder_->trunk->lora_parameters()) p.set_requires_grad(true);
   dim_ = m.width;
   tokens_ = m.num_tokens();
   heads_ = m.heads;
@@ -43,6 +46,16 @@ FeatureExtractor::FeatureExtractor(const config::RunConfig& cfg, torch::Device d
 
 torch::Tensor FeatureExtractor::operator()(const torch::Tensor& images_u8) {
   torch::NoGradGuard no_grad;
+  return run(images_u8);
+}
+
+torch::Tensor FeatureExtractor::trainable(const torch::Tensor& images_u8) { return run(images_u8); }
+
+std::vector<torch::Tensor> FeatureExtractor::lora_parameters() const {
+  return encoder_ ? encoder_->trunk->lora_parameters() : std::vector<torch::Tensor>{};
+}
+
+torch::Tensor FeatureExtractor::run(const torch::Tensor& images_u8) {
   auto images = data::normalize_images(images_u8, device_, mean_, std_);
   if (pixels_) return images.flatten(1).unsqueeze(1);
   if (bf16_) compat::set_cuda_autocast(true, at::kBFloat16);

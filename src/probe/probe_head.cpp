@@ -5,6 +5,9 @@
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/state_dict.h"
+#include "aim/model/hub_config.h"
+
+#include <filesystem>
 
 namespace aim::probe {
 
@@ -40,7 +43,13 @@ void save_probe(const std::string& path, ProbeHead& head, int64_t heads,
   io::save_safetensors(path, tensors, meta);
 }
 
-ProbeHead load_probe(const std::string& path, int64_t heads, std::map<std::string, std::string>* metadata) {
+ProbeHead load_probe(const std::string& probe_path, int64_t heads, std::map<std::string, std::string>* metadata) {
+  // A hub model directory holds its head in model.safetensors; config.json says the heads.
+  std::string path = probe_path;
+  if (model::is_hub_dir(probe_path)) {
+    heads = model::read_hub_config(probe_path).num_heads;
+    path = (std::filesystem::path(probe_path) / model::kHubWeightsFile).string();
+  }
   io::SafetensorsFile file = io::load_safetensors(path);
   auto find = [&](const std::string& name) -> const torch::Tensor* {
     for (const auto& [n, t] : file.tensors)

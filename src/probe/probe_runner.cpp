@@ -17,8 +17,12 @@
 #include "aim/io/atomic_file.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/tensorboard_writer.h"
+#include "aim/model/hub_config.h"
 #include "aim/model/layer_selection.h"
+#include "aim/model/model_stats.h"
+#include "aim/model/trunk_weights.h"
 #include "aim/probe/feature_extractor.h"
+#include "aim/probe/hub_export.h"
 #include "aim/probe/probe_head.h"
 #include "aim/runtime/device.h"
 #include "aim/optim/optimizer.h"
@@ -112,13 +116,17 @@ void sync_buffers(ProbeHead& head, dist::Communicator* comm) {
   for (auto& b : head->buffers()) comm->broadcast(b, 0);
 }
 
-/// Averages all heads' gradients over ranks in one flat all-reduce (probe heads are small).
-void average_gradients(std::vector<GridHead>& grid, dist::Communicator* comm) {
+/// Averages all heads' gradients (and the LoRA tensors', when the trunk adapts) over ranks
+/// in one flat all-reduce (probe heads and LoRA tensors are small).
+void average_gradients(std::vector<GridHead>& grid, const std::vector<torch::Tensor>& lora,
+                       dist::Communicator* comm) {
   if (!comm) return;
   std::vector<torch::Tensor> grads;
   for (auto& g : grid)
     for (auto& p : g.head->parameters())
       if (p.grad().defined()) grads.push_back(p.grad());
+  for (const auto& p : lora)
+    if (p.grad().defined()) grads.push_back(p.grad());
   auto flat = torch::cat([&] {
     std::vector<torch::Tensor> v;
     for (auto& t : grads) v.push_back(t.reshape({-1}));
@@ -145,12 +153,39 @@ std::string join_blocks(const std::vector<int64_t>& blocks) {
 /// configured values.
 config::RunConfig with_probe_file_features(const config::RunConfig& cfg, const std::string& probe_path, bool log) {
   config::RunConfig c = cfg;
+  // A saved probe is applied to the trunk it was trained with: never a fresh LoRA on top.
+  c.probe.lora_rank = 0;
+  if (model::is_hub_dir(probe_path) && c.probe.features == "trunk") {
+    // A hub directory's head was trained on its config.json's probe_layers.
+    std::string layers;
+    for (int64_t b : model::read_hub_config(probe_path).probe_layers) layers += (layers.empty() ? "" : ",") + std::to_string(b);
+    if (layers != cfg.probe.blocks && log)
+      spdlog::warn("hub directory '{}' was trained on trunk blocks {}; using them (probe.blocks={})", probe_path, layers,
+                   cfg.probe.blocks);
+    c.probe.blocks = layers;
+    if (cfg.probe.weights != probe_path) {  // ... and belongs to the trunk stored next to it
+      if (log) spdlog::warn("hub directory '{}' holds its own trunk; using it (probe.weights={})", probe_path, cfg.probe.weights);
+      c.probe.weights = probe_path;
+    }
+    return c;
+  }
   if (!fs::is_regular_file(probe_path)) return c;  // load_probe names the missing file
   const auto meta = io::read_safetensors_metadata(probe_path);
   auto get = [&](const char* key) {
     auto it = meta.find(key);
     return it == meta.end() ? std::string() : it->second;
   };
+  // A LoRA run's head belongs to the adapted trunk (its merged export), not to probe.weights.
+  const std::string adapted = get("adapted_trunk");
+  if (!adapted.empty() && adapted != cfg.probe.weights) {
+    if (!fs::exists(adapted))
+      throw Error("probe file '" + probe_path + "' was trained with LoRA on the trunk saved as '" + adapted +
+                  "', which no longer exists");
+    if (log)
+      spdlog::warn("probe file '{}' was trained with LoRA; using its adapted trunk {} (probe.weights={})", probe_path,
+                   adapted, cfg.probe.weights);
+    c.probe.weights = adapted;
+  }
   const std::string features = get("features");
   if (!features.empty() && features != cfg.probe.features) {
     if (log)
@@ -204,7 +239,8 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
 
   FeatureExtractor fx(cfg, device, weights_override);
   data::Loader val(val_loader_config(cfg, env));
-  const bool live = pc.augment;  // augmented views need the trunk every step
+  const bool lora = pc.lora_rank > 0;
+  const bool live = pc.augment || lora;  // augmented views and LoRA need the trunk every step
   auto train_loader = std::make_unique<data::Loader>(config::probe_loader_config(cfg, true, live, rank, world));
   const int64_t classes = resolve_classes(cfg, *train_loader, val);
   const int64_t per_rank = pc.batch_size / world;
@@ -246,7 +282,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   } else {
     // A fresh loader in train mode (shuffled, endless) showing the view the cached path and
     // evaluation see: the centre crop, unflipped.
-    if (!live) {
+    if (!pc.augment) {
       auto lc = config::probe_loader_config(cfg, true, true, rank, world);
       lc.augment.eval_view = true;
       train_loader = std::make_unique<data::Loader>(lc);
@@ -271,6 +307,23 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
       g.opt = optim::make_adamw(*g.head, oc);
       grid.push_back(std::move(g));
     }
+  // LoRA: its tensors train jointly with the (single) head, on the same schedule.
+  const std::vector<torch::Tensor> lora_params = fx.lora_parameters();
+  std::unique_ptr<torch::optim::AdamW> lora_opt;
+  const double lora_peak = pc.lora_lr > 0 ? pc.lora_lr : pc.lrs.at(0);
+  const int64_t lora_count = model::lora_parameters(cfg.model, pc.lora_rank);
+  const int64_t trunk_count = model::count_parameters(cfg.model).trunk;
+  if (lora) {
+    optim::OptimConfig oc;
+    oc.lr = lora_peak;
+    oc.weight_decay = pc.weight_decays.at(0);
+    lora_opt = optim::make_adamw(lora_params, {}, oc);
+    if (log)
+      spdlog::info("probe: LoRA rank {} (alpha {}) on q, v and proj of {} blocks: {} trainable parameters, {:.3f} % "
+                   "of the trunk's {}; lr {}",
+                   pc.lora_rank, pc.lora_alpha, cfg.model.depth, lora_count, 100.0 * lora_count / trunk_count,
+                   trunk_count, lora_peak);
+  }
   if (log)
     spdlog::info("probe: {} {} head(s) on {} ({}), {} classes, {} epochs x {} steps of {} images{}", grid.size(),
                  pc.kind, fx.source(), pc.features == "pixels" ? "raw pixels" : "blocks " + pc.blocks, classes,
@@ -311,7 +364,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
       auto batch = train_loader->next();
       if (!batch) throw Error("probe.train: the training stream ended");
       check_labels(batch->labels, classes, "probe.train");
-      feats = fx(batch->images);
+      feats = lora ? fx.trainable(batch->images) : fx(batch->images);
       labels = batch->labels.to(device);
     }
     for (auto& g : grid) {
@@ -324,8 +377,16 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
       g.loss_sum += loss.detach().to(torch::kFloat64);
       ++g.loss_count;
     }
-    average_gradients(grid, comm);
+    if (lora_opt) {
+      schedule.lr = lora_peak;
+      optim::set_learning_rate(*lora_opt, optim::learning_rate(step, total_steps, schedule));
+    }
+    average_gradients(grid, lora_params, comm);
     for (auto& g : grid) g.opt->step();
+    if (lora_opt) {
+      lora_opt->step();
+      optim::clear_gradients(*lora_opt);
+    }
     window_images += pc.batch_size;
     if (log && ((step + 1) % log_every == 0 || step + 1 == total_steps)) {
       double lo = 1e30, hi = 0;
@@ -403,12 +464,43 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
                           {"batch_size", pc.batch_size}, {"cached_features", cached}, {"world_size", world},
                           {"seconds", report.seconds}, {"heads", heads_json}, {"best", best_json},
                           {"config", config::to_yaml(cfg)}};
+    std::map<std::string, std::string> probe_meta = {
+        {"features", pc.features}, {"blocks", pc.blocks}, {"block_indices", join_blocks(fx.blocks())},
+        {"lr", std::to_string(best.lr)}, {"weight_decay", std::to_string(best.weight_decay)},
+        {"top1", std::to_string(best.top1)}, {"trunk", report.weights}};
+    if (lora) {
+      // The adapted trunk twice: with its LoRA tensors in loralib's names (loads strictly into
+      // the official LoraAttention), and merged into plain weights (any trunk loader).
+      const std::map<std::string, std::string> lora_meta = {{"lora_rank", std::to_string(pc.lora_rank)},
+                                                            {"lora_alpha", fmt::format("{}", pc.lora_alpha)},
+                                                            {"base_trunk", report.weights}};
+      const std::string merged = fs::absolute(fs::path(report.out_dir) / "trunk.safetensors").string();
+      model::export_trunk((fs::path(report.out_dir) / "lora_trunk.safetensors").string(), *fx.encoder(), lora_meta);
+      model::export_trunk_tensors(merged, model::merged_trunk_tensors(fx.encoder()), lora_meta);
+      probe_meta.insert(lora_meta.begin(), lora_meta.end());
+      probe_meta["adapted_trunk"] = merged;
+      out["lora"] = {{"rank", pc.lora_rank},       {"alpha", pc.lora_alpha},
+                     {"lr", lora_peak},            {"parameters", lora_count},
+                     {"trunk_parameters", trunk_count}, {"merged_trunk", merged}};
+    }
     io::write_file_atomic((fs::path(report.out_dir) / "results.json").string(), out.dump(2) + "\n");
     save_probe((fs::path(report.out_dir) / "probe.safetensors").string(), grid[report.best].head, fx.heads(),
-               {{"features", pc.features}, {"blocks", pc.blocks}, {"block_indices", join_blocks(fx.blocks())},
-                {"lr", std::to_string(best.lr)},
-                {"weight_decay", std::to_string(best.weight_decay)}, {"top1", std::to_string(best.top1)},
-                {"trunk", report.weights}});
+               probe_meta);
+    if (!pc.export_hub.empty()) {
+      HubCard card;
+      card.trunk = lora ? report.weights + " + LoRA rank " + std::to_string(pc.lora_rank) + " (merged)" : report.weights;
+      card.data = "train " + pc.train_data->kind + " (" + std::to_string(train_samples) + " images), val " +
+                  pc.val_data->kind + " (" + std::to_string(report.val_samples) + " images)";
+      card.recipe = fmt::format("{} epochs, batch {}, AdamW lr {} wd {}, warmup {}{}{}", pc.epochs, pc.batch_size,
+                                best.lr, best.weight_decay, pc.warmup, pc.augment ? ", RandomResizedCrop + flip" : "",
+                                lora ? fmt::format(", LoRA rank {} alpha {} lr {}", pc.lora_rank, pc.lora_alpha, lora_peak)
+                                     : std::string());
+      card.top1 = best.top1;
+      card.val_samples = report.val_samples;
+      const io::NamedTensors trunk = model::merged_trunk_tensors(fx.encoder());
+      export_hub(pc.export_hub, cfg.model, trunk, grid[report.best].head, fx.blocks(), card);
+      spdlog::info("probe: hub model directory written to {}", pc.export_hub);
+    }
   }
   return report;
 }
@@ -439,6 +531,31 @@ EvalReport evaluate_saved_probe(const config::RunConfig& configured, const dist:
   r.top5 = acc[0][2].item<double>() / r.samples;
   r.classes = head->classes();
   return r;
+}
+
+void export_hub_from_files(const config::RunConfig& configured, const std::string& probe_path, const std::string& dir) {
+  const config::RunConfig cfg = with_probe_file_features(configured, probe_path, true);
+  if (cfg.probe.features != "trunk")
+    throw Error("--export-hub: probe file '" + probe_path + "' was trained on features=" + cfg.probe.features +
+                "; a hub model directory needs a trunk");
+  if (cfg.probe.weights == "random" || cfg.probe.weights.empty())
+    throw Error("--export-hub: probe.weights must name trunk weights (a file or directory), got '" +
+                cfg.probe.weights + "'");
+  const auto blocks = model::select_blocks(cfg.probe.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
+  model::AimEncoder encoder(cfg.model);
+  const std::string source = model::load_trunk_weights(encoder, cfg.probe.weights);
+  ProbeHead head = load_probe(probe_path, cfg.model.heads);
+  HubCard card;
+  card.trunk = source;
+  card.recipe = "probe file " + probe_path;
+  const auto meta = io::read_safetensors_metadata(probe_path);
+  if (auto it = meta.find("top1"); it != meta.end()) {
+    try {
+      card.top1 = std::stod(it->second);
+    } catch (const std::exception&) {
+    }
+  }
+  export_hub(dir, cfg.model, model::merged_trunk_tensors(encoder), head, blocks, card);
 }
 
 std::vector<Prediction> predict_folder(const config::RunConfig& configured, const std::string& probe_path,

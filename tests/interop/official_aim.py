@@ -1,7 +1,11 @@
 """The official AIM architecture as PyTorch nn.Modules with the official parameter names
 (spec §2, §8, §10), written from the spec: preprocessor.patchifier.{proj,norm},
 trunk.blocks.N.{norm_1,attn.qkv,attn.proj,norm_2,mlp.fc1,mlp.fc2}, trunk.post_trunk_norm,
-head.{cls_token,k,v,linear,bn} (the attentive probe, AttentionPoolingClassifier).
+head.{cls_token,k,v,linear,bn} (the attentive probe, AttentionPoolingClassifier); with
+"lora_rank" in the config every attention is the official LoraAttention (loralib's MergedLinear
+on qkv with enable_lora=[True, False, True] and loralib's Linear on proj: attn.qkv.lora_A,
+attn.qkv.lora_B, attn.proj.lora_A, attn.proj.lora_B, scaled by lora_alpha / r, alpha 1 by
+default), written from loralib's documented shapes and semantics.
 Weights move between it and aim through safetensors and load_state_dict(strict=True), so a
 renamed, missing or reshaped tensor fails loudly on either side.
 
@@ -12,7 +16,15 @@ usage:
   official_aim.py run CONFIG_JSON TRUNK_FILE PROBE_FILE IMAGES_FILE OUT
       strict-loads our trunk export + our probe file into the official model, writes the
       features and logits for IMAGES_FILE's "images" to OUT
-CONFIG_JSON: {"img_size","patch_size","channels","width","depth","heads","classes","blocks"}."""
+  official_aim.py hub-run HUB_DIR IMAGES_FILE OUT
+      builds the model from HUB_DIR/config.json alone (the official builder's keys), strict-loads
+      HUB_DIR/model.safetensors, writes float32 logits for IMAGES_FILE's "images" to OUT
+  official_aim.py hub-export CONFIG_JSON HUB_DIR IO_OUT
+      a random official model written as the official hub layout (config.json with the builder's
+      keys, probe_layers as an int; model.safetensors in float32); images and float64 logits of
+      those float32 weights -> IO_OUT
+CONFIG_JSON: {"img_size","patch_size","channels","width","depth","heads","classes","blocks"[,
+"lora_rank","lora_alpha"]}."""
 import json
 import math
 import os
@@ -20,6 +32,7 @@ import sys
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
 import safetensors_np  # noqa: E402
@@ -65,6 +78,48 @@ class Attention(nn.Module):
         return self.proj((att @ v).transpose(1, 2).reshape(B, N, C))
 
 
+class LoraMergedLinear(nn.Linear):
+    """loralib.MergedLinear(d, 3d, r, enable_lora=[True, False, True], bias=False): lora_A holds
+    r rows per enabled slice, lora_B d rows per enabled slice; the update is a grouped 1x1
+    convolution of A by B (one group per enabled slice), zero-padded into the q and v rows."""
+
+    def __init__(self, dim, r, alpha):
+        super().__init__(dim, 3 * dim, bias=False)
+        self.scaling = alpha / r
+        self.lora_A = nn.Parameter(torch.zeros(2 * r, dim))
+        self.lora_B = nn.Parameter(torch.zeros(2 * dim, r))
+        self.enabled = torch.tensor([True, False, True]).repeat_interleave(dim)
+
+    def delta_weight(self):
+        grouped = F.conv1d(self.lora_A.unsqueeze(0), self.lora_B.unsqueeze(-1), groups=2).squeeze(0)
+        full = grouped.new_zeros(self.out_features, self.in_features)
+        full[self.enabled] = grouped
+        return full * self.scaling
+
+    def forward(self, x):
+        return F.linear(x, self.weight) + x @ self.delta_weight().T
+
+
+class LoraLinear(nn.Linear):
+    """loralib.Linear(d, d, r, bias=False): lora_A [r, d], lora_B [d, r], x A^T B^T alpha/r."""
+
+    def __init__(self, dim, r, alpha):
+        super().__init__(dim, dim, bias=False)
+        self.scaling = alpha / r
+        self.lora_A = nn.Parameter(torch.zeros(r, dim))
+        self.lora_B = nn.Parameter(torch.zeros(dim, r))
+
+    def forward(self, x):
+        return F.linear(x, self.weight) + (x @ self.lora_A.T @ self.lora_B.T) * self.scaling
+
+
+class LoraAttention(Attention):
+    def __init__(self, dim, heads, r, alpha=1.0):
+        super().__init__(dim, heads)
+        self.qkv = LoraMergedLinear(dim, r, alpha)
+        self.proj = LoraLinear(dim, r, alpha)
+
+
 class MLP(nn.Module):
     def __init__(self, dim, hidden):
         super().__init__()
@@ -77,9 +132,9 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, lora_rank=0, lora_alpha=1.0):
         super().__init__()
-        self.attn = Attention(dim, heads)
+        self.attn = LoraAttention(dim, heads, lora_rank, lora_alpha) if lora_rank > 0 else Attention(dim, heads)
         self.norm_1 = layer_norm(dim)
         self.mlp = MLP(dim, 4 * dim)
         self.norm_2 = layer_norm(dim)
@@ -90,9 +145,9 @@ class Block(nn.Module):
 
 
 class Trunk(nn.Module):
-    def __init__(self, dim, depth, heads):
+    def __init__(self, dim, depth, heads, lora_rank=0, lora_alpha=1.0):
         super().__init__()
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
+        self.blocks = nn.ModuleList([Block(dim, heads, lora_rank, lora_alpha) for _ in range(depth)])
         self.post_trunk_norm = layer_norm(dim)
 
     def forward(self, x):
@@ -133,7 +188,7 @@ class AIMForProbing(nn.Module):
         super().__init__()
         grid = c["img_size"] // c["patch_size"]
         self.preprocessor = ViTPreprocessor(c["channels"], c["width"], c["patch_size"], grid)
-        self.trunk = Trunk(c["width"], c["depth"], c["heads"])
+        self.trunk = Trunk(c["width"], c["depth"], c["heads"], c.get("lora_rank", 0), c.get("lora_alpha", 1.0))
         self.head = AttentionPoolingClassifier(c["width"], c["classes"], c["heads"])
         self.blocks = c["blocks"]
 
@@ -143,18 +198,67 @@ class AIMForProbing(nn.Module):
         return feats, self.head(feats)
 
 
+def config_from_hub(hub):
+    """AIMForImageClassification's config.json (the builder's keyword arguments and defaults)
+    -> this file's config."""
+    depth = hub["num_blocks"]
+    layers = hub.get("probe_layers", 6)
+    if isinstance(layers, int):
+        layers = list(range(depth - layers, depth))
+    return {"img_size": hub["img_size"], "patch_size": hub["patch_size"], "channels": hub.get("num_channels", 3),
+            "width": hub["embed_dim"], "depth": depth, "heads": hub["num_heads"],
+            "classes": hub.get("num_classes", 1000), "blocks": list(layers)}
+
+
+def randomize(model, width):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.head.bn.running_mean.copy_(torch.randn(width) * 0.1)
+        model.head.bn.running_var.copy_(torch.rand(width) + 0.5)
+        model.head.bn.num_batches_tracked.fill_(17)
+    model.eval()
+
+
 def main():
-    mode, cfg = sys.argv[1], json.loads(open(sys.argv[2]).read())
+    mode = sys.argv[1]
+    if mode == "hub-run":
+        hub_dir = sys.argv[2]
+        if not os.path.exists(os.path.join(hub_dir, "config.json")):
+            sys.exit("no config.json in " + hub_dir)
+        cfg = config_from_hub(json.loads(open(os.path.join(hub_dir, "config.json")).read()))
+        model = AIMForProbing(cfg).float()
+        weights, _ = safetensors_np.load(os.path.join(hub_dir, "model.safetensors"))
+        model.load_state_dict(weights, strict=True)
+        model.eval()
+        images = safetensors_np.load(sys.argv[3])[0]["images"].float()
+        with torch.no_grad():
+            _, logits = model(images)
+        safetensors_np.save(sys.argv[4], {"logits": logits})
+        return
+    cfg = json.loads(open(sys.argv[2]).read())
     torch.manual_seed(7)
+    if mode == "hub-export":
+        model = AIMForProbing(cfg).float()
+        randomize(model, cfg["width"])
+        hub_dir = sys.argv[3]
+        os.makedirs(hub_dir, exist_ok=True)
+        depth, blocks = cfg["depth"], cfg["blocks"]
+        assert blocks == list(range(depth - len(blocks), depth)), "hub-export writes probe_layers as an int"
+        hub = {"img_size": cfg["img_size"], "patch_size": cfg["patch_size"], "embed_dim": cfg["width"],
+               "num_blocks": depth, "num_heads": cfg["heads"], "num_channels": cfg["channels"],
+               "probe_layers": len(blocks), "num_classes": cfg["classes"]}
+        with open(os.path.join(hub_dir, "config.json"), "w") as f:
+            json.dump(hub, f)
+        safetensors_np.save(os.path.join(hub_dir, "model.safetensors"), dict(model.state_dict()))
+        images = torch.randn(3, cfg["channels"], cfg["img_size"], cfg["img_size"], dtype=torch.float64)
+        with torch.no_grad():
+            feats, logits = model.double()(images)
+        safetensors_np.save(sys.argv[4], {"images": images, "features": feats, "logits": logits})
+        return
     model = AIMForProbing(cfg).double()
     if mode == "export":
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.05)
-            model.head.bn.running_mean.copy_(torch.randn(cfg["width"]) * 0.1)
-            model.head.bn.running_var.copy_(torch.rand(cfg["width"]) + 0.5)
-            model.head.bn.num_batches_tracked.fill_(17)
-        model.eval()
+        randomize(model, cfg["width"])
         images = torch.randn(3, cfg["channels"], cfg["img_size"], cfg["img_size"], dtype=torch.float64)
         with torch.no_grad():
             feats, logits = model(images)

@@ -36,6 +36,10 @@ struct ProbeConfig {
   uint64_t seed = 0;
   std::string out_dir;              // empty = <train.out_dir>/probe
   bool at_end = false;              // aim-train: probe the exported trunk when training ends
+  int64_t lora_rank = 0;            // LoRA on the trunk's attention (q, v, proj); 0 = frozen trunk
+  double lora_alpha = 1.0;          // loralib's lora_alpha: updates scaled by alpha / rank
+  double lora_lr = 0.0;             // peak learning rate of the LoRA tensors; 0 = the head's
+  std::string export_hub;           // after training: write a hub model directory here
 
   bool operator==(const ProbeConfig& o) const;
 };

@@ -4,6 +4,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "aim/model/attention_mask.h"
+#include "aim/model/lora.h"
 
 namespace aim::model {
 
@@ -16,10 +17,15 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const AttentionMask& mask);
   void reset_parameters();
 
+  /// Adds LoRA to qkv (q and v slices) and proj (model/lora.h); the frozen weights stay.
+  void enable_lora(const LoraSpec& spec);
+  const LoraWeights& lora() const { return lora_; }
+
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
 
  private:
   int64_t dim_, heads_;
+  LoraWeights lora_;  // undefined tensors when LoRA is off
 };
 TORCH_MODULE(Attention);
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "aim/model/block.h"
+#include "aim/model/lora.h"
 #include "aim/model/model_config.h"
 
 namespace aim::model {
@@ -32,6 +33,11 @@ class TrunkImpl : public torch::nn::Module {
   /// Activation checkpointing of every block (model::checkpoint): training keeps only the
   /// blocks' inputs and recomputes each block in backward. Same values and gradients.
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+
+  /// LoRA on every block's attention (model/lora.h); rank 0 leaves the trunk as it is.
+  void enable_lora(const LoraSpec& spec);
+  /// The LoRA tensors (qkv.lora_A, qkv.lora_B, proj.lora_A, proj.lora_B per block); empty when off.
+  std::vector<torch::Tensor> lora_parameters() const;
 
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm post_trunk_norm{nullptr};

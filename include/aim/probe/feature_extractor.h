@@ -16,11 +16,20 @@ namespace aim::probe {
 class FeatureExtractor {
  public:
   /// Builds the trunk and loads probe.weights (strictly), or seeds a random trunk for
-  /// weights=random. `weights_override` replaces probe.weights when not empty.
+  /// weights=random; with probe.lora_rank > 0 adds LoRA (model/lora.h) to it. `weights_override` replaces probe.weights when not empty.
   FeatureExtractor(const config::RunConfig& cfg, torch::Device device, const std::string& weights_override = "");
 
   /// uint8 images [B, C, H, W] (as the loader gives them) -> float32 features on the device.
   torch::Tensor operator()(const torch::Tensor& images_u8);
+
+  /// The same features with autograd on, for LoRA training (probe.lora_rank > 0): gradients
+  /// reach the LoRA tensors, never the frozen trunk weights.
+  torch::Tensor trainable(const torch::Tensor& images_u8);
+
+  /// The trunk's LoRA tensors (trainable); empty without LoRA.
+  std::vector<torch::Tensor> lora_parameters() const;
+  /// The encoder (undefined for pixel features), for exporting the adapted trunk.
+  const model::AimEncoder& encoder() const { return encoder_; }
 
   int64_t dim() const { return dim_; }
   int64_t tokens() const { return tokens_; }
@@ -30,6 +39,8 @@ class FeatureExtractor {
   const std::string& source() const { return source_; }
 
  private:
+  torch::Tensor run(const torch::Tensor& images_u8);
+
   torch::Device device_;
   bool pixels_, bf16_;
   model::AimEncoder encoder_{nullptr};

@@ -36,7 +36,7 @@ void save_probe(const std::string& path, ProbeHead& head, int64_t heads,
                 const std::map<std::string, std::string>& extra = {});
 
 /// Reads a probe written by save_probe, or an official checkpoint's head.* (attentive; the
-/// class count comes from head.linear.weight). `heads` is used when the file does not say.
+/// class count comes from head.linear.weight), or a hub model directory's (its model.safetensors). `heads` is used when the file does not say.
 /// The head keeps the file's floating-point dtype; callers convert it (->to(device, kFloat)).
 /// Errors name the file and what is missing or mismatched.
 ProbeHead load_probe(const std::string& path, int64_t heads, std::map<std::string, std::string>* metadata = nullptr);

@@ -55,6 +55,11 @@ struct Prediction {
 std::vector<Prediction> predict_folder(const config::RunConfig& cfg, const std::string& probe_path,
                                        const std::string& dir, int topk);
 
+/// aim-probe --export-hub DIR: the trunk of probe.weights (a LoRA probe's own adapted trunk
+/// when its file names one) and the attentive probe at `probe_path`, written as a hub model
+/// directory (probe/hub_export.h).
+void export_hub_from_files(const config::RunConfig& cfg, const std::string& probe_path, const std::string& dir);
+
 /// The probe's output directory: probe.out_dir, or <train.out_dir>/probe.
 std::string probe_out_dir(const config::RunConfig& cfg);
 
