@@ -15,10 +15,10 @@ namespace fs = std::filesystem;
 bool ProbeConfig::operator==(const ProbeConfig& o) const {
   return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
                   label_smoothing, augment, crop_scale_min, crop_scale_max, hflip, cache_gb, epoch_size, seed,
-                  out_dir, at_end) ==
+                  out_dir, at_end, select_fraction) ==
              std::tie(o.weights, o.kind, o.features, o.blocks, o.classes, o.epochs, o.batch_size, o.lrs,
                       o.weight_decays, o.warmup, o.label_smoothing, o.augment, o.crop_scale_min, o.crop_scale_max,
-                      o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end) &&
+                      o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end, o.select_fraction) &&
          detail::same_optional(train_data, o.train_data) && detail::same_optional(val_data, o.val_data);
 }
 
@@ -57,6 +57,7 @@ const std::vector<Field<config::ProbeConfig>>& probe_fields() {
       plain("seed", &P::seed),
       plain("out_dir", &P::out_dir),
       plain("at_end", &P::at_end),
+      plain("select_fraction", &P::select_fraction),
   };
   return f;
 }
@@ -84,7 +85,7 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
     fail("probe.features", expect_one_of(p.features, kProbeFeatures));
   if (p.features == "pixels" && p.kind != "linear")
     fail("probe.kind", "features=pixels is the raw-pixel baseline and takes kind=linear, got '" + p.kind + "'");
-  if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
+  if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model, "probe.blocks");
   if (!p.train_data && needs_train_split)
     fail("probe.train", "required: the labelled training split (e.g. {kind: idx, split: train})");
   if (!p.val_data) fail("probe.val", "required: the labelled evaluation split (e.g. {kind: idx, split: test})");
@@ -113,6 +114,10 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
     fail("probe.cache_gb", "must be >= 0 (0 = never cache features), got " + num(p.cache_gb));
   if (p.epoch_size < 0)
     fail("probe.epoch_size", "must be >= 0 (0 = the training split's size), got " + num(p.epoch_size));
+  if (!(p.select_fraction >= 0 && p.select_fraction < 1))
+    fail("probe.select_fraction",
+         "is the share of probe.train held out to choose the best head, in [0, 1) (0 = choose on probe.val); got " +
+             num(p.select_fraction));
 }
 
 }  // namespace detail
