@@ -37,7 +37,7 @@ struct TrainingRun {
   data::LoaderState val_start;               // where each validation rewinds it to
   std::unique_ptr<dist::GradientSync> grad_sync;
   std::unique_ptr<MetricsLog> metrics;  // rank 0 only
-  std::vector<double> mean, stdv;       // input normalization
+  data::ChannelAffine normalize;        // input normalization, made on the device once
 
   int64_t step = 0;             // optimizer steps completed
   int64_t resumed_from = -1;    // checkpoint step, -1 for a fresh run
