@@ -36,6 +36,10 @@ struct ProbeConfig {
   uint64_t seed = 0;
   std::string out_dir;              // empty = <train.out_dir>/probe
   bool at_end = false;              // aim-train: probe the exported trunk when training ends
+  /// Share of the (cached) training split held out to choose the best head of the grid, so
+  /// the head reported on probe.val was not chosen on probe.val (DINOv2's practice).
+  /// 0 = choose on probe.val, and the report says so.
+  double select_fraction = 0.1;
 
   bool operator==(const ProbeConfig& o) const;
 };
