@@ -37,8 +37,11 @@ if [ -f runs/fmnist-demo/probe/results.json ]; then
 import json, sys
 r = json.load(open(sys.argv[1]))
 b = r["best"]
+sel = r.get("selection", {})
+chosen = (f"chosen on {sel['samples']} held-out training images" if sel.get("split") == "train_holdout"
+          else "chosen on the test images themselves")
 print(f"[demo] attentive probe on the frozen trunk: top-1 {100*b['top1']:.2f} % on {r['val_samples']} Fashion-MNIST "
-      f"test images (best of {len(r['heads'])} heads, lr {b['lr']:g}); details in {sys.argv[1]}")
+      f"test images (the best of {len(r['heads'])} heads {chosen}, lr {b['lr']:g}); details in {sys.argv[1]}")
 print("[demo] compare with a random trunk and raw pixels: bash scripts/probe_showcase.sh")
 PY
 fi

@@ -17,6 +17,7 @@
 #include "aim/model/attention_mask.h"
 #include "aim/model/model_stats.h"
 #include "aim/runtime/device.h"
+#include "aim/optim/multi_tensor.h"
 #include "aim/optim/optimizer.h"
 
 int main(int argc, char** argv) {
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   int64_t img = 0, patch = 0, channels = 0, width = 0, depth = 0, heads = 0, head_width = 0, head_blocks = -1;
   int64_t batch = 64, steps = 10, warmup = 2, threads = 0;
   double peak_gflops = 0;  // 0: 225 on CPU (fp32 ceiling of the 2-core build machine), 989,500 on CUDA (H100/H200 dense bf16)
-  std::string attention = "prefix", device_name = "cpu", dtype = "fp32";
+  std::string attention = "prefix", device_name = "cpu", dtype = "fp32", optimizer = "multi-tensor";
   app.add_option("--preset", preset, "Start from this preset")->capture_default_str();
   app.add_option("--img", img, "Image size");
   app.add_option("--patch", patch, "Patch size");
@@ -43,6 +44,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "ATen intra-op threads (0 = LibTorch default)")->capture_default_str();
   app.add_option("--peak-gflops", peak_gflops, "Peak FLOP/s (GFLOP/s) for MFU (0 = by device)")->capture_default_str();
   app.add_option("--device", device_name, "cpu | cuda")->capture_default_str();
+  app.add_option("--optimizer", optimizer,
+                 "multi-tensor (aim-train's _foreach_* AdamW and clipping) | per-tensor (torch::optim::AdamW::step and "
+                 "clip_grad_norm_), to compare the two in one binary")
+      ->capture_default_str();
   app.add_option("--dtype", dtype, "fp32 | bf16 (CUDA autocast, as aim-train's train.precision=bf16)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -64,6 +69,9 @@ int main(int argc, char** argv) {
     // regions and steal those cores (measured: 2 threads 50 img/s vs 1 thread 70 img/s).
     if (threads > 0) at::set_num_threads(static_cast<int>(threads));
     if (steps < 1 || warmup < 0 || batch < 1) throw aim::Error("--steps and --batch must be >= 1, --warmup >= 0");
+    if (optimizer != "multi-tensor" && optimizer != "per-tensor")
+      throw aim::Error("--optimizer: expected multi-tensor or per-tensor, got '" + optimizer + "'");
+    const bool multi = optimizer == "multi-tensor";
     if (dtype != "fp32" && dtype != "bf16") throw aim::Error("--dtype: expected fp32 or bf16, got '" + dtype + "'");
     const auto device = aim::runtime::select_device(device_name, 0);
     const bool cuda = device.is_cuda();
@@ -78,8 +86,9 @@ int main(int argc, char** argv) {
     auto gen = at::detail::createCPUGenerator(0);
 
     // On CUDA each step ends with the loss read-back (a sync, as aim-train's logging does
-    // only every log_every steps); the optimizer is timed on its own between two syncs.
-    std::vector<double> times, opt_times;
+    // only every log_every steps); clipping and the optimizer are timed on their own
+    // between syncs.
+    std::vector<double> times, opt_times, clip_times;
     double loss = 0;
     for (int64_t step = 0; step < warmup + steps; ++step) {
       auto t0 = std::chrono::steady_clock::now();
@@ -92,19 +101,25 @@ int main(int argc, char** argv) {
       }
       aim::optim::clear_gradients(*opt);
       out.loss.mean.backward();
-      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      if (cuda) torch::cuda::synchronize();
+      auto t_clip = std::chrono::steady_clock::now();
+      if (multi) aim::optim::clip_grad_norm(params, 1.0).item<double>();  // aim-train reads it back too
+      else torch::nn::utils::clip_grad_norm_(params, 1.0);
       if (cuda) torch::cuda::synchronize();
       auto t1 = std::chrono::steady_clock::now();
-      opt->step();
+      if (multi) aim::optim::adamw_step(*opt);
+      else opt->step();
       if (cuda) torch::cuda::synchronize();
       auto t2 = std::chrono::steady_clock::now();
       loss = out.loss.mean.item<double>();
       if (step >= warmup) {
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         opt_times.push_back(std::chrono::duration<double>(t2 - t1).count());
+        clip_times.push_back(std::chrono::duration<double>(t1 - t_clip).count());
       }
     }
     std::sort(opt_times.begin(), opt_times.end());
+    std::sort(clip_times.begin(), clip_times.end());
     std::sort(times.begin(), times.end());
     const double med = times[times.size() / 2];
     const auto flops = aim::model::count_flops(cfg);
@@ -123,6 +138,8 @@ int main(int argc, char** argv) {
                           {"gflops_per_s", img_s * flops.executed_training() / 1e9},
                           {"mfu", img_s * flops.executed_training() / (peak_gflops * 1e9)},
                           {"opt_s_median", opt_times[opt_times.size() / 2]},
+                          {"clip_s_median", clip_times[clip_times.size() / 2]},
+                          {"optimizer", optimizer},
                           {"loss", loss},
                           {"device", device.str()},
                           {"dtype", dtype},

@@ -101,13 +101,22 @@ int main(int argc, char** argv) {
     }
     auto r = aim::probe::run_probe(cfg, env, comm.get());
     if (env.rank == 0) {
-      std::cout << fmt::format("{:>10} {:>10} {:>11} {:>9} {:>8} {:>8}\n", "lr", "wd", "train_loss", "val_loss",
-                               "top1 %", "top5 %");
+      // sel_top1: on the held-out part of probe.train the best head is chosen on.
+      const bool held_out = r.selection == "train_holdout";
+      std::cout << fmt::format("{:>10} {:>10} {:>11} {:>9}{} {:>8} {:>8}\n", "lr", "wd", "train_loss", "val_loss",
+                               held_out ? fmt::format(" {:>10}", "sel_top1 %") : std::string(), "top1 %", "top5 %");
       for (size_t i = 0; i < r.heads.size(); ++i) {
         const auto& h = r.heads[i];
-        std::cout << fmt::format("{:>10.3g} {:>10.3g} {:>11.4f} {:>9.4f} {:>8.2f} {:>8.2f}{}\n", h.lr, h.weight_decay,
-                                 h.train_loss, h.val_loss, 100 * h.top1, 100 * h.top5, i == r.best ? "  <- best" : "");
+        std::cout << fmt::format("{:>10.3g} {:>10.3g} {:>11.4f} {:>9.4f}{} {:>8.2f} {:>8.2f}{}\n", h.lr, h.weight_decay,
+                                 h.train_loss, h.val_loss,
+                                 held_out ? fmt::format(" {:>10.2f}", 100 * h.select_top1) : std::string(),
+                                 100 * h.top1, 100 * h.top5, i == r.best ? "  <- best" : "");
       }
+      std::cout << (held_out ? fmt::format("best head chosen on {} held-out images of probe.train "
+                                           "(probe.select_fraction); top-1 and top-5 are on probe.val\n",
+                                           r.select_samples)
+                             : std::string("best head chosen on probe.val itself, the split it is reported on: "
+                                           "its top-1 is the grid's maximum there, an optimistic number\n"));
       const auto& b = r.heads[r.best];
       std::cout << fmt::format("probe ({}, {}): top-1 {:.2f} %, top-5 {:.2f} % on {} images ({} classes); "
                                "results in {}/results.json\n",

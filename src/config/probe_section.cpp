@@ -16,11 +16,11 @@ namespace fs = std::filesystem;
 bool ProbeConfig::operator==(const ProbeConfig& o) const {
   return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
                   label_smoothing, augment, crop_scale_min, crop_scale_max, hflip, cache_gb, epoch_size, seed,
-                  out_dir, at_end, lora_rank, lora_alpha, lora_lr, export_hub) ==
+                  out_dir, at_end, lora_rank, lora_alpha, lora_lr, export_hub, select_fraction) ==
              std::tie(o.weights, o.kind, o.features, o.blocks, o.classes, o.epochs, o.batch_size, o.lrs,
                       o.weight_decays, o.warmup, o.label_smoothing, o.augment, o.crop_scale_min, o.crop_scale_max,
                       o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end, o.lora_rank,
-                      o.lora_alpha, o.lora_lr, o.export_hub) &&
+                      o.lora_alpha, o.lora_lr, o.export_hub, o.select_fraction) &&
          detail::same_optional(train_data, o.train_data) && detail::same_optional(val_data, o.val_data);
 }
 
@@ -63,6 +63,7 @@ const std::vector<Field<config::ProbeConfig>>& probe_fields() {
       plain("lora_alpha", &P::lora_alpha),
       plain("lora_lr", &P::lora_lr),
       plain("export_hub", &P::export_hub),
+      plain("select_fraction", &P::select_fraction),
   };
   return f;
 }
@@ -90,7 +91,7 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
     fail("probe.features", expect_one_of(p.features, kProbeFeatures));
   if (p.features == "pixels" && p.kind != "linear")
     fail("probe.kind", "features=pixels is the raw-pixel baseline and takes kind=linear, got '" + p.kind + "'");
-  if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
+  if (p.features == "trunk") model::select_blocks(p.blocks, cfg.model, "probe.blocks");
   if (!p.train_data && needs_train_split)
     fail("probe.train", "required: the labelled training split (e.g. {kind: idx, split: train})");
   if (!p.val_data) fail("probe.val", "required: the labelled evaluation split (e.g. {kind: idx, split: test})");
@@ -135,6 +136,10 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
   if (!p.export_hub.empty() && (p.kind != "attentive" || p.features != "trunk"))
     fail("probe.export_hub", "a hub model directory holds a trunk and an attentive head (AIMForImageClassification); "
                              "needs kind=attentive and features=trunk, got kind=" + p.kind + ", features=" + p.features);
+  if (!(p.select_fraction >= 0 && p.select_fraction < 1))
+    fail("probe.select_fraction",
+         "is the share of probe.train held out to choose the best head, in [0, 1) (0 = choose on probe.val); got " +
+             num(p.select_fraction));
 }
 
 }  // namespace detail

@@ -574,11 +574,8 @@ std::vector<double> channel_std(int64_t c) {
   return c == 1 ? std::vector<double>{0.226} : std::vector<double>{0.229, 0.224, 0.225};
 }
 
-torch::Tensor normalize_images(const torch::Tensor& u8, const torch::Device& device,
-                               const std::vector<double>& mean, const std::vector<double>& std,
-                               torch::ScalarType dtype) {
-  TORCH_CHECK(u8.dim() == 4, "normalize_images expects [B, C, H, W]");
-  const int64_t C = u8.size(1);
+ChannelAffine channel_affine(int64_t C, const torch::Device& device, const std::vector<double>& mean,
+                             const std::vector<double>& std) {
   std::vector<float> scale(C), shift(C);
   for (int64_t c = 0; c < C; ++c) {
     // One channel (gray model) uses the average statistics.
@@ -595,10 +592,22 @@ torch::Tensor normalize_images(const torch::Tensor& u8, const torch::Device& dev
     scale[c] = static_cast<float>(1.0 / (255.0 * sd));
     shift[c] = static_cast<float>(-mu / sd);
   }
-  auto x = u8.to(device, /*non_blocking=*/u8.is_pinned()).to(torch::kFloat);
-  auto sc = torch::tensor(scale).view({1, C, 1, 1}).to(device);
-  auto sh = torch::tensor(shift).view({1, C, 1, 1}).to(device);
-  return x.mul_(sc).add_(sh).to(dtype);
+  return {torch::tensor(scale).view({1, C, 1, 1}).to(device), torch::tensor(shift).view({1, C, 1, 1}).to(device)};
+}
+
+torch::Tensor normalize_images(const torch::Tensor& u8, const ChannelAffine& affine, torch::ScalarType dtype) {
+  TORCH_CHECK(u8.dim() == 4, "normalize_images expects [B, C, H, W]");
+  TORCH_CHECK(u8.size(1) == affine.scale.size(1), "normalize_images: ", u8.size(1), " channels, the affine map has ",
+              affine.scale.size(1));
+  auto x = u8.to(affine.scale.device(), /*non_blocking=*/u8.is_pinned()).to(torch::kFloat);
+  return x.mul_(affine.scale).add_(affine.shift).to(dtype);
+}
+
+torch::Tensor normalize_images(const torch::Tensor& u8, const torch::Device& device,
+                               const std::vector<double>& mean, const std::vector<double>& std,
+                               torch::ScalarType dtype) {
+  TORCH_CHECK(u8.dim() == 4, "normalize_images expects [B, C, H, W]");
+  return normalize_images(u8, channel_affine(u8.size(1), device, mean, std), dtype);
 }
 
 }  // namespace aim::data

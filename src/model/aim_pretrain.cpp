@@ -19,7 +19,9 @@ PretrainOutput AimPretrainModelImpl::forward(const torch::Tensor& images, const 
   auto tokens = preprocessor->forward(images);
   torch::Tensor order;
   if (order_.defined()) {
-    order = order_.to(tokens.device());
+    // The fixed order moves to the device once, not with a blocking copy every forward.
+    if (order_.device() != tokens.device()) order_ = order_.to(tokens.device());
+    order = order_;
     tokens = tokens.index_select(1, order);
   }
   const auto prefix_host = prefix.to(torch::kCPU);  // no-op for the usual CPU prefix
@@ -36,7 +38,8 @@ PretrainOutput AimPretrainModelImpl::forward(const torch::Tensor& images, const 
   const int64_t K = cfg_.num_tokens();
   out.rows = loss::loss_rows(prefix_host, K);
   const auto device = out.trunk_out.device();
-  auto rows = out.rows.to(device, /*non_blocking=*/true);
+  // non_blocking only overlaps from pinned memory; a pageable source would block the host.
+  auto rows = (device.is_cuda() ? out.rows.pin_memory() : out.rows).to(device, /*non_blocking=*/true);
   auto picked = out.trunk_out.reshape({-1, out.trunk_out.size(-1)}).index_select(0, rows);
   out.pred = pretrain_head->forward_rows(picked, rows.remainder(K), order);
   out.loss = loss::next_patch_loss_rows(out.pred, target, rows);

@@ -22,7 +22,8 @@ torch::Tensor AttentionMask::allowed(const torch::Device& device) const {
   if (!allowed_cache_.defined() || allowed_cache_.device() != device) {
     auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
     auto i = torch::arange(num_tokens_, opts);
-    auto s = prefix_.to(device).view({-1, 1, 1});
+    // Pinned prefixes (aim-train on CUDA) are copied without blocking the host.
+    auto s = prefix_.to(device, /*non_blocking=*/prefix_.is_pinned()).view({-1, 1, 1});
     auto causal = i.view({1, -1, 1}) >= i.view({1, 1, -1});  // [1, K(q), K(k)]
     auto in_prefix = i.view({1, 1, -1}) < s;                  // [B, 1, K(k)]
     allowed_cache_ = (causal | in_prefix).unsqueeze(1);       // [B, 1, K, K]

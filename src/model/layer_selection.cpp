@@ -29,19 +29,45 @@ int64_t parse_index(const std::string& s, const std::string& key, const std::str
   return v;
 }
 
+/// The trunk fields the paper's best-block measurement depends on that differ between `m`
+/// and its named preset ("model.depth=12 (aim-600m has 24)"), empty when none do.
+std::string shape_overrides(const ModelConfig& m) {
+  const ModelConfig p = preset_config(m.preset);
+  std::string out;
+  auto check = [&](const char* name, int64_t got, int64_t preset) {
+    if (got != preset)
+      out += std::string(out.empty() ? "" : ", ") + "model." + name + "=" + std::to_string(got) + " (" + m.preset +
+             " has " + std::to_string(preset) + ")";
+  };
+  check("width", m.width, p.width);
+  check("depth", m.depth, p.depth);
+  check("heads", m.heads, p.heads);
+  check("mlp_ratio", m.mlp_ratio, p.mlp_ratio);
+  check("patch_size", m.patch_size, p.patch_size);
+  check("channels", m.channels, p.channels);
+  return out;
+}
+
 }  // namespace
 
-std::vector<int64_t> select_blocks(const std::string& spec, const std::string& preset, int64_t depth,
-                                   const std::string& key) {
+std::vector<int64_t> select_blocks(const std::string& spec, const ModelConfig& m, const std::string& key) {
+  const int64_t depth = m.depth;
+  const std::string& preset = m.preset;
   std::vector<int64_t> out;
   if (spec == "last") {
     out = range(std::max<int64_t>(0, depth - 6), depth - 1);
   } else if (spec == "best") {
-    if (preset == "aim-600m" || preset == "aim-7b") out = range(14, 19);
-    else if (preset == "aim-1b" || preset == "aim-3b") out = range(12, 17);
-    else
+    if (!is_official_preset(preset))
       throw Error(key + ": 'best' is only known for aim-600m/1b/3b/7b (preset is '" + preset +
                   "'); use 'last' or explicit indices");
+    // 'best' is a measurement on the released trunk; a reshaped trunk that keeps the preset's
+    // name is another model, and the list may not even fit its depth.
+    const std::string changed = shape_overrides(m);
+    if (!changed.empty())
+      throw Error(key + ": 'best' is the paper's measurement for the " + preset + " trunk, but this trunk is reshaped: " +
+                  changed + "; use 'last' or explicit indices");
+    if (preset == "aim-600m" || preset == "aim-7b") out = range(14, 19);
+    else out = range(12, 17);  // aim-1b, aim-3b
   } else {
     std::stringstream ss(spec);
     std::string item;

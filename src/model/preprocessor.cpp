@@ -35,10 +35,12 @@ torch::Tensor PreprocessorImpl::forward(const torch::Tensor& images) {
   return x + cached_on(pos_, x);
 }
 
-const torch::Tensor& cached_on(torch::Tensor& cached, const torch::Tensor& like) {
-  if (cached.device() != like.device() || cached.scalar_type() != like.scalar_type())
-    cached = cached.to(like.device(), like.scalar_type());
-  return cached;
+torch::Tensor cached_on(torch::Tensor& cached, const torch::Tensor& like) {
+  // Only the device move is stored: the table stays float32, so a bf16 forward under
+  // autocast does not round it for every later float32 forward (validation, export, probes).
+  // The per-call cast of a [K, d] table is tiny next to the activations it is added to.
+  if (cached.device() != like.device()) cached = cached.to(like.device());
+  return cached.scalar_type() == like.scalar_type() ? cached : cached.to(like.scalar_type());
 }
 
 }  // namespace aim::model

@@ -26,7 +26,7 @@ PretrainHeadImpl::PretrainHeadImpl(const ModelConfig& cfg) {
 
 torch::Tensor PretrainHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& order) {
   auto h = proj_in->forward(x);
-  const auto& pos = cached_on(pos_, h);
+  const auto pos = cached_on(pos_, h);
   h = h + (order.defined() ? pos.index_select(0, order.to(pos.device())) : pos);
   return run(h);
 }
@@ -34,7 +34,7 @@ torch::Tensor PretrainHeadImpl::forward(const torch::Tensor& x, const torch::Ten
 torch::Tensor PretrainHeadImpl::forward_rows(const torch::Tensor& x, const torch::Tensor& positions,
                                              const torch::Tensor& order) {
   auto h = proj_in->forward(x);
-  const auto& pos = cached_on(pos_, h);
+  const auto pos = cached_on(pos_, h);
   auto patch = positions.to(pos.device());
   if (order.defined()) patch = order.to(pos.device()).index_select(0, patch);  // sequence -> raster patch
   return run(h + pos.index_select(0, patch));

@@ -24,7 +24,7 @@ FeatureExtractor::FeatureExtractor(const config::RunConfig& cfg, torch::Device d
     source_ = "pixels";
     return;
   }
-  blocks_ = model::select_blocks(cfg.probe.blocks, m.preset, m.depth, "probe.blocks");
+  blocks_ = model::select_blocks(cfg.probe.blocks, m, "probe.blocks");
   const std::string weights = weights_override.empty() ? cfg.probe.weights : weights_override;
   torch::manual_seed(cfg.probe.seed);  // the random baseline starts where pre-training would
   encoder_ = model::AimEncoder(m);

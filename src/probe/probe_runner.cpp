@@ -78,6 +78,22 @@ struct GridHead {
   double mean_loss() const { return loss_count > 0 ? loss_sum.item<double>() / loss_count : 0.0; }
 };
 
+/// Adds one batch's loss sum, top-1 and top-5 hits and sample count per head to acc [H, 4].
+void accumulate_batch(std::vector<ProbeHead>& heads, const torch::Tensor& feats, const torch::Tensor& labels,
+                      int64_t classes, torch::Tensor& acc) {
+  const int64_t k5 = std::min<int64_t>(5, classes);
+  for (size_t i = 0; i < heads.size(); ++i) {
+    auto logits = heads[i]->forward(feats).to(torch::kFloat);
+    auto loss = torch::nn::functional::cross_entropy(
+        logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    auto top = std::get<1>(logits.topk(k5, 1));
+    auto hit = top.eq(labels.unsqueeze(1));
+    acc[i] += torch::stack({loss.to(torch::kFloat64), hit.narrow(1, 0, 1).any(1).sum().to(torch::kFloat64),
+                            hit.any(1).sum().to(torch::kFloat64),
+                            torch::scalar_tensor(static_cast<double>(labels.size(0)), acc.options())});
+  }
+}
+
 /// Loss sum, top-1 and top-5 hits, sample count per head: [H, 4] float64, summed over ranks.
 torch::Tensor evaluate_heads(std::vector<ProbeHead>& heads, FeatureExtractor& fx, data::Loader& val,
                              int64_t classes, torch::Device device, dist::Communicator* comm,
@@ -86,26 +102,28 @@ torch::Tensor evaluate_heads(std::vector<ProbeHead>& heads, FeatureExtractor& fx
   for (auto& h : heads) h->eval();
   // Sums stay on the device; one copy to the host after the pass.
   auto acc = torch::zeros({static_cast<int64_t>(heads.size()), 4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-  const int64_t k5 = std::min<int64_t>(5, classes);
   while (auto batch = val.next()) {
     check_labels(batch->labels, classes, "probe.val");
-    auto feats = fx(batch->images);
-    auto labels = batch->labels.to(device);
-    for (size_t i = 0; i < heads.size(); ++i) {
-      auto logits = heads[i]->forward(feats).to(torch::kFloat);
-      auto loss = torch::nn::functional::cross_entropy(
-          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-      auto top = std::get<1>(logits.topk(k5, 1));
-      auto hit = top.eq(labels.unsqueeze(1));
-      acc[i] += torch::stack({loss.to(torch::kFloat64), hit.narrow(1, 0, 1).any(1).sum().to(torch::kFloat64),
-                              hit.any(1).sum().to(torch::kFloat64),
-                              torch::scalar_tensor(static_cast<double>(labels.size(0)), acc.options())});
-    }
+    accumulate_batch(heads, fx(batch->images), batch->labels.to(device), classes, acc);
   }
   if (comm) comm->all_reduce_sum_now(acc);
   acc = acc.cpu();
   if (samples_out) *samples_out = static_cast<int64_t>(acc[0][3].item<double>());
   return acc;
+}
+
+/// evaluate_heads over cached features (the held-out part of probe.train), in batches of `batch`.
+torch::Tensor evaluate_cached(std::vector<ProbeHead>& heads, const torch::Tensor& feats, const torch::Tensor& labels,
+                              int64_t batch, int64_t classes, torch::Device device, dist::Communicator* comm) {
+  torch::NoGradGuard no_grad;
+  for (auto& h : heads) h->eval();
+  auto acc = torch::zeros({static_cast<int64_t>(heads.size()), 4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+  for (int64_t i = 0; i < feats.size(0); i += batch) {
+    const int64_t n = std::min(batch, feats.size(0) - i);
+    accumulate_batch(heads, feats.narrow(0, i, n).to(device), labels.narrow(0, i, n).to(device), classes, acc);
+  }
+  if (comm) comm->all_reduce_sum_now(acc);
+  return acc.cpu();
 }
 
 /// Every rank evaluates with rank 0's batch norm statistics (the weights already agree:
@@ -197,11 +215,11 @@ config::RunConfig with_probe_file_features(const config::RunConfig& cfg, const s
   std::string blocks = get("block_indices");  // resolved indices; "blocks" is the spec as configured
   if (blocks.empty()) blocks = get("blocks");
   if (blocks.empty()) return c;
-  const auto trained = model::select_blocks(blocks, c.model.preset, c.model.depth,
+  const auto trained = model::select_blocks(blocks, c.model,
                                             "probe file '" + probe_path + "' blocks");
   std::vector<int64_t> configured;
   try {
-    configured = model::select_blocks(cfg.probe.blocks, cfg.model.preset, cfg.model.depth);
+    configured = model::select_blocks(cfg.probe.blocks, cfg.model);
   } catch (const Error&) {
   }
   if (trained != configured && log)
@@ -255,6 +273,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
                  "every step (center crops)",
                  split_size, split_size / world * bytes_per_sample / 1e9, pc.cache_gb);
   torch::Tensor cache, cache_labels;
+  torch::Tensor select_cache, select_labels;  // probe.select_fraction's held-out rows
   int64_t train_samples = split_size;
   if (cached) {
     std::vector<torch::Tensor> feats, labels;
@@ -274,14 +293,36 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     cache = torch::cat(feats);
     cache_labels = torch::cat(labels);
     feats.clear();
+    if (pc.select_fraction > 0) {
+      // A seeded share of this rank's rows is held out to choose the best head (never
+      // trained on); "epoch" -1 keeps the draw apart from the training shuffles.
+      const int64_t n = cache.size(0), held = static_cast<int64_t>(pc.select_fraction * static_cast<double>(n));
+      if (held < 1 || held >= n)
+        throw Error("probe.select_fraction: " + std::to_string(pc.select_fraction) + " of the " + std::to_string(n) +
+                    " training samples on rank " + std::to_string(rank) + " holds out " + std::to_string(held) +
+                    "; use a larger split or fraction, or 0 to choose the head on probe.val");
+      const auto order = epoch_permutation(n, pc.seed, -1, rank);
+      const auto kept = std::get<0>(order.narrow(0, held, n - held).sort());
+      const auto select_rows = std::get<0>(order.narrow(0, 0, held).sort());
+      select_cache = cache.index_select(0, select_rows);
+      select_labels = cache_labels.index_select(0, select_rows);
+      cache = cache.index_select(0, kept);
+      cache_labels = cache_labels.index_select(0, kept);
+    }
     train_samples = cache.size(0);
     if (comm) train_samples = static_cast<int64_t>(comm->all_reduce_sum_host({static_cast<double>(train_samples)}).at(0));
     if (log)
-      spdlog::info("probe: cached features of {} training images ({} x {} per image, {:.2f} GB per rank) in {:.1f} s",
-                   train_samples, fx.tokens(), fx.dim(), cache.numel() * 4.0 / 1e9, seconds_since(t0));
+      spdlog::info("probe: cached features of {} training images ({} x {} per image, {:.2f} GB per rank) in {:.1f} s{}",
+                   train_samples, fx.tokens(), fx.dim(), cache.numel() * 4.0 / 1e9, seconds_since(t0),
+                   select_cache.defined() ? fmt::format("; {:g} % of each rank's share held out to choose the head",
+                                                        100 * pc.select_fraction)
+                                          : std::string());
   } else {
     // A fresh loader in train mode (shuffled, endless) showing the view the cached path and
     // evaluation see: the centre crop, unflipped.
+    if (pc.select_fraction > 0 && pc.lrs.size() * pc.weight_decays.size() > 1 && log)
+      spdlog::warn("probe: no feature cache, so no held-out part of probe.train (probe.select_fraction applies to "
+                   "cached features): the best head is chosen on probe.val and reported there");
     if (!pc.augment) {
       auto lc = config::probe_loader_config(cfg, true, true, rank, world);
       lc.augment.eval_view = true;
@@ -414,6 +455,13 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     heads.push_back(g.head);
   }
   ProbeReport report;
+  torch::Tensor select_acc;
+  if (select_cache.defined()) {
+    select_acc = evaluate_cached(heads, select_cache, select_labels, per_rank, classes, device, comm);
+    select_cache = torch::Tensor();
+    report.selection = "train_holdout";
+    report.select_samples = static_cast<int64_t>(select_acc[0][3].item<double>());
+  }
   auto acc = evaluate_heads(heads, fx, val, classes, device, comm, &report.val_samples);
   if (report.val_samples == 0) throw Error("probe.val: no samples to evaluate");
   for (size_t i = 0; i < grid.size(); ++i) {
@@ -425,9 +473,19 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     r.val_loss = acc[i][0].item<double>() / n;
     r.top1 = acc[i][1].item<double>() / n;
     r.top5 = acc[i][2].item<double>() / n;
+    if (select_acc.defined()) {
+      const double m = select_acc[i][3].item<double>();
+      r.select_loss = select_acc[i][0].item<double>() / m;
+      r.select_top1 = select_acc[i][1].item<double>() / m;
+    }
     report.heads.push_back(r);
+    // Chosen on the held-out part of probe.train when there is one, so the top-1 reported
+    // on probe.val is not a maximum taken on probe.val.
     const auto& b = report.heads[report.best];
-    if (r.top1 > b.top1 || (r.top1 == b.top1 && r.val_loss < b.val_loss)) report.best = i;
+    const bool better = select_acc.defined() ? r.select_top1 > b.select_top1 ||
+                                                   (r.select_top1 == b.select_top1 && r.select_loss < b.select_loss)
+                                             : r.top1 > b.top1 || (r.top1 == b.top1 && r.val_loss < b.val_loss);
+    if (better) report.best = i;
   }
   report.classes = classes;
   report.train_samples = train_samples;
@@ -453,9 +511,11 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     fs::create_directories(report.out_dir);
     const auto& best = report.heads[report.best];
     nlohmann::json heads_json = nlohmann::json::array();
-    for (const auto& r : report.heads)
+    for (const auto& r : report.heads) {
       heads_json.push_back({{"lr", r.lr}, {"weight_decay", r.weight_decay}, {"train_loss", r.train_loss},
                             {"val_loss", r.val_loss}, {"top1", r.top1}, {"top5", r.top5}});
+      if (r.select_top1 >= 0) heads_json.back().update({{"select_loss", r.select_loss}, {"select_top1", r.select_top1}});
+    }
     nlohmann::json best_json = heads_json[report.best];
     best_json["index"] = report.best;
     nlohmann::json out = {{"weights", report.weights}, {"features", pc.features}, {"kind", pc.kind},
@@ -463,6 +523,13 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
                           {"val_samples", report.val_samples}, {"epochs", pc.epochs}, {"steps", total_steps},
                           {"batch_size", pc.batch_size}, {"cached_features", cached}, {"world_size", world},
                           {"seconds", report.seconds}, {"heads", heads_json}, {"best", best_json},
+                          {"selection",
+                           {{"split", report.selection},
+                            {"fraction", report.selection == "val" ? 0.0 : pc.select_fraction},
+                            {"samples", report.selection == "val" ? report.val_samples : report.select_samples},
+                            {"note", report.selection == "val"
+                                         ? "best head chosen on probe.val, the split its top1 is reported on"
+                                         : "best head chosen on a held-out part of probe.train; top1 is on probe.val"}}},
                           {"config", config::to_yaml(cfg)}};
     std::map<std::string, std::string> probe_meta = {
         {"features", pc.features}, {"blocks", pc.blocks}, {"block_indices", join_blocks(fx.blocks())},
@@ -541,7 +608,7 @@ void export_hub_from_files(const config::RunConfig& configured, const std::strin
   if (cfg.probe.weights == "random" || cfg.probe.weights.empty())
     throw Error("--export-hub: probe.weights must name trunk weights (a file or directory), got '" +
                 cfg.probe.weights + "'");
-  const auto blocks = model::select_blocks(cfg.probe.blocks, cfg.model.preset, cfg.model.depth, "probe.blocks");
+  const auto blocks = model::select_blocks(cfg.probe.blocks, cfg.model, "probe.blocks");
   model::AimEncoder encoder(cfg.model);
   const std::string source = model::load_trunk_weights(encoder, cfg.probe.weights);
   ProbeHead head = load_probe(probe_path, cfg.model.heads);

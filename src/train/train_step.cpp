@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "aim/error.h"
+#include "aim/optim/multi_tensor.h"
 #include "aim/optim/optimizer.h"
 #include "aim/runtime/stop_request.h"
 #include "aim/train/prefix_sampler.h"
@@ -79,14 +80,21 @@ StepResult train_step(TrainingRun& run) {
   auto loss_sum = accumulate_gradients(run, r.data_wait);
   run.phase = "clipping and the optimizer step";
   const double clip = run.cfg.optim.grad_clip > 0 ? run.cfg.optim.grad_clip : std::numeric_limits<double>::infinity();
-  r.grad_norm = run.grad_shards ? clip_sharded_gradients(run, clip) : torch::nn::utils::clip_grad_norm_(run.params, clip);
-  auto ls = loss_sum.cpu();
+  // Sharded gradients (ZeRO-2): the global norm over every rank's slice; otherwise one
+  // multi-tensor norm over the full gradients.
+  const auto grad_norm = run.grad_shards
+                             ? torch::tensor(clip_sharded_gradients(run, clip), loss_sum.options())
+                             : optim::clip_grad_norm(run.params, clip);
+  // The step's one device-to-host copy: loss sum, kept count, stop vote and gradient norm
+  // together (the update needs the finite check on the host before it runs).
+  auto ls = torch::cat({loss_sum, grad_norm.to(loss_sum.options()).reshape({1})}).cpu();
+  r.grad_norm = ls[3].item<double>();
   r.loss = ls[0].item<double>() / std::max(1.0, ls[1].item<double>());
   r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
   r.stop_requested = ls[2].item<double>() > 0;
   if (r.finite) {
     if (!run.shards.empty()) shard_gradients(run);  // after clipping, which scaled the full gradients
-    run.opt->step();
+    optim::adamw_step(*run.opt);
     if (!run.shards.empty()) gather_updated_shards(run);
     run.consecutive_bad = 0;
   } else {

@@ -111,16 +111,18 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   if (run->is_rank0())
     run->metrics = std::make_unique<MetricsLog>((fs::path(tc.out_dir) / "metrics.jsonl").string(), run->step,
                                                 tc.tensorboard ? (fs::path(tc.out_dir) / "tb").string() : "");
-  run->mean = data::channel_mean(cfg.model.channels);
-  run->stdv = data::channel_std(cfg.model.channels);
+  run->normalize = data::channel_affine(cfg.model.channels, run->device, data::channel_mean(cfg.model.channels),
+                                        data::channel_std(cfg.model.channels));
   return run;
 }
 
 loss::LossTerms forward_loss(TrainingRun& run, const data::Batch& batch, uint64_t prefix_seed) {
   const auto& mc = run.cfg.model;
-  auto images = data::normalize_images(batch.images, run.device, run.mean, run.stdv);
+  auto images = data::normalize_images(batch.images, run.normalize);
   // Host prefix: the model reads it on the CPU (loss rows, mask bounds) with no GPU sync.
+  // Pinned on CUDA so the mask's copy of it to the device does not block the host.
   auto prefix = prefix_lengths(prefix_seed, batch.index, mc.num_tokens(), mc.attention);
+  if (run.device.is_cuda()) prefix = prefix.pin_memory();
   if (run.bf16) compat::set_cuda_autocast(true, at::kBFloat16);
   auto out = run.net->forward(images, prefix, model::HeadTokens::kLossOnly);
   if (run.bf16) {

@@ -39,7 +39,7 @@ struct TrainingRun {
   std::unique_ptr<dist::GradientSync> grad_sync;           // gradients all-reduced (sharding none, optimizer)
   std::unique_ptr<dist::ShardedGradientSync> grad_shards;  // sharding=gradients on > 1 rank: this rank's slice only
   std::unique_ptr<MetricsLog> metrics;  // rank 0 only
-  std::vector<double> mean, stdv;       // input normalization
+  data::ChannelAffine normalize;        // input normalization, made on the device once
 
   int64_t step = 0;             // optimizer steps completed
   int64_t resumed_from = -1;    // checkpoint step, -1 for a fresh run

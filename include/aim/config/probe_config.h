@@ -40,6 +40,10 @@ struct ProbeConfig {
   double lora_alpha = 1.0;          // loralib's lora_alpha: updates scaled by alpha / rank
   double lora_lr = 0.0;             // peak learning rate of the LoRA tensors; 0 = the head's
   std::string export_hub;           // after training: write a hub model directory here
+  /// Share of the (cached) training split held out to choose the best head of the grid, so
+  /// the head reported on probe.val was not chosen on probe.val (DINOv2's practice).
+  /// 0 = choose on probe.val, and the report says so.
+  double select_fraction = 0.1;
 
   bool operator==(const ProbeConfig& o) const;
 };

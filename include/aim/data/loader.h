@@ -123,6 +123,19 @@ torch::Tensor normalize_images(const torch::Tensor& images_u8, const torch::Devi
                                const std::vector<double>& std = {0.229, 0.224, 0.225},
                                torch::ScalarType dtype = torch::kFloat);
 
+/// The per-channel map of normalize_images, x * scale + shift, as [1, C, 1, 1] float32 on a
+/// device. Made once per run: building it per batch cost two blocking host-to-device copies
+/// of pageable memory per micro-batch, each a stall of the GPU stream.
+struct ChannelAffine {
+  torch::Tensor scale, shift;
+};
+ChannelAffine channel_affine(int64_t channels, const torch::Device& device,
+                             const std::vector<double>& mean = {0.485, 0.456, 0.406},
+                             const std::vector<double>& std = {0.229, 0.224, 0.225});
+/// normalize_images with a map made once; the images go to the map's device.
+torch::Tensor normalize_images(const torch::Tensor& images_u8, const ChannelAffine& affine,
+                               torch::ScalarType dtype = torch::kFloat);
+
 /// ImageNet channel statistics (and their gray-scale means for 1-channel models): the
 /// normalization every model input gets, in training and downstream.
 std::vector<double> channel_mean(int64_t channels);

@@ -37,8 +37,9 @@ class PreprocessorImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Preprocessor);
 
-/// Returns `cached` if it already lives on device/dtype of `like`, else a converted copy
-/// stored back into `cached`. Used for the fixed sin-cos tables.
-const torch::Tensor& cached_on(torch::Tensor& cached, const torch::Tensor& like);
+/// The fixed sin-cos table `cached` on the device and in the dtype of `like`. The move to the
+/// device is stored back into `cached` (once); the dtype cast is per call and never stored,
+/// so the float32 table survives a bf16 forward.
+torch::Tensor cached_on(torch::Tensor& cached, const torch::Tensor& like);
 
 }  // namespace aim::model

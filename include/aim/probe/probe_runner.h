@@ -15,16 +15,22 @@ struct HeadResult {
   double lr = 0, weight_decay = 0;
   double train_loss = 0;  // mean over the last epoch
   double val_loss = 0, top1 = 0, top5 = 0;  // accuracies in [0, 1]
+  double select_loss = -1, select_top1 = -1;  // on the held-out part of probe.train; -1 without one
 };
 
 struct ProbeReport {
   std::vector<HeadResult> heads;  // in grid order: lrs outer, weight decays inner
-  size_t best = 0;                // highest top-1 (ties: lower val loss)
+  size_t best = 0;                // highest top-1 on the selection split (ties: lower loss there)
   int64_t classes = 0, train_samples = 0, val_samples = 0, steps = 0;
   bool cached = false;            // features computed once and reused every epoch
   double seconds = 0;
   std::string weights;            // what the features came from
   std::string out_dir;            // results.json and probe.safetensors (rank 0)
+  /// Where the best head was chosen: "train_holdout" (probe.select_fraction of the cached
+  /// training split, not trained on) or "val" (probe.val itself: the reported top-1 is then
+  /// the maximum over the grid on the split it is reported on, an optimistic number).
+  std::string selection = "val";
+  int64_t select_samples = 0;
 };
 
 /// Trains every (lr, weight decay) head of the grid on the same frozen features — the trunk
