@@ -12,6 +12,7 @@ PACKAGES=(
   libjpeg62-turbo-dev     # scaled + cropped JPEG decoding straight from libjpeg-turbo
   zlib1g-dev              # reading .gz IDX files (Fashion-MNIST)
   curl                    # http(s):// webdataset shards are streamed through curl
+  iproute2                # `ip netns`/veth: the two-node tests run each node in a network namespace
   libprotobuf-dev protobuf-compiler  # TensorBoard event records (proto/tensorboard/, train.tensorboard)
   libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
