@@ -104,8 +104,8 @@ std::string batch_exceeds_data_warning(const config::RunConfig& cfg, const std::
   }
   if (total >= batch) return "";
   return fmt::format(
-      "train.batch_size={} is larger than the training data ({} images: {}): every step repeats each image about "
-      "{:.0f} times (differently augmented) and one step covers more than an epoch. Set train.batch_size (and "
+      "train.batch_size={} is larger than the training data ({} images: {}): one step covers more than an epoch, "
+      "using each image {:.1f} times on average (differently augmented). Set train.batch_size (and "
       "train.micro_batch_size) well below {}, or add data",
       batch, total, per_source, total > 0 ? static_cast<double>(batch) / total : 0.0, total);
 }
