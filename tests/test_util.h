@@ -15,6 +15,12 @@
 
 namespace aim::test {
 
+/// This checkout's source tree and binary folder (generated: tests/test_paths.cpp.in).
+const char* source_dir();
+const char* bin_dir();
+#define AIM_SOURCE_DIR (::aim::test::source_dir())
+#define AIM_BIN_DIR (::aim::test::bin_dir())
+
 /// True where every test dependency is known to be installed: under CI=true, and when the
 /// README's test command (scripts/test.sh, which installs them first) runs the suite. There
 /// a missing dependency is a failure, not a skip that would hide an untested path.

@@ -202,7 +202,7 @@ TEST(Probe, TensorBoardHoldsTheResultsAndARerunReplacesThem) {
   config::validate_probe(cfg);
   probe::run_probe(cfg, {}, nullptr);
   probe::run_probe(cfg, {}, nullptr);
-  const auto out = test::capture(std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR "/tests/io/read_tfevents.py " +
+  const auto out = test::capture(std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR + "/tests/io/read_tfevents.py " +
                                  dir.file("probe/tb"));
   const auto exit_at = out.rfind("\n[exit ");
   const auto read = nlohmann::json::parse(out.substr(0, exit_at), nullptr, /*allow_exceptions=*/false);
