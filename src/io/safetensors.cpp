@@ -35,30 +35,37 @@ std::string dtype_name(torch::Dtype dtype, const std::string& tensor) {
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+std::string safetensors_prefix(const std::vector<TensorSpec>& specs, const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<torch::Tensor> data;
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    if (name == "__metadata__") throw Error("safetensors: '__metadata__' is reserved and cannot name a tensor");
-    auto c = t.detach().to(torch::kCPU).contiguous();
-    const uint64_t bytes = c.numel() * c.element_size();
-    header[name] = {{"dtype", dtype_name(c.scalar_type(), name)},
-                    {"shape", c.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
+  for (const auto& t : specs) {
+    if (t.name == "__metadata__") throw Error("safetensors: '__metadata__' is reserved and cannot name a tensor");
+    uint64_t numel = 1;
+    for (auto d : t.shape) numel *= static_cast<uint64_t>(d);
+    const uint64_t bytes = numel * c10::elementSize(t.dtype);
+    header[t.name] = {{"dtype", dtype_name(t.dtype, t.name)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    data.push_back(std::move(c));
   }
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
+  std::string prefix(8, '\0');
+  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
+  return prefix + json;
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  std::vector<torch::Tensor> data;
+  for (const auto& [name, t] : tensors) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    specs.push_back({name, c.scalar_type(), c.sizes().vec()});
+    data.push_back(std::move(c));
+  }
+  const std::string prefix = safetensors_prefix(specs, metadata);
   AtomicFileWriter writer(path);
-  const uint64_t n = json.size();
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
-  writer.write(reinterpret_cast<const char*>(len), 8);
-  writer.write(json.data(), json.size());
+  writer.write(prefix);
   for (const auto& t : data) writer.write(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
   writer.commit();
 }
@@ -72,33 +79,48 @@ struct Header {
 
 Error file_error(const std::string& path, const std::string& msg) { return Error("safetensors file '" + path + "': " + msg); }
 
-// Reads and parses the length-prefixed JSON header, leaving `in` at the first data byte.
-Header read_header(const std::string& path, std::ifstream& in) {
+// Checks the header length against the file and parses the JSON that follows it.
+Header parse_header(const std::string& path, uint64_t header_len, uint64_t file_size, const std::string& json_text) {
   auto fail = [&](const std::string& msg) { return file_error(path, msg); };
-  if (!in) throw fail("cannot open (" + std::string(std::strerror(errno)) + ")");
   Header h;
-  std::error_code ec;
-  h.file_size = std::filesystem::file_size(path, ec);
-  if (ec) throw fail("cannot stat: " + ec.message());
-  if (h.file_size < 8) throw fail("only " + std::to_string(h.file_size) + " bytes; too small to hold a header");
-  unsigned char len[8];
-  in.read(reinterpret_cast<char*>(len), 8);
-  for (int i = 0; i < 8; ++i) h.header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
-  if (h.header_len > kMaxHeaderBytes)
-    throw fail("header length " + std::to_string(h.header_len) + " exceeds the 100 MiB limit (not a safetensors file?)");
-  if (h.header_len > h.file_size - 8)
-    throw fail("header length " + std::to_string(h.header_len) + " runs past the end of the " +
-               std::to_string(h.file_size) + "-byte file (truncated?)");
-  std::string json(h.header_len, '\0');
-  in.read(json.data(), static_cast<std::streamsize>(h.header_len));
-  if (!in) throw fail("could not read the header");
+  h.header_len = header_len;
+  h.file_size = file_size;
   try {
-    h.json = nlohmann::ordered_json::parse(json);
+    h.json = nlohmann::ordered_json::parse(json_text);
   } catch (const std::exception& e) {
     throw fail(std::string("header is not valid JSON: ") + e.what());
   }
   if (!h.json.is_object()) throw fail("header is not a JSON object");
   return h;
+}
+
+uint64_t checked_header_len(const std::string& path, const unsigned char* len, uint64_t file_size) {
+  auto fail = [&](const std::string& msg) { return file_error(path, msg); };
+  if (file_size < 8) throw fail("only " + std::to_string(file_size) + " bytes; too small to hold a header");
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
+  if (header_len > kMaxHeaderBytes)
+    throw fail("header length " + std::to_string(header_len) + " exceeds the 100 MiB limit (not a safetensors file?)");
+  if (header_len > file_size - 8)
+    throw fail("header length " + std::to_string(header_len) + " runs past the end of the " +
+               std::to_string(file_size) + "-byte file (truncated?)");
+  return header_len;
+}
+
+// Reads and parses the length-prefixed JSON header, leaving `in` at the first data byte.
+Header read_header(const std::string& path, std::ifstream& in) {
+  auto fail = [&](const std::string& msg) { return file_error(path, msg); };
+  if (!in) throw fail("cannot open (" + std::string(std::strerror(errno)) + ")");
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  if (ec) throw fail("cannot stat: " + ec.message());
+  unsigned char len[8] = {0};
+  if (file_size >= 8) in.read(reinterpret_cast<char*>(len), 8);
+  const uint64_t header_len = checked_header_len(path, len, file_size);
+  std::string json(header_len, '\0');
+  in.read(json.data(), static_cast<std::streamsize>(header_len));
+  if (!in) throw fail("could not read the header");
+  return parse_header(path, header_len, file_size, json);
 }
 
 std::map<std::string, std::string> parse_metadata(const std::string& path, const nlohmann::ordered_json& entry) {
@@ -111,24 +133,13 @@ std::map<std::string, std::string> parse_metadata(const std::string& path, const
   return out;
 }
 
-}  // namespace
-
-std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  const Header h = read_header(path, in);
-  auto it = h.json.find("__metadata__");
-  return it == h.json.end() ? std::map<std::string, std::string>{} : parse_metadata(path, *it);
-}
-
-SafetensorsFile load_safetensors(const std::string& path) {
+// Every entry of a parsed header, checked against the data region's size.
+SafetensorsIndex index_of(const std::string& path, const Header& h) {
   auto fail = [&](const std::string& msg) { return file_error(path, msg); };
-  std::ifstream in(path, std::ios::binary);
-  const Header h = read_header(path, in);
   const auto& header = h.json;
-  const uint64_t header_len = h.header_len, file_size = h.file_size;
-
-  const uint64_t data_size = file_size - 8 - header_len;
-  SafetensorsFile out;
+  const uint64_t data_size = h.file_size - 8 - h.header_len;
+  SafetensorsIndex out;
+  out.data_start = 8 + h.header_len;
   std::vector<std::pair<uint64_t, uint64_t>> spans;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
@@ -172,15 +183,42 @@ SafetensorsFile load_safetensors(const std::string& path) {
       throw bad("data ends at byte " + std::to_string(end) + " but the file holds only " +
                 std::to_string(data_size) + " data bytes (truncated?)");
     spans.emplace_back(begin, end);
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(*dtype));
-    in.seekg(static_cast<std::streamoff>(8 + header_len + begin));
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(end - begin));
-    if (!in) throw bad("read failed");
-    out.tensors.emplace_back(name, std::move(t));
+    out.tensors.push_back({name, *dtype, std::move(shape), out.data_start + begin, bytes});
   }
   std::sort(spans.begin(), spans.end());
   for (size_t i = 1; i < spans.size(); ++i)
     if (spans[i].first < spans[i - 1].second) throw fail("tensor data regions overlap");
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const Header h = read_header(path, in);
+  auto it = h.json.find("__metadata__");
+  return it == h.json.end() ? std::map<std::string, std::string>{} : parse_metadata(path, *it);
+}
+
+SafetensorsIndex index_safetensors(const uint8_t* data, size_t size, const std::string& path) {
+  const uint64_t header_len = checked_header_len(path, data, size);
+  const Header h = parse_header(path, header_len, size, std::string(reinterpret_cast<const char*>(data) + 8, header_len));
+  return index_of(path, h);
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const SafetensorsIndex index = index_of(path, read_header(path, in));
+  SafetensorsFile out;
+  out.metadata = index.metadata;
+  for (const auto& e : index.tensors) {
+    // Read straight into the tensor's own storage: peak memory is the weights, not twice that.
+    auto t = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype));
+    in.seekg(static_cast<std::streamoff>(e.offset));
+    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(e.bytes));
+    if (!in) throw file_error(path, "tensor '" + e.name + "': read failed");
+    out.tensors.emplace_back(e.name, std::move(t));
+  }
   return out;
 }
 
