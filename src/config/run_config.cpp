@@ -2,6 +2,8 @@
 // loader settings. Each section's keys, reader and checks live in <section>_section.cpp.
 #include "aim/config/run_config.h"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -112,6 +114,8 @@ data::LoaderConfig loader_config(const RunConfig& cfg, bool train, int rank, int
   lc.train = train;
   lc.augment = cfg.data.augment;
   lc.batch_size = cfg.train.micro_batch_size;
+  // Train: the loader lays out whole optimizer steps (world-size free resume, see loader.h).
+  if (train) lc.accumulation = std::max<int64_t>(1, cfg.train.batch_size / (cfg.train.micro_batch_size * world_size));
   lc.rank = rank;
   lc.world_size = world_size;
   lc.workers = cfg.data.workers;

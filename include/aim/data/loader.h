@@ -2,14 +2,18 @@
 // The data pipeline that feeds aim-train and aim-probe: a weighted mixture of sources,
 // decoded and augmented by worker threads into a bounded queue of ready batches.
 //
-// Determinism contract. Global sample g = step * global_batch + rank * batch_size + i.
-// Its source is a hash of (seed, g); its item, for random-access sources, is the k-th entry
-// of a seeded per-epoch permutation (k = how many earlier global samples chose that source);
-// its crop/flip/jitter is a hash of (seed, g). Hence:
+// Determinism contract. Train mode lays out optimizer steps: step t's global batch holds the
+// global samples g = t * GB + j, j < GB (GB = batch_size x world_size x accumulation), and rank
+// r's micro-batch a takes j in [r * GB / W + a * batch_size, ... + batch_size). g's source is a
+// hash of (seed, g); its item, for random-access sources, is the k-th entry of a seeded
+// per-epoch permutation (k = how many earlier global samples chose that source); for a
+// streaming source, the next sample of the lane that serves g's block of the global batch
+// (loader_state.h, train_plan.h); its crop/flip/jitter is a hash of (seed, g). Hence:
 //  * a restored LoaderState replays exactly the batches an uninterrupted run would produce;
-//  * for ImageFolder / IDX / synthetic sources the set of samples in global batch t is the
-//    same whatever the world size, batch split or gradient accumulation;
-//  * streaming (webdataset) sources are exact for a given world size and stream_lanes;
+//  * the samples of optimizer step t, and the index each one has, are the same whatever the
+//    world size, batch split or gradient accumulation, for random-access sources always and
+//    for streams on every world size that divides their lane count (world_size x stream_lanes
+//    of the run's first start);
 //  * none of it depends on the number of worker threads.
 // Eval mode is one ordered pass. Random-access sources are split over ranks by position;
 // a streaming source's shards are dealt by list position (shard j to rank j % world), and
@@ -54,11 +58,12 @@ struct LoaderConfig {
   bool train = true;            // train: infinite augmented mixture; eval: one ordered pass
   AugmentConfig augment;
   int64_t batch_size = 256;     // per rank
+  int64_t accumulation = 1;     // train: micro-batches (of batch_size) per optimizer step
   int rank = 0, world_size = 1;
   int workers = 4;              // decode threads; 0 decodes on the calling thread
   int prefetch = 3;             // batches in flight ahead of the consumer
   uint64_t seed = 0;
-  int stream_lanes = 8;         // sequential readers per streaming source and rank
+  int stream_lanes = 8;         // sequential readers per streaming source and rank (train: at the first start)
   uint64_t max_member_bytes = kDefaultMaxMemberBytes;  // larger tar members: bad samples, skipped unread
   int64_t max_bad_streak = 64;  // train: this many bad samples in a row from one source stop the run
   RemoteShardOptions remote;    // retries and timeout of "pipe:" and http(s) shards
@@ -95,9 +100,14 @@ class Loader {
   /// Position after the last batch returned by next(). Per rank: with streaming sources each
   /// rank must save its own.
   LoaderState state() const;
-  /// Continues from a saved position (any time; in-flight work is discarded). Throws
-  /// aim::Error if the state belongs to a different source list or seed.
+  /// Continues from a saved position (any time; in-flight work is discarded): this rank's own
+  /// state, or every rank's merged (merge_loader_states), which continues on any world size
+  /// (streams: any that divides their lane count; on others a stream restarts at a fresh epoch,
+  /// with a warning). Throws aim::Error if the state belongs to a different source list or
+  /// seed, or when a stream position would be lost on an unchanged world size.
   void load_state(const LoaderState& state);
+  /// load_state's checks alone: throws what load_state would, changes nothing.
+  void check_state(const LoaderState& state) const;
 
   const LoaderConfig& config() const;
   std::vector<std::string> source_names() const;
