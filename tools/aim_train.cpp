@@ -1,5 +1,6 @@
 // aim-train: pre-train an AIM model from a YAML config (see docs/config.md).
 //   aim-train --config configs/aim-600m.yaml [key=value ...] [--dry-run] [--nproc-per-node N]
+//   aim-train --consolidate DIR [--output FILE]   (one safetensors file of a checkpoint's weights)
 // Under torchrun/SLURM each process is one rank; --nproc-per-node starts N local ranks.
 #include <spdlog/spdlog.h>
 
@@ -19,6 +20,7 @@
 #include "aim/probe/probe_runner.h"
 #include "aim/runtime/device.h"
 #include "aim/runtime/stop_request.h"
+#include "aim/train/checkpoint.h"
 #include "aim/train/memory_plan.h"
 #include "aim/train/trainer.h"
 
@@ -54,7 +56,12 @@ int main(int argc, char** argv) {
   bool dry_run = false;
   int nproc = 0;
   int nnodes = 0;
-  app.add_option("--config", config_path, "YAML config file")->required();
+  std::string consolidate, output;
+  app.add_option("--config", config_path, "YAML config file (required unless --consolidate)");
+  app.add_option("--consolidate", consolidate,
+                 "Write one safetensors file of the weights of checkpoint DIR (a step_N directory, or a run "
+                 "directory: its newest complete checkpoint), assembled from every rank's part, and exit");
+  app.add_option("--output", output, "With --consolidate: the file to write (default: <checkpoint dir>.safetensors)");
   app.add_option("overrides", overrides, "key=value overrides by dotted path, e.g. train.steps=100");
   app.add_flag("--dry-run", dry_run, "Resolve and validate the config, print the model summary, exit");
   app.add_option("--nproc-per-node", nproc, "Start N local ranks (CPU: Gloo, CUDA: NCCL)");
@@ -64,6 +71,21 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (!consolidate.empty()) {
+      std::string out = output;
+      if (out.empty()) {
+        // The checkpoint it came from, as a file beside it.
+        std::string dir = consolidate;
+        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        out = (std::filesystem::exists(std::filesystem::path(dir) / "manifest.json") ? dir : dir + "/consolidated") +
+              ".safetensors";
+      }
+      const auto r = aim::train::consolidate_checkpoint(consolidate, out);
+      spdlog::info("wrote {}: {} tensors, {:.2f} GB of weights of {} (step {})", out, r.tensors, r.bytes / 1e9,
+                   r.checkpoint, r.step);
+      return 0;
+    }
+    if (config_path.empty()) throw aim::Error("--config is required (or --consolidate DIR)");
     // --dry-run starts no ranks: it plans for --nnodes x --nproc-per-node of them.
     if (nnodes > 0 && !dry_run)
       throw aim::Error("--nnodes is for --dry-run; start multi-node training with torchrun or srun (see README)");

@@ -150,6 +150,7 @@ std::string run_identity(const RunConfig& cfg) {
   t.tensorboard = defaults.tensorboard;
   t.activation_checkpointing = defaults.activation_checkpointing;  // same math, less memory
   t.memory_gb = defaults.memory_gb;
+  t.ckpt_async = defaults.ckpt_async;  // how checkpoints are written, not what they hold
   c.data.workers = DataSection().workers;
   c.data.prefetch = DataSection().prefetch;
   c.data.stream_lanes = DataSection().stream_lanes;

@@ -10,11 +10,12 @@ namespace aim::config {
 bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
                   keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
-                  dist_timeout_s, resume, bucket_mb, tensorboard, activation_checkpointing, memory_gb, sharding) ==
+                  dist_timeout_s, resume, bucket_mb, tensorboard, activation_checkpointing, memory_gb, sharding,
+                  ckpt_async) ==
          std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
                   o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
                   o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume, o.bucket_mb,
-                  o.tensorboard, o.activation_checkpointing, o.memory_gb, o.sharding);
+                  o.tensorboard, o.activation_checkpointing, o.memory_gb, o.sharding, o.ckpt_async);
 }
 
 TrainConfig train_defaults(const std::string& preset) {
@@ -41,6 +42,7 @@ const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
 const std::vector<std::string> kResumeModes = {"auto", "force"};
 const std::vector<std::string> kCheckpointingModes = {"none", "full"};
 const std::vector<std::string> kShardingModes = {"none", "optimizer", "gradients"};
+const std::vector<std::string> kCkptAsyncModes = {"auto", "true", "false"};
 
 std::string micro_batch_suggestions(int64_t batch, int world) {
   if (batch % world != 0) return "";
@@ -79,6 +81,7 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       choice("activation_checkpointing", &T::activation_checkpointing, kCheckpointingModes),
       choice("sharding", &T::sharding, kShardingModes),
       plain("memory_gb", &T::memory_gb),
+      choice("ckpt_async", &T::ckpt_async, kCkptAsyncModes),
   };
   return f;
 }
@@ -120,6 +123,8 @@ void validate_train_section(const TrainConfig& t, int world_size) {
     fail("train.activation_checkpointing", expect_one_of(t.activation_checkpointing, kCheckpointingModes));
   if (std::find(kShardingModes.begin(), kShardingModes.end(), t.sharding) == kShardingModes.end())
     fail("train.sharding", expect_one_of(t.sharding, kShardingModes));
+  if (std::find(kCkptAsyncModes.begin(), kCkptAsyncModes.end(), t.ckpt_async) == kCkptAsyncModes.end())
+    fail("train.ckpt_async", expect_one_of(t.ckpt_async, kCkptAsyncModes));
   if (!(t.memory_gb >= 0) || !std::isfinite(t.memory_gb))
     fail("train.memory_gb", "must be >= 0 (GB per device; 0 = the GPU's memory, no budget on CPU), got " +
                                 num(t.memory_gb));

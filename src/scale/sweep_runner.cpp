@@ -106,7 +106,7 @@ pid_t start(const std::vector<std::string>& argv, const std::string& log_path) {
 const std::set<std::string> kNotCompared = {
     "train.out_dir", "train.log_every", "train.ckpt_every", "train.keep_checkpoints", "train.max_nonfinite",
     "train.peak_tflops", "train.micro_batch_size", "train.device", "train.threads", "train.dist_timeout_s",
-    "train.resume", "train.bucket_mb", "data.workers", "data.prefetch", "data.stream_lanes", "data.max_member_mb",
+    "train.resume", "train.bucket_mb", "train.ckpt_async", "data.workers", "data.prefetch", "data.stream_lanes", "data.max_member_mb",
     "data.max_bad_streak", "data.shard_retries", "data.shard_retry_backoff_s", "data.shard_timeout_s",
     "probe.out_dir", "probe.weights", "probe.cache_gb"};
 

@@ -40,6 +40,7 @@
 // persistent buckets are replaced by ShardedGradientSync's in-flight ones (at most three
 // buckets of bucket_mb alive at once) plus one parameter's own gradient before it is released.
 #include "aim/train/memory_plan.h"
+#include "aim/train/checkpoint.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <torch/cuda.h>
@@ -142,7 +143,13 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   const double gather = sharded ? chunk * (1 + N * (target.cuda ? 1 : 2)) : 0;
   const double fixed_ws =
       2 * kF * largest_parameter(cfg.model) + (target.cuda ? kCudaRuntime : kCpuRuntime) + gather;
-  const double state = p.params + p.grads + p.optimizer + p.grad_buckets + p.weight_casts;
+  // Asynchronous checkpoints keep a snapshot of this rank's slice in host memory: part of the
+  // process's memory on CPU, beside the GPU's on CUDA (train.ckpt_async=auto decides at start).
+  p.checkpoint_buffers = cfg.train.ckpt_async == "false"
+                             ? 0
+                             : static_cast<double>(checkpoint_snapshot_bytes(p.parameters, world_size));
+  const double state = p.params + p.grads + p.optimizer + p.grad_buckets + p.weight_casts +
+                       (target.cuda ? 0 : p.checkpoint_buffers);
   auto total_at = [&](int64_t batch, Activations* keep) {
     const auto act = activations(cfg, batch, target, p.bf16);
     if (keep) *keep = act;
@@ -203,7 +210,11 @@ std::string describe_memory_plan(const MemoryPlan& p) {
   if (p.weight_casts > 0) o << "    bf16 weight copies " << gb(p.weight_casts) << "\n";
   o << "    activations per micro-batch " << gb(p.activations()) << " (no checkpointing " << gb(p.activations_full)
     << ", full checkpointing " << gb(p.activations_checkpointed) << ")\n"
-    << "    workspace " << gb(p.workspace) << "\n"
+    << "    workspace " << gb(p.workspace) << "\n";
+  if (p.checkpoint_buffers > 0)
+    o << (p.target.cuda ? "    host memory (not in the total): " : "    ") << "checkpoint snapshot buffers "
+      << gb(p.checkpoint_buffers) << " (train.ckpt_async" << (p.target.cuda ? ", pinned" : "") << ")\n";
+  o
     << "    total " << gb(p.total) << "\n";
   if (!p.has_budget()) {
     o << "  memory verdict: no budget to check against (set train.memory_gb)\n";

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "aim/error.h"
+#include "aim/runtime/process_clock.h"
 #include "aim/runtime/stop_request.h"
 
 #include "step_log.h"
@@ -41,11 +42,22 @@ void stop_on_signal(TrainingRun& run, TrainSummary& summary) {
   summary.steps_done = run.step;
   summary.skipped_steps = run.skipped_total;
   const std::string why = summary.stop_signal ? runtime::stop_signal_name(summary.stop_signal) : "a peer rank's signal";
-  if (run.consecutive_bad == 0) save_checkpoint(run);  // logs where and how long
+  // A save in flight completes first (its checkpoint may be the newest complete one); then this
+  // step's, and its write completes before the process exits.
+  SaveTimes t;
+  if (run.consecutive_bad == 0) {
+    save_checkpoint(run);
+    t = complete_checkpoint(run);
+  } else {
+    complete_checkpoint(run);
+  }
   if (!run.is_rank0()) return;
   if (run.consecutive_bad == 0)
-    spdlog::warn("stopping on {} after step {}: its checkpoint is written; run the same command to continue", why,
-                 run.step);
+    spdlog::warn("stopping on {} after step {}: its checkpoint is written ({:.1f} s: waited {:.1f} s for the save in "
+                 "flight, snapshot {:.2f} s, write {:.1f} s, completion {:.2f} s; {:.2f} GB per rank); run the same "
+                 "command to continue",
+                 why, run.step, t.waited + t.snapshot + t.write + t.finish, t.waited, t.snapshot, t.write, t.finish,
+                 t.bytes / 1e9);
   else
     spdlog::warn("stopping on {} after step {} inside a run of non-finite steps: no checkpoint written, the newest in {} "
                  "is the last clean state; run the same command to continue from it",
@@ -73,6 +85,15 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   while (run.step < tc.steps) {
     const StepResult r = with_context(run, run.step + 1, [&] { return train_step(run); });
     log.step_done(run, r);
+    if (run.resumed_from >= 0 && run.step == run.resumed_from + 1 && run.is_rank0())
+      spdlog::info("first step after resuming from step {}: {:.1f} s after the process started",
+                   run.resumed_from, runtime::seconds_since_process_start());
+    // Every rank's background write has ended: complete the checkpoint (all ranks, this step).
+    if (r.checkpoint_written && run.ckpt->in_flight())
+      with_context(run, run.step, [&] {
+        run.phase = "completing the checkpoint";
+        return complete_checkpoint(run);
+      });
     if (!first_logged && r.finite) {
       summary.first_loss = r.loss;
       first_logged = true;
@@ -100,6 +121,10 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
       });
   }
 
+  with_context(run, run.step, [&] {
+    run.phase = "completing the checkpoint";
+    return complete_checkpoint(run);  // the last step's, written in the background
+  });
   summary.trunk_path = (fs::path(tc.out_dir) / "trunk.safetensors").string();
   export_final_trunk(run.cfg, *run.net, run.step, summary.trunk_path, env.rank, run.comm);
   summary.steps_done = run.step;

@@ -8,6 +8,7 @@
 #include "aim/compat.h"
 #include "aim/io/atomic_file.h"
 #include "aim/optim/optimizer.h"
+#include "aim/data/loader_state.h"
 #include "aim/runtime/device.h"
 #include "aim/train/memory_plan.h"
 #include "aim/train/prefix_sampler.h"
@@ -20,14 +21,18 @@ namespace {
 
 void restore_and_agree(TrainingRun& run) {
   const auto& tc = run.cfg.train;
-  auto apply_loader = [&](const nlohmann::json& j) { run.loader->load_state(j.get<data::LoaderState>()); };
-  if (auto rp = run.ckpt->restore_latest(*run.net, *run.opt, tc.resume == "force", apply_loader, run.comm, run.shards)) {
+  // The loader position is checked with the rest of the checkpoint and applied only once every
+  // rank has accepted it.
+  auto check_loader = [&](const nlohmann::json& j) { run.loader->check_state(j.get<data::LoaderState>()); };
+  if (auto rp = run.ckpt->restore_latest(*run.net, *run.opt, tc.resume == "force", check_loader, run.comm, run.shards)) {
+    run.loader->load_state(rp->loader.get<data::LoaderState>());
     run.step = rp->step;
     run.resumed_from = rp->step;
     run.skipped_total = rp->meta.value("skipped_steps", int64_t(0));
     if (run.is_rank0()) {
-      spdlog::info("resumed from {} (step {}){}", rp->path, rp->step,
-                   rp->foreign ? " written by a different config (train.resume=force)" : "");
+      spdlog::info("resumed from {} (step {}){}: read {:.2f} GB of parts in {:.1f} s on rank 0", rp->path, rp->step,
+                   rp->foreign ? " written by a different config (train.resume=force)" : "", rp->bytes_read / 1e9,
+                   rp->seconds);
       // Say what differs from the config the checkpoint was written with, and what that does:
       // a changed train.steps, say, silently moves the learning-rate schedule.
       std::vector<std::string> changes;
@@ -99,7 +104,12 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   else run->opt = optim::make_adamw(*run->net, cfg.optim);
   run->ckpt = std::make_unique<CheckpointManager>(tc.out_dir, env.rank, env.world_size,
                                                   static_cast<int>(tc.keep_checkpoints), config::run_identity(cfg),
-                                                  config::to_yaml(cfg));
+                                                  config::to_yaml(cfg), checkpoint_options(*run));
+  if (run->ckpt->options().async) {
+    int64_t n = 0;
+    for (const auto& p : run->params) n += p.numel();
+    run->ckpt->preallocate(n);  // before the first step: pinned memory is slow to allocate
+  }
   run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
   restore_and_agree(*run);
 
@@ -132,14 +142,46 @@ loss::LossTerms forward_loss(TrainingRun& run, const data::Batch& batch, uint64_
   return out.loss;
 }
 
-void save_checkpoint(TrainingRun& run) {
-  const auto t0 = std::chrono::steady_clock::now();
+SaveTimes save_checkpoint(TrainingRun& run) {
   nlohmann::json meta = {{"skipped_steps", run.skipped_total}, {"fingerprint", config::fingerprint(run.cfg)},
                          {"images_seen", run.step * run.cfg.train.batch_size}};
-  run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm, run.shards);
-  if (run.is_rank0())
-    spdlog::info("checkpoint of step {} saved in {} ({:.1f} s)", run.step, run.ckpt->directory(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const auto t = run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm, run.shards);
+  if (!run.is_rank0()) return t;
+  if (run.ckpt->in_flight())
+    spdlog::info("checkpoint of step {}: snapshot taken in {:.2f} s{}; writing it in the background", run.step,
+                 t.snapshot, t.waited > 0.01 ? fmt::format(" (after waiting {:.1f} s for the previous save)", t.waited) : "");
+  else
+    spdlog::info("checkpoint of step {} saved in {} ({:.1f} s: snapshot {:.2f} s, write {:.1f} s, {:.3f} GB per rank)",
+                 run.step, run.ckpt->directory(), t.waited + t.snapshot + t.write + t.finish, t.snapshot, t.write,
+                 t.bytes / 1e9);
+  return t;
+}
+
+SaveTimes complete_checkpoint(TrainingRun& run) {
+  const auto t = run.ckpt->finish(run.comm);
+  if (t.step >= 0 && run.is_rank0())
+    spdlog::info("checkpoint of step {} complete: {:.3f} GB per rank written in {:.2f} s ({:.2f} GB/s per rank)", t.step,
+                 t.bytes / 1e9, t.write, t.write > 0 ? t.bytes / 1e9 / t.write : 0.0);
+  return t;
+}
+
+CheckpointOptions checkpoint_options(TrainingRun& run) {
+  const auto& tc = run.cfg.train;
+  CheckpointOptions o;
+  o.pinned = run.device.is_cuda();
+  int64_t params = 0;
+  for (const auto& p : run.params) params += p.numel();
+  run.ckpt_snapshot_bytes = checkpoint_snapshot_bytes(params, run.env.world_size, o.chunk_bytes);
+  std::string why;
+  const bool fits = checkpoint_async_fits(run.ckpt_snapshot_bytes, run.env.local_world_size, &why);
+  o.async = tc.ckpt_async == "true" || (tc.ckpt_async == "auto" && fits);
+  if (run.is_rank0()) {
+    if (tc.ckpt_async == "auto")
+      spdlog::info("checkpoints: {} ({})", o.async ? "asynchronous" : "synchronous: snapshots would not fit", why);
+    else if (o.async && !fits)
+      spdlog::warn("checkpoints: asynchronous (train.ckpt_async=true) although {}", why);
+  }
+  return o;
 }
 
 }  // namespace aim::train

@@ -46,6 +46,7 @@ struct TrainingRun {
   int64_t skipped_total = 0;    // non-finite steps skipped, over the whole run
   int64_t consecutive_bad = 0;  // the current streak of non-finite steps
   const char* phase = "";       // what the run is doing or waiting for, for error messages
+  uint64_t ckpt_snapshot_bytes = 0;  // host memory of one checkpoint snapshot on this rank
 
   bool is_rank0() const { return env.rank == 0; }
   int64_t accumulation() const { return cfg.train.batch_size / (cfg.train.micro_batch_size * env.world_size); }
@@ -70,6 +71,7 @@ struct StepResult {
   double seconds = 0;    // wall time of the step, device work included
   bool finite = true;    // false: the update was skipped
   bool stop_requested = false;  // a stop signal reached some rank before this step's reduction
+  bool checkpoint_written = false;  // every rank's background checkpoint write has ended (or none runs)
 };
 
 /// One optimizer step over the global batch: accumulation micro-batches, the gradient
@@ -94,7 +96,13 @@ void shard_gradients(TrainingRun& run);
 double clip_sharded_gradients(TrainingRun& run, double max_norm);
 void gather_updated_shards(TrainingRun& run);
 
-/// Saves a resumable checkpoint at run.step.
-void save_checkpoint(TrainingRun& run);
+/// Saves a resumable checkpoint at run.step (with train.ckpt_async the write goes on in the
+/// background, and complete_checkpoint finishes it once every rank's write has ended: the
+/// step's reduction says when, StepResult::checkpoint_written). Both log where the time went.
+SaveTimes save_checkpoint(TrainingRun& run);
+SaveTimes complete_checkpoint(TrainingRun& run);
+/// How this run writes checkpoints: train.ckpt_async resolved against host memory, pinned
+/// buffers on CUDA; sets run.ckpt_snapshot_bytes.
+CheckpointOptions checkpoint_options(TrainingRun& run);
 
 }  // namespace aim::train

@@ -378,6 +378,7 @@ TEST(ConfigValidate, SourcesAndAugment) {
   expect_invalid({"data.workers=-1"}, {"data.workers"});
   expect_invalid({"data.prefetch=0"}, {"data.prefetch"});
   expect_invalid({"data.stream_lanes=0"}, {"data.stream_lanes"});
+  expect_invalid({"train.ckpt_async=maybe"}, {"train.ckpt_async"});
   RunConfig cfg = base();
   cfg.data.sources[0].kind = "webdatset";
   expect_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "did you mean 'webdataset'"});
@@ -507,6 +508,8 @@ TEST(ConfigFingerprint, StableAndSensitive) {
   EXPECT_FALSE(base().train.tensorboard);
   EXPECT_NE(fingerprint(base({"train.tensorboard=true"})), fa);
   EXPECT_EQ(run_identity(base({"train.tensorboard=true"})), run_identity(base()));
+  // train.ckpt_async changes how checkpoints are written, not what they hold.
+  EXPECT_EQ(run_identity(base({"train.ckpt_async=false"})), run_identity(base()));
 }
 
 // ------------------------------------------------------------------------------------------

@@ -1,109 +1,75 @@
-// CheckpointManager on its own: an exact save -> restore round trip (weights, AdamW
-// moments and steps), staged restores that leave the model untouched when a checkpoint is
-// rejected, cleanup that only counts this run's checkpoints, the refusal to resume another
-// config's, and ranks that must agree on the step.
+// CheckpointManager in one process: an exact save -> restore round trip (weights, AdamW
+// moments and steps), the files a checkpoint is made of, staged restores that leave the model
+// untouched when a checkpoint is rejected, damaged files skipped with a warning naming them,
+// cleanup that only counts this run's complete checkpoints, an asynchronous save that writes
+// the snapshot and not what training changed after it, and the refusal to resume another
+// config's checkpoints. Several ranks: test_checkpoint_ranks.cpp.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <sstream>
-
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
+#include <set>
+#include <thread>
 
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
-#include "aim/io/state_dict.h"
-#include "aim/model/aim_pretrain.h"
-#include "aim/train/checkpoint.h"
-#include "aim/optim/optimizer.h"
-#include "dist/dist_test_util.h"
-#include "test_util.h"
+#include "checkpoint_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace aim;
+using test::LogCapture;
+using test::step_dir;
+using test::Trainee;
 
 namespace {
 
-struct Trainee {
-  model::AimPretrainModel net{nullptr};
-  std::unique_ptr<torch::optim::AdamW> opt;
-
-  explicit Trainee(uint64_t seed, int updates = 0) {
-    torch::manual_seed(seed);
-    net = model::AimPretrainModel(test::tiny_config());
-    opt = optim::make_adamw(*net, optim::OptimConfig{});
-    for (int i = 0; i < updates; ++i) {
-      for (auto& p : net->parameters()) p.mutable_grad() = torch::randn_like(p);
-      opt->step();
-    }
-  }
-  io::NamedTensors weights() const {
-    io::NamedTensors out;
-    for (auto& [n, t] : io::state_dict(*net)) out.emplace_back(n, t.clone());
-    return out;
-  }
-};
-
-void expect_same(const io::NamedTensors& a, const io::NamedTensors& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].first, b[i].first);
-    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
-  }
+train::SaveTimes save(train::CheckpointManager& m, int64_t step, Trainee& t) {
+  return m.save(step, *t.net, *t.opt, test::loader_json(step), {{"skipped_steps", 0}}, nullptr, t.shards);
 }
 
-const auto kAnyLoader = [](const nlohmann::json&) {};
-
-void save(train::CheckpointManager& m, int64_t step, Trainee& t) {
-  m.save(step, *t.net, *t.opt, {{"position", step}}, {{"skipped_steps", 0}}, nullptr);
-}
-
-// Rewrites a checkpoint's state file without one tensor.
-void drop_tensor(const std::string& ckpt_dir, const std::string& name) {
-  const auto path = ckpt_dir + "/state.safetensors";
-  auto f = io::load_safetensors(path);
-  io::NamedTensors kept;
-  for (auto& [n, t] : f.tensors)
-    if (n != name) kept.emplace_back(n, t);
-  ASSERT_EQ(kept.size() + 1, f.tensors.size()) << name;
-  io::save_safetensors(path, kept, f.metadata);
-}
-
-std::string step_dir(const std::string& out, int64_t step) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "/checkpoints/step_%09lld", static_cast<long long>(step));
-  return out + buf;
-}
-
-TEST(Checkpoint, SaveRestoreIsExact) {
+TEST(Checkpoint, SaveRestoreIsExactAndTheFilesAreListedInTheManifest) {
   test::TempDir dir;
   Trainee a(1, /*updates=*/3);
   train::CheckpointManager m(dir.file("run"), 0, 1, 2, "id-a");
-  m.save(7, *a.net, *a.opt, {{"position", 123}}, {{"skipped_steps", 2}}, nullptr);
+  m.save(7, *a.net, *a.opt, test::loader_json(7), {{"skipped_steps", 2}}, nullptr);
+  EXPECT_FALSE(m.in_flight());
+
+  const std::string d = step_dir(dir.file("run"), 7);
+  EXPECT_FALSE(fs::exists(d + ".partial"));
+  const auto man = nlohmann::json::parse(std::ifstream(d + "/manifest.json"));
+  std::set<std::string> listed, present;
+  for (const auto& f : man["files"]) listed.insert(f["name"].get<std::string>());
+  for (const auto& e : fs::directory_iterator(d)) present.insert(e.path().filename().string());
+  EXPECT_EQ(listed, (std::set<std::string>{"meta.json", "part_rank0.safetensors", "loader_rank0.json"}));
+  EXPECT_EQ(present, (std::set<std::string>{"meta.json", "part_rank0.safetensors", "loader_rank0.json", "manifest.json"}));
+  EXPECT_EQ(man["params"].size(), a.net->parameters().size());
+  // The part is a safetensors file of flat slices under the parameters' own names.
+  const auto part = io::load_safetensors(d + "/part_rank0.safetensors");
+  const auto first = a.net->named_parameters()[0];
+  bool found = false;
+  for (const auto& [n, t] : part.tensors)
+    if (n == "model." + first.key() + "@0") {
+      found = true;
+      EXPECT_TRUE(torch::equal(t, first.value().reshape({-1})));
+    }
+  EXPECT_TRUE(found) << "no model." << first.key() << "@0";
 
   Trainee b(2);
-  auto rp = m.restore_latest(*b.net, *b.opt, false, kAnyLoader, nullptr);
+  auto rp = m.restore_latest(*b.net, *b.opt, false, test::kAnyLoader, nullptr);
   ASSERT_TRUE(rp);
   EXPECT_EQ(rp->step, 7);
-  EXPECT_EQ(rp->loader["position"], 123);
+  EXPECT_EQ(rp->loader["next_global"], 28);
+  EXPECT_EQ(rp->loader["rank"], -1) << "the merged state of every rank";
   EXPECT_EQ(rp->meta["skipped_steps"], 2);
   EXPECT_FALSE(rp->foreign);
-  expect_same(a.weights(), b.weights());
-  const auto sa = train::optimizer_state(*a.opt), sb = train::optimizer_state(*b.opt);
-  ASSERT_EQ(sa.size(), sb.size());
-  ASSERT_FALSE(sa.empty());
-  for (size_t i = 0; i < sa.size(); ++i) {
-    EXPECT_EQ(sa[i].first, sb[i].first);
-    EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
-  }
-  EXPECT_EQ(sb[0].first, "optim.g0.p0.step");
-  EXPECT_EQ(sb[0].second.item<int64_t>(), 3);
+  EXPECT_GT(rp->bytes_read, 0u);
+  test::expect_same(a.weights(), b.weights());
+  test::expect_same_optimizer(a, b);
+  EXPECT_EQ(std::get<0>(b.state_of(b.net->parameters()[0])), 3);
 }
 
-// A checkpoint that fails any check after its weights were read must not leave them in the
+// A checkpoint that fails any check after its files were read must not leave them in the
 // model: the fallback (an older checkpoint, or a fresh start) trains from the right state.
 TEST(Checkpoint, RejectedCheckpointLeavesModelAndOptimizerUntouched) {
   test::TempDir dir;
@@ -112,20 +78,28 @@ TEST(Checkpoint, RejectedCheckpointLeavesModelAndOptimizerUntouched) {
   Trainee older(1, 1), newer(2, 2);
   save(m, 4, older);
   save(m, 8, newer);
-  drop_tensor(step_dir(out, 8), "optim.g0.p1.exp_avg");
+  // Half the optimizer state of one parameter, with a checksum that fits: only the content check sees it.
+  const std::string p1 = newer.net->named_parameters()[1].key();
+  test::rewrite_part(step_dir(out, 8), "part_rank0.safetensors", [&](io::NamedTensors& t) {
+    t.erase(std::remove_if(t.begin(), t.end(), [&](const auto& x) { return x.first == "optim.exp_avg_sq." + p1 + "@0"; }),
+            t.end());
+  });
 
   Trainee fresh(3);
-  auto rp = m.restore_latest(*fresh.net, *fresh.opt, false, kAnyLoader, nullptr);
+  LogCapture log;
+  auto rp = m.restore_latest(*fresh.net, *fresh.opt, false, test::kAnyLoader, nullptr);
   ASSERT_TRUE(rp);
   EXPECT_EQ(rp->step, 4);
-  expect_same(older.weights(), fresh.weights());
+  test::expect_same(older.weights(), fresh.weights());
+  test::expect_same_optimizer(older, fresh);
+  EXPECT_NE(log.str().find("optimizer state covers"), std::string::npos) << log.str();
 
   // Only the broken one left: a fresh start keeps the fresh weights and no optimizer state.
   fs::remove_all(step_dir(out, 4));
   Trainee fresh2(5);
   const auto before = fresh2.weights();
-  EXPECT_FALSE(m.restore_latest(*fresh2.net, *fresh2.opt, false, kAnyLoader, nullptr));
-  expect_same(before, fresh2.weights());
+  EXPECT_FALSE(m.restore_latest(*fresh2.net, *fresh2.opt, false, test::kAnyLoader, nullptr));
+  test::expect_same(before, fresh2.weights());
   EXPECT_TRUE(train::optimizer_state(*fresh2.opt).empty());
 
   // A loader position that does not fit rejects the checkpoint the same way.
@@ -134,74 +108,120 @@ TEST(Checkpoint, RejectedCheckpointLeavesModelAndOptimizerUntouched) {
   const auto before3 = fresh3.weights();
   auto refuse = [](const nlohmann::json&) { throw Error("saved loader state is for other sources"); };
   EXPECT_FALSE(m.restore_latest(*fresh3.net, *fresh3.opt, false, refuse, nullptr));
-  expect_same(before3, fresh3.weights());
+  test::expect_same(before3, fresh3.weights());
 }
 
-// A newest checkpoint damaged on disk (bytes overwritten, a file cut short, meta.json
-// gone) is skipped with a warning naming it and the reason; the next one resumes.
-TEST(Checkpoint, CorruptNewestCheckpointIsSkippedWithAWarning) {
+// A newest checkpoint damaged on disk (a byte flipped, a part cut short, meta.json gone or
+// changed) is skipped with a warning naming the file; the next one resumes. Without its
+// manifest a directory is no checkpoint at all.
+TEST(Checkpoint, DamagedNewestCheckpointIsSkippedWithAWarningNamingTheFile) {
   test::TempDir dir;
   const std::string out = dir.file("run");
   train::CheckpointManager m(out, 0, 1, 5, "id");
   Trainee older(1, 1), newer(2, 2);
   save(m, 3, older);
-  auto damages = std::vector<std::function<void(const std::string&)>>{
-      [](const std::string& d) {  // garbage over the header
-        std::fstream f(d + "/state.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-        f.write("\xff\xff\xff\xff\xff\xff\xff\x7f garbage", 17);
-      },
-      [](const std::string& d) { fs::resize_file(d + "/state.safetensors", fs::file_size(d + "/state.safetensors") / 2); },
-      [](const std::string& d) { fs::remove(d + "/meta.json"); },
+  struct Damage {
+    std::string file, expect;
+    std::function<void(const std::string&)> apply;
   };
-  for (size_t k = 0; k < damages.size(); ++k) {
-    SCOPED_TRACE("damage " + std::to_string(k));
+  const std::vector<Damage> damages = {
+      {"part_rank0.safetensors", "fails its checksum",
+       [](const std::string& d) {
+         std::fstream f(d + "/part_rank0.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(static_cast<std::streamoff>(fs::file_size(d + "/part_rank0.safetensors") / 2));
+         f.put('\x55');
+       }},
+      {"part_rank0.safetensors", "(truncated?)",
+       [](const std::string& d) { fs::resize_file(d + "/part_rank0.safetensors", fs::file_size(d + "/part_rank0.safetensors") / 2); }},
+      {"meta.json", "missing", [](const std::string& d) { fs::remove(d + "/meta.json"); }},
+      {"loader_rank0.json", "fails its checksum",
+       [](const std::string& d) {
+         std::string s = test::slurp(d + "/loader_rank0.json");
+         char& c = s[s.find("\"step\":") + 7];
+         c = c == '1' ? '2' : '1';
+         std::ofstream(d + "/loader_rank0.json") << s;
+       }},
+      {"", "", [](const std::string& d) { fs::remove(d + "/manifest.json"); }},
+  };
+  for (const auto& dmg : damages) {
+    SCOPED_TRACE("damage to " + dmg.file);
     save(m, 9, newer);
-    damages[k](step_dir(out, 9));
-    std::ostringstream log;
-    auto previous = spdlog::default_logger();
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+    dmg.apply(step_dir(out, 9));
+    LogCapture log;
     Trainee fresh(3);
-    auto rp = m.restore_latest(*fresh.net, *fresh.opt, false, kAnyLoader, nullptr);
-    spdlog::set_default_logger(previous);
+    auto rp = m.restore_latest(*fresh.net, *fresh.opt, false, test::kAnyLoader, nullptr);
     ASSERT_TRUE(rp);
     EXPECT_EQ(rp->step, 3);
-    expect_same(older.weights(), fresh.weights());
-    EXPECT_NE(log.str().find("checkpoint " + step_dir(out, 9) + " is unusable ("), std::string::npos) << log.str();
-    EXPECT_NE(log.str().find("falling back to an older one"), std::string::npos) << log.str();
+    test::expect_same(older.weights(), fresh.weights());
+    if (!dmg.file.empty()) {
+      EXPECT_NE(log.str().find("checkpoint " + step_dir(out, 9) + " is unusable (" + dmg.file), std::string::npos)
+          << log.str();
+      EXPECT_NE(log.str().find(dmg.expect), std::string::npos) << log.str();
+      EXPECT_NE(log.str().find("falling back to an older one"), std::string::npos) << log.str();
+    } else {
+      EXPECT_EQ(m.list().size(), 1u) << "a directory without a manifest counts as a checkpoint";
+    }
     fs::remove_all(step_dir(out, 9));
   }
 }
 
-TEST(Checkpoint, StrayOrHalfOptimizerStateIsRejected) {
-  Trainee t(1, 1);
-  auto state = train::optimizer_state(*t.opt);
-  auto stray = state;
-  stray.emplace_back("optim.g0.p9999.step", torch::tensor({1}, torch::kInt64));
-  EXPECT_THROW(train::load_optimizer_state(*t.opt, stray, "x"), Error);
-  auto half = state;
-  half.erase(half.begin() + 1);  // p0's exp_avg
-  EXPECT_THROW(train::load_optimizer_state(*t.opt, half, "x"), Error);
-  train::load_optimizer_state(*t.opt, state, "x");
-}
-
-// Keep-last-K counts this run's checkpoints only and never deletes the one just written.
-TEST(Checkpoint, CleanupCountsOnlyThisRunsCheckpoints) {
+// Keep-last-K counts this run's complete checkpoints only, never deletes the one just written,
+// and lets an older one go only once the newer one is complete (with async: at finish()).
+TEST(Checkpoint, CleanupCountsOnlyThisRunsCompleteCheckpoints) {
   test::TempDir dir;
   const std::string out = dir.file("run");
   Trainee t(1, 1);
   train::CheckpointManager other(out, 0, 1, 5, "other-config");
   save(other, 9, t);
   save(other, 10, t);
-  train::CheckpointManager ours(out, 0, 1, 1, "this-config");
+  train::CheckpointOptions async;
+  async.async = true;
+  train::CheckpointManager ours(out, 0, 1, 1, "this-config", "", async);
   save(ours, 2, t);
-  EXPECT_TRUE(fs::exists(step_dir(out, 2))) << "the checkpoint just written was deleted";
-  EXPECT_TRUE(fs::exists(step_dir(out, 9)));
-  EXPECT_TRUE(fs::exists(step_dir(out, 10)));
+  ours.finish(nullptr);
+  EXPECT_TRUE(fs::exists(step_dir(out, 2) + "/manifest.json")) << "the checkpoint just written was deleted";
+  // A crash's leftover: a directory without a manifest.
+  fs::create_directories(step_dir(out, 3) + ".partial");
   save(ours, 4, t);
+  ASSERT_TRUE(ours.in_flight());
+  while (!ours.write_done()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Written but not complete: the older one stays, and the new one is no checkpoint yet.
+  EXPECT_TRUE(fs::exists(step_dir(out, 2) + "/manifest.json"));
+  EXPECT_TRUE(fs::exists(step_dir(out, 4) + ".partial/part_rank0.safetensors"));
+  EXPECT_EQ(ours.list().size(), 3u);
+  const auto times = ours.finish(nullptr);
+  EXPECT_EQ(times.step, 4);
+  EXPECT_GT(times.bytes, 0u);
   EXPECT_FALSE(fs::exists(step_dir(out, 2)));
-  EXPECT_TRUE(fs::exists(step_dir(out, 4)));
+  EXPECT_FALSE(fs::exists(step_dir(out, 3) + ".partial")) << "a crashed save's directory was left";
+  EXPECT_TRUE(fs::exists(step_dir(out, 4) + "/manifest.json"));
   EXPECT_TRUE(fs::exists(step_dir(out, 9)));
   EXPECT_TRUE(fs::exists(step_dir(out, 10)));
+  EXPECT_EQ(ours.finish(nullptr).step, -1) << "nothing is in flight any more";
+}
+
+// The write runs after save() returns; what it writes is the state at the snapshot, not the
+// weights and moments training has changed since.
+TEST(Checkpoint, AsyncSaveWritesTheSnapshotNotTheLiveState) {
+  test::TempDir dir;
+  train::CheckpointOptions async;
+  async.async = true;
+  async.chunk_bytes = 4096;  // many chunks, written by two threads
+  train::CheckpointManager m(dir.file("run"), 0, 1, 2, "id", "", async);
+  Trainee a(1, 2), snapshot(1, 2);
+  const auto t = save(m, 5, a);
+  EXPECT_TRUE(m.in_flight());
+  EXPECT_GT(t.snapshot, 0);
+  a.step();  // training goes on while the write runs
+  a.step();
+  m.finish(nullptr);
+  Trainee b(9);
+  auto rp = m.restore_latest(*b.net, *b.opt, false, test::kAnyLoader, nullptr);
+  ASSERT_TRUE(rp);
+  test::expect_same(snapshot.weights(), b.weights());
+  test::expect_same_optimizer(snapshot, b);
+  // And the next save waits for nothing: none in flight.
+  EXPECT_LT(save(m, 6, a).waited, 1.0);
 }
 
 TEST(Checkpoint, AnotherConfigsCheckpointsAreRefusedUnlessForced) {
@@ -215,55 +235,19 @@ TEST(Checkpoint, AnotherConfigsCheckpointsAreRefusedUnlessForced) {
   Trainee fresh(2);
   const auto before = fresh.weights();
   try {
-    ours.restore_latest(*fresh.net, *fresh.opt, false, kAnyLoader, nullptr);
+    ours.restore_latest(*fresh.net, *fresh.opt, false, test::kAnyLoader, nullptr);
     ADD_FAILURE() << "resumed another config's checkpoint";
   } catch (const Error& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("holds checkpoints of a different config (step_000000010"), std::string::npos) << msg;
     EXPECT_NE(msg.find("train.resume=force"), std::string::npos) << msg;
   }
-  expect_same(before, fresh.weights());
-  auto rp = ours.restore_latest(*fresh.net, *fresh.opt, true, kAnyLoader, nullptr);
+  test::expect_same(before, fresh.weights());
+  auto rp = ours.restore_latest(*fresh.net, *fresh.opt, true, test::kAnyLoader, nullptr);
   ASSERT_TRUE(rp);
   EXPECT_TRUE(rp->foreign);
   EXPECT_EQ(rp->step, 10);
-  expect_same(t.weights(), fresh.weights());
-}
-
-// One rank cannot read the newest checkpoint (a rank-local I/O error): no rank may resume,
-// and the error names what each rank found.
-TEST(Checkpoint, RanksMustResumeFromTheSameStep) {
-  test::TempDir dir;
-  Trainee t(1, 1);
-  for (const char* name : {"rank0", "rank1"}) {
-    train::CheckpointManager m(dir.file(name), 0, 2, 3, "id");
-    // Written as a 2-rank checkpoint: both loader files present.
-    for (int64_t step : {3, 6}) {
-      m.save(step, *t.net, *t.opt, {{"position", step}}, {}, nullptr);
-      fs::copy_file(step_dir(dir.file(name), step) + "/loader_rank0.json",
-                    step_dir(dir.file(name), step) + "/loader_rank1.json");
-    }
-  }
-  fs::resize_file(step_dir(dir.file("rank1"), 6) + "/state.safetensors", 100);
-
-  const int port = test::free_loopback_port();
-  std::vector<io::NamedTensors> before(2);
-  std::vector<std::unique_ptr<Trainee>> fresh;
-  fresh.push_back(std::make_unique<Trainee>(5));
-  fresh.push_back(std::make_unique<Trainee>(6));
-  before[0] = fresh[0]->weights();
-  before[1] = fresh[1]->weights();
-  auto errors = test::run_ranks(2, [&](int r) {
-    auto comm = test::gloo_rank(r, 2, port);
-    train::CheckpointManager m(dir.file("rank" + std::to_string(r)), r, 2, 3, "id");
-    m.restore_latest(*fresh[r]->net, *fresh[r]->opt, false, kAnyLoader, comm.get());
-  });
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_NE(errors[r].find("ranks found different checkpoints to resume from (rank 0: step 6, rank 1: step 3)"),
-              std::string::npos)
-        << "rank " << r << ": " << errors[r];
-    expect_same(before[r], fresh[r]->weights());
-  }
+  test::expect_same(t.weights(), fresh.weights());
 }
 
 TEST(Checkpoint, ParameterDigestSeesEveryWeight) {

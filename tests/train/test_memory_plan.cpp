@@ -42,7 +42,22 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
   EXPECT_DOUBLE_EQ(p.activations_checkpointed,
                    (2 * 64 * 32 + 2 * 60 * 48) * 4.0 + once + std::max(tokens * trunk_block, rows * head_block));
   EXPECT_FALSE(p.checkpointing);
-  EXPECT_DOUBLE_EQ(p.total, p.params + p.grads + p.optimizer + p.activations_full + p.workspace);
+  // train.ckpt_async (auto) keeps a snapshot of the rank's slice: 12 B per parameter plus 1 MiB
+  // for the part's header, in whole chunks of the smallest power of two from 4 KiB that holds
+  // the 12 B per parameter.
+  double snapshot = 12.0 * n + 1048576, chunk_bytes = 4096;
+  while (chunk_bytes < 12.0 * n) chunk_bytes *= 2;
+  EXPECT_DOUBLE_EQ(p.checkpoint_buffers, std::ceil(snapshot / chunk_bytes) * chunk_bytes);
+  EXPECT_DOUBLE_EQ(p.total, p.params + p.grads + p.optimizer + p.activations_full + p.workspace + p.checkpoint_buffers);
+  auto sync = cfg;
+  sync.train.ckpt_async = "false";
+  EXPECT_DOUBLE_EQ(train::plan_memory(sync, 1, train::PlanTarget{}, 0).total, p.total - p.checkpoint_buffers);
+  train::PlanTarget cuda_target;
+  cuda_target.cuda = true;
+  const auto on_gpu = train::plan_memory(cfg, 1, cuda_target, 0);
+  EXPECT_DOUBLE_EQ(on_gpu.checkpoint_buffers, p.checkpoint_buffers) << "host memory beside the GPU's";
+  EXPECT_DOUBLE_EQ(on_gpu.total - on_gpu.params - on_gpu.grads - on_gpu.optimizer - on_gpu.activations_full,
+                   on_gpu.workspace) << "the snapshot is not in the GPU's total";
 
   // More ranks add the all-reduce buckets; bf16 on CUDA adds the weight copies and halves the
   // compute-dtype activations.
@@ -63,7 +78,8 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
   // The all-gather of the updated slices on CPU (Gloo): one chunk in, 3 out, 3 more in Gloo's
   // copy; a chunk is the widest slice, ceil(n / 3) floats, when that is below bucket_mb.
   const double chunk = 4.0 * std::ceil(n / 3.0);
-  EXPECT_DOUBLE_EQ(z2.total - z2.params - z2.grads - z2.optimizer - z2.grad_buckets - z2.activations_full,
+  EXPECT_DOUBLE_EQ(z2.total - z2.params - z2.grads - z2.optimizer - z2.grad_buckets - z2.activations_full -
+                       z2.checkpoint_buffers,
                    p.workspace + 7 * chunk);
   EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 1, train::PlanTarget{}, 0).grads, 4.0 * n) << "one rank has no slices";
   cfg.train.sharding = "none";

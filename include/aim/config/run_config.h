@@ -43,6 +43,7 @@ struct TrainConfig {
   std::string activation_checkpointing = "none";  // none | full: keep only block inputs, recompute in backward
   std::string sharding = "none";    // none | optimizer (ZeRO-1: AdamW state for 1/N of the parameters) | gradients (ZeRO-2: also the gradients)
   double memory_gb = 0;             // per-device budget for the --dry-run memory plan; 0 = the GPU's memory (none on CPU)
+  std::string ckpt_async = "auto";  // auto | true | false: checkpoint writes on background threads (auto: where host memory allows)
 
   bool operator==(const TrainConfig& o) const;
 };

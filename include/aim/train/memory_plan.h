@@ -39,6 +39,8 @@ struct MemoryPlan {
   double activations_checkpointed = 0;  // one micro-batch, activation_checkpointing=full
   double workspace = 0;  // transient peaks (attention scores, their gradients, a recomputed block,
                          // targets, mask, AdamW temporaries) and the runtime (CUDA context / process)
+  double checkpoint_buffers = 0;  // host memory of an asynchronous checkpoint's snapshot (train.ckpt_async
+                                 // not false); in `total` on CPU, beside it on CUDA
   double total = 0;      // everything at the configured checkpointing
   double budget = 0;     // train.memory_gb in bytes; 0 = no budget
   int64_t max_micro_batch = 0;  // largest micro-batch within the budget (0: none; -1: no budget)
