@@ -5,6 +5,7 @@
 
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
+#include "aim/io/sharded_checkpoint.h"
 #include "aim/io/state_dict.h"
 #include "aim/model/hub_config.h"
 
@@ -13,9 +14,9 @@ namespace fs = std::filesystem;
 namespace aim::model {
 namespace {
 
-bool is_checkpoint_dir(const fs::path& p) { return fs::is_regular_file(p / "state.safetensors"); }
+bool is_checkpoint_dir(const fs::path& p) { return io::ckpt::is_checkpoint_dir(p.string()); }
 
-/// Newest complete step_N under dir/checkpoints (a step_N.partial is never complete).
+/// Newest complete step_N under dir/checkpoints (a directory without a manifest never is).
 std::string newest_checkpoint(const fs::path& run_dir) {
   const fs::path dir = run_dir / "checkpoints";
   if (!fs::is_directory(dir)) return "";
@@ -24,10 +25,11 @@ std::string newest_checkpoint(const fs::path& run_dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
     if (name.rfind("step_", 0) != 0 || !is_checkpoint_dir(e.path())) continue;
-    const std::string digits = name.substr(5);
+    const std::string digits = name.substr(5, name.find('.') == std::string::npos ? std::string::npos : name.find('.') - 5);
     if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
     const int64_t step = std::stoll(digits);
-    if (step > best) best = step, best_path = e.path().string();
+    // step_N over the step_N.partial that a crash left before its rename.
+    if (step > best || (step == best && name.find('.') == std::string::npos)) best = step, best_path = e.path().string();
   }
   return best_path;
 }
@@ -64,12 +66,12 @@ TrunkWeights resolve_trunk_weights(const std::string& weights) {
       throw Error("probe.weights: directory '" + weights + "' has " + kHubConfigFile + " but no " + kHubWeightsFile);
     return {(p / kHubWeightsFile).string(), "", weights};
   }
-  if (is_checkpoint_dir(p)) return {(p / "state.safetensors").string(), "model.", ""};
+  if (is_checkpoint_dir(p)) return {weights, "model.", ""};
   if (fs::is_regular_file(p / "trunk.safetensors")) return {(p / "trunk.safetensors").string(), "", ""};
   const std::string ckpt = newest_checkpoint(p);
-  if (!ckpt.empty()) return {(fs::path(ckpt) / "state.safetensors").string(), "model.", ""};
+  if (!ckpt.empty()) return {ckpt, "model.", ""};
   throw Error("probe.weights: directory '" + weights +
-              "' holds neither trunk.safetensors nor checkpoints/step_N/state.safetensors");
+              "' holds neither trunk.safetensors nor a complete checkpoint (checkpoints/step_N/manifest.json)");
 }
 
 std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& weights) {
@@ -78,14 +80,13 @@ std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& we
 
 std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& weights, const LoraSpec& lora) {
   const TrunkWeights w = resolve_trunk_weights(weights);
-  io::SafetensorsFile file = io::load_safetensors(w.file);
-  io::NamedTensors tensors;
+  // A training checkpoint: the trunk's parameters assembled from every rank's part.
+  io::NamedTensors tensors = w.prefix == "model."
+                                 ? io::ckpt::read_checkpoint_weights(w.file, {"preprocessor.", "trunk."})
+                                 : io::load_safetensors(w.file).tensors;
   std::vector<std::string> lora_names;
-  for (auto& [name, t] : file.tensors)
-    if (name.rfind(w.prefix, 0) == 0) {
-      tensors.emplace_back(name.substr(w.prefix.size()), t);
-      if (is_lora_name(tensors.back().first)) lora_names.push_back(tensors.back().first);
-    }
+  for (const auto& [name, t] : tensors)
+    if (is_lora_name(name)) lora_names.push_back(name);
   if (!w.hub_dir.empty()) {
     const HubConfig hub = read_hub_config(w.hub_dir);
     check_hub_matches_model(hub, encoder->config(), w.hub_dir);

@@ -1,18 +1,12 @@
 #pragma once
-// Internal to src/train: the pieces of a sharded checkpoint (see CheckpointManager in
-// include/aim/train/checkpoint.h for the directory layout).
+// Internal to src/train: writing the pieces of a sharded checkpoint (the format:
+// include/aim/io/sharded_checkpoint.h; the directory: include/aim/train/checkpoint.h).
 //
-// The parameters, flattened in model.named_parameters() order, form one space of T elements;
-// rank R of W owns elements shard_range(T, R, W) of it (the same slice ZeRO gives it). Its
-// part file, part_rank<R>.safetensors, holds that slice of the weights and of AdamW's two
-// moments plus the step count of every parameter piece that has optimizer state, as 1-D
-// tensors named
-//   model.<param>@<begin>             weights, elements [begin, begin + n) of the parameter
-//   optim.exp_avg.<param>@<begin>     AdamW's first moment, same elements
-//   optim.exp_avg_sq.<param>@<begin>  second moment
-//   optim.step.<param>@<begin>        int64 [1]: the steps AdamW took for that parameter
-// whatever train.sharding is (a replicated optimizer is written by slices like the weights),
-// so every rank writes 12 bytes per parameter / W and the format does not depend on the mode.
+// Rank R of W owns elements shard_range(T, R, W) of the flattened parameters (the same slice
+// ZeRO gives it) and writes that slice of the weights and of AdamW's two moments, plus the step
+// count of every parameter piece that has optimizer state, whatever train.sharding is (a
+// replicated optimizer is written by slices like the weights): every rank writes 12 bytes per
+// parameter / W, and the format does not depend on the mode.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -23,42 +17,25 @@
 #include <vector>
 
 #include "aim/io/safetensors.h"
+#include "aim/io/sharded_checkpoint.h"
 
 namespace aim::train::ckpt {
 
-constexpr int kFormatVersion = 2;
-constexpr const char* kManifest = "manifest.json";
-constexpr const char* kMeta = "meta.json";
-
-std::string part_file(int rank);    // part_rank<R>.safetensors
-std::string loader_file(int rank);  // loader_rank<R>.json
-std::string step_name(int64_t step);  // step_000000042
-
-/// The flattened parameter space of a model (or of a checkpoint's manifest).
-struct ParamSpace {
-  std::vector<std::string> names;
-  std::vector<std::vector<int64_t>> shapes;
-  std::vector<torch::Dtype> dtypes;
-  std::vector<int64_t> offset;  // parameter k holds elements [offset[k], offset[k + 1])
-
-  static ParamSpace of(const torch::nn::Module& model);
-  static ParamSpace from_json(const nlohmann::json& j);  // throws aim::Error when malformed
-  nlohmann::json to_json() const;
-  size_t size() const { return names.size(); }
-  int64_t total() const { return offset.empty() ? 0 : offset.back(); }
-  int64_t numel(size_t k) const { return offset[k + 1] - offset[k]; }
-  /// Index of a parameter by name, -1 when absent.
-  int64_t find(const std::string& name) const;
-  /// "" when equal; else which parameters differ ("trunk.blocks.0.mlp.fc1.weight: [8, 4] in the
-  /// checkpoint, [16, 4] in the model", "missing ...", "unexpected ...").
-  std::string difference(const ParamSpace& model) const;
-
- private:
-  std::map<std::string, int64_t> index_;
-  void build_index();
-};
-
-enum class Field { kWeight, kExpAvg, kExpAvgSq, kStep };
+// The format's names, parameter space and manifest are shared with the readers outside train.
+using io::ckpt::FileRecord;
+using io::ckpt::Field;
+using io::ckpt::kFormatVersion;
+using io::ckpt::kManifest;
+using io::ckpt::kMeta;
+using io::ckpt::loader_file;
+using io::ckpt::Manifest;
+using io::ckpt::ParamSpace;
+using io::ckpt::parse_piece_name;
+using io::ckpt::part_file;
+using io::ckpt::piece_name;
+using io::ckpt::read_verified;
+using io::ckpt::step_name;
+using io::ckpt::write_small_file;
 
 /// One tensor of a part file.
 struct Piece {
@@ -68,10 +45,6 @@ struct Piece {
   torch::Dtype dtype = torch::kFloat32;
   uint64_t offset = 0, bytes = 0;  // in the file
 };
-
-std::string piece_name(const ParamSpace& space, const Piece& p);
-/// Parses a piece name; false when it is not one.
-bool parse_piece_name(const std::string& name, Field* field, std::string* param, int64_t* begin);
 
 /// A part file's layout: its safetensors prefix and where every piece's bytes go.
 struct PartLayout {
@@ -113,32 +86,6 @@ class HostBuffer {
   uint64_t chunk_bytes_ = 0;
   bool pinned_ = false;
 };
-
-/// One file of a checkpoint as the manifest lists it.
-struct FileRecord {
-  std::string name;
-  uint64_t bytes = 0;
-  uint64_t digest = 0;  // io::block_digest with the manifest's block size
-};
-
-/// manifest.json: what makes a checkpoint, written last.
-struct Manifest {
-  int64_t step = 0;
-  int world_size = 1;
-  uint64_t block_bytes = 0;
-  ParamSpace params;
-  std::vector<FileRecord> files;
-
-  nlohmann::json to_json() const;
-  static Manifest read(const std::string& dir);  // throws aim::Error naming the file
-  const FileRecord* file(const std::string& name) const;
-};
-
-/// Writes `content` atomically to `path`; returns its record (name = the file name).
-FileRecord write_small_file(const std::string& path, const std::string& content, uint64_t block_bytes);
-
-/// Reads a small file whole and checks it against its record; throws aim::Error naming it.
-std::string read_verified(const std::string& dir, const FileRecord& rec, uint64_t block_bytes);
 
 /// Copies `src` (elements [a, a + src.numel()) of the flattened space) into the tensors of
 /// `targets` (flat views, one per parameter; undefined ones are skipped).

@@ -378,7 +378,7 @@ TEST(ConfigValidate, SourcesAndAugment) {
   expect_invalid({"data.workers=-1"}, {"data.workers"});
   expect_invalid({"data.prefetch=0"}, {"data.prefetch"});
   expect_invalid({"data.stream_lanes=0"}, {"data.stream_lanes"});
-  expect_invalid({"train.ckpt_async=maybe"}, {"train.ckpt_async"});
+  expect_error([] { base({"train.ckpt_async=maybe"}); }, {"train.ckpt_async", "expected one of auto, true, false"});
   RunConfig cfg = base();
   cfg.data.sources[0].kind = "webdatset";
   expect_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "did you mean 'webdataset'"});

@@ -276,9 +276,10 @@ void expect_resumes_exactly(bool two_ranks, int sig, int times, Target target = 
   char name[32];
   std::snprintf(name, sizeof name, "step_%09lld", static_cast<long long>(p.step));
   const std::string ckpt = out + "/checkpoints/" + name;
-  ASSERT_TRUE(fs::exists(ckpt + "/state.safetensors")) << p.log;
+  ASSERT_TRUE(fs::exists(ckpt + "/manifest.json")) << p.log;
   for (int r = 0; r < (two_ranks ? 2 : 1); ++r)
-    EXPECT_TRUE(fs::exists(ckpt + "/loader_rank" + std::to_string(r) + ".json")) << r;
+    for (const char* f : {"/part_rank", "/loader_rank"})
+      EXPECT_TRUE(fs::exists(ckpt + f + std::to_string(r) + (f[1] == 'p' ? ".safetensors" : ".json"))) << f << r;
   EXPECT_FALSE(fs::exists(out + "/trunk.safetensors"));
 
   ASSERT_EQ(wait_status_of(spawn(preemptible(out, two_ranks), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));

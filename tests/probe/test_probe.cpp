@@ -315,19 +315,19 @@ TEST(Probe, ClassCountMismatchIsAClearError) {
 
 TEST(Probe, WeightsResolveFromRunDirectoriesAndCheckpoints) {
   test::TempDir dir;
-  auto step_dir = [&](const std::string& name) {
+  // A checkpoint is a directory with a manifest (its reading: CheckpointRanks.Consolidation...).
+  auto step_dir = [&](const std::string& name, bool complete = true) {
     fs::create_directories(dir.path() / "run/checkpoints" / name);
-    io::save_safetensors((dir.path() / "run/checkpoints" / name / "state.safetensors").string(),
-                         {{"model.trunk.post_trunk_norm.weight", torch::ones({2})}});
+    if (complete) std::ofstream((dir.path() / "run/checkpoints" / name / "manifest.json").string()) << "{}";
   };
-  step_dir("step_2");
-  step_dir("step_10");
-  step_dir("step_30.partial");  // incomplete: never chosen
+  step_dir("step_000000002");
+  step_dir("step_000000010");
+  step_dir("step_000000030", /*complete=*/false);  // no manifest: never chosen
   auto w = model::resolve_trunk_weights(dir.file("run"));
-  EXPECT_EQ(w.file, (dir.path() / "run/checkpoints/step_10/state.safetensors").string());
+  EXPECT_EQ(w.file, (dir.path() / "run/checkpoints/step_000000010").string());
   EXPECT_EQ(w.prefix, "model.");
-  EXPECT_EQ(model::resolve_trunk_weights(dir.file("run/checkpoints/step_2")).file,
-            (dir.path() / "run/checkpoints/step_2/state.safetensors").string());
+  EXPECT_EQ(model::resolve_trunk_weights(dir.file("run/checkpoints/step_000000002")).file,
+            (dir.path() / "run/checkpoints/step_000000002").string());
   io::save_safetensors(dir.file("run/trunk.safetensors"), {{"trunk.post_trunk_norm.weight", torch::ones({2})}});
   EXPECT_EQ(model::resolve_trunk_weights(dir.file("run")).file, dir.file("run/trunk.safetensors"));  // export wins
   EXPECT_THROW(model::resolve_trunk_weights(dir.file("nothing")), Error);

@@ -12,6 +12,8 @@
 
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
+#include "aim/model/aim_encoder.h"
+#include "aim/model/trunk_weights.h"
 #include "checkpoint_test_util.h"
 #include "dist/dist_test_util.h"
 
@@ -190,6 +192,18 @@ TEST(CheckpointRanks, ConsolidationAssemblesEveryRanksPartIntoOneFile) {
   const Trainee reference(1, 1);
   test::expect_same(reference.weights(), file.tensors);
   EXPECT_EQ(file.metadata.at("trained_steps"), "5");
+  // probe.weights may name the run directory: the trunk comes from the newest checkpoint's parts.
+  model::AimEncoder enc(test::tiny_config());
+  model::load_trunk_weights(enc, out);
+  const auto ref = reference.weights();
+  int compared = 0;
+  for (const auto& [name, t] : io::state_dict(*enc))
+    for (const auto& [rn, rt] : ref)
+      if (rn == name) {
+        EXPECT_TRUE(torch::equal(t, rt)) << name;
+        ++compared;
+      }
+  EXPECT_EQ(compared, static_cast<int>(io::state_dict(*enc).size()));
   // A damaged part is refused by name; nothing is written.
   fs::resize_file(step_dir(out, 5) + "/part_rank2.safetensors", 64);
   try {

@@ -11,12 +11,13 @@ namespace aim::model {
 /// Where a trunk's weights come from, resolved from probe.weights:
 ///  - a .safetensors file: our trunk export, or an official checkpoint (its head.* is ignored);
 ///  - a run directory: its trunk.safetensors, else the newest complete checkpoint;
-///  - a checkpoint directory (checkpoints/step_N): its state.safetensors;
+///  - a checkpoint directory (checkpoints/step_N, io/sharded_checkpoint.h): its weights,
+///    assembled from every rank's part, each part's checksum checked;
 ///  - a hub model directory (config.json + model.safetensors, model/hub_config.h): its
 ///    model.safetensors, after config.json is checked against the model and the weights.
 struct TrunkWeights {
-  std::string file;    // the safetensors file read
-  std::string prefix;  // name prefix to strip ("model." inside training checkpoints)
+  std::string file;    // the safetensors file read (a training checkpoint: its directory)
+  std::string prefix;  // "model." for a training checkpoint (its parts name the weights model.*@begin)
   std::string hub_dir;  // set for a hub model directory
 };
 TrunkWeights resolve_trunk_weights(const std::string& weights);

@@ -82,7 +82,7 @@ bool checkpoint_async_fits(uint64_t snapshot_bytes, int ranks_per_node, std::str
 ///   part_rank<R>.safetensors  rank R's 1/W slice of the flattened parameters and of AdamW's
 ///                      state (whatever train.sharding is): every rank writes its own part,
 ///                      in parallel, and no rank ever holds the whole state (names in
-///                      src/train/checkpoint_parts.h)
+///                      include/aim/io/sharded_checkpoint.h)
 ///   loader_rank<R>.json each rank's loader position
 ///   meta.json          step, world size, run identity, config, counters (rank 0)
 ///   manifest.json      written last: every file's size and XXH64 block digest, the block size,
