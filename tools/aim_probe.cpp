@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank);
+    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank, env.local_world_size);
     aim::runtime::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
