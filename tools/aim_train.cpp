@@ -45,6 +45,9 @@ std::string final_numbers(const std::string& out_dir) {
   return out;
 }
 
+// The ranks of one node that a dry run plans for: --nproc-per-node, else the launcher's.
+int dry_run_local_ranks(const aim::dist::DistEnv& env, int nproc) { return nproc > 0 ? nproc : env.local_world_size; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,21 +87,12 @@ int main(int argc, char** argv) {
                    "or train.val_every=0 to say so)",
                    cfg.train.val_every);
     if (dry_run) {
-      aim::config::validate(cfg, env.world_size, /*check_paths=*/true);
-      std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size)
-                << aim::train::describe_memory_plan(aim::train::plan_memory_for_config(cfg, env.world_size));
-      const bool cuda = cfg.train.device.rfind("cuda", 0) == 0 ||
-                        (cfg.train.device == "auto" && torch::cuda::is_available());
-      const std::string slow =
-          aim::train::slow_step_warning(cfg, aim::train::peak_flops(cfg, cuda) * env.world_size);
-      if (!slow.empty()) std::cout << "warning: " << slow << "\n";
-      const std::string too_big = aim::train::batch_exceeds_data_warning(cfg);
-      if (!too_big.empty()) std::cout << "warning: " << too_big << "\n";
+      std::cout << aim::train::describe_dry_run(cfg, env.world_size, dry_run_local_ranks(env, nproc));
       return 0;
     }
     // One process group for training and the optional probe that follows.
     // This rank's GPU becomes the current device before anything touches CUDA.
-    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank);
+    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank, env.local_world_size);
     aim::runtime::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));

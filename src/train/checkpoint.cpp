@@ -232,10 +232,12 @@ std::string effect_of(const std::string& key) {
 
 }  // namespace
 
-std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml) {
+std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml,
+                                                 bool training_only) {
   if (before_yaml.empty()) return {"(the checkpoint predates stored configs: which keys differ is unknown)"};
   std::vector<std::string> lines;
   for (const auto& c : config::config_changes(before_yaml, after_yaml)) {
+    if (training_only && !config::affects_training(c.key)) continue;
     std::string line = c.key + " " + c.before + " -> " + c.after;
     const std::string effect = effect_of(c.key);
     if (!effect.empty()) line += " (" + effect + ")";
@@ -354,7 +356,7 @@ std::optional<ResumePoint> CheckpointManager::restore_latest(
       const bool ours = is_ours(meta);
       if (!ours && (foreign.empty() || force) && !config_yaml_.empty()) {
         try {
-          foreign_changes = joined(describe_config_changes(meta.value("config", std::string()), config_yaml_), "; ");
+          foreign_changes = joined(describe_config_changes(meta.value("config", std::string()), config_yaml_, /*training_only=*/true), "; ");
         } catch (const std::exception&) {
           foreign_changes = "(its stored config is unreadable)";
         }

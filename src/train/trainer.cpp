@@ -58,7 +58,7 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   auto run_ptr = start_training_run(cfg, env, comm);
   TrainingRun& run = *run_ptr;
   const auto& tc = run.cfg.train;
-  const double peak = peak_flops(run.cfg, run.device.is_cuda()) * env.world_size;
+  const double peak = run.peak.flops * env.world_size;
   StepLog log(run, peak);
   if (run.is_rank0()) {
     const std::string slow = slow_step_warning(run.cfg, peak);
@@ -92,7 +92,7 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
     }
     // Never checkpoint inside a streak of non-finite steps: the newest checkpoint stays the
     // last state that trained cleanly.
-    if (run.consecutive_bad == 0 && ((tc.ckpt_every > 0 && run.step % tc.ckpt_every == 0) || last))
+    if (run.consecutive_bad == 0 && ((tc.ckpt_every > 0 && run.step % tc.ckpt_every == 0) || last || r.checkpoint_due))
       with_context(run, run.step, [&] {
         run.phase = "saving the checkpoint";
         save_checkpoint(run);

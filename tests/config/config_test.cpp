@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "aim/config/run_config.h"
+#include "aim/io/fnv1a.h"
 #include "aim/error.h"
 #include "test_util.h"
 
@@ -507,6 +508,31 @@ TEST(ConfigFingerprint, StableAndSensitive) {
   EXPECT_FALSE(base().train.tensorboard);
   EXPECT_NE(fingerprint(base({"train.tensorboard=true"})), fa);
   EXPECT_EQ(run_identity(base({"train.tensorboard=true"})), run_identity(base()));
+}
+
+// The run identity is the set of training keys that differ from the preset's defaults: a
+// config at every default has the identity of the empty set (so a key added in a later
+// version, at its default, leaves every checkpoint resumable), operational keys never count.
+TEST(ConfigFingerprint, IdentityIsTheTrainingKeysThatDifferFromTheDefaults) {
+  RunConfig defaults;
+  defaults.train = train_defaults(defaults.model.preset);
+  EXPECT_EQ(run_identity(defaults), io::fnv1a_hex("", 0));
+  RunConfig steps = defaults;
+  steps.train.steps += 1;
+  EXPECT_NE(run_identity(steps), run_identity(defaults));
+  RunConfig operational = defaults;
+  operational.train.log_every = 3;
+  operational.train.memory_check = "warn";
+  operational.train.ckpt_every_min = 30;
+  operational.data.workers = 1;
+  operational.probe.epochs = 1;
+  EXPECT_EQ(run_identity(operational), run_identity(defaults));
+  for (const char* k : {"train.log_every", "train.memory_check", "data.workers", "probe.lr", "probe.train.root",
+                        "data.val.root", "train.micro_batch_size"})
+    EXPECT_FALSE(affects_training(k)) << k;
+  for (const char* k : {"train.steps", "optim.lr", "data.sources[0].weight", "model.width", "train.seed",
+                        "train.sharding", "data.augment.hflip"})
+    EXPECT_TRUE(affects_training(k)) << k;
 }
 
 // ------------------------------------------------------------------------------------------

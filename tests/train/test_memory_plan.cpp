@@ -77,6 +77,8 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
 TEST(MemoryPlan, CheckpointingShrinksActivationsAndTheLargestMicroBatchIsTight) {
   auto cfg = config::load_run_config(k7bYaml, {"data.sources=[{kind: synthetic}]", "data.val=null"});
   cfg.train.precision = "bf16";
+  cfg.train.sharding = "none";
+  cfg.train.activation_checkpointing = "none";
   auto none = train::plan_memory(cfg, 8, train::PlanTarget{true, true}, 400e9);
   cfg.train.activation_checkpointing = "full";
   auto full = train::plan_memory(cfg, 8, train::PlanTarget{true, true}, 400e9);
@@ -101,17 +103,28 @@ TEST(MemoryPlan, DryRunSaysAim7bDoesNotFitReplicatedOn80GB) {
   test::TempDir dir;
   const auto out = test::capture(kTrainBin + " --config " + k7bYaml +
                                  " --dry-run --nproc-per-node 8 train.memory_gb=80 train.device=cuda"
+                                 " train.sharding=none train.activation_checkpointing=none"
                                  " 'data.sources=[{kind: synthetic}]' data.val=null");
   EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
   EXPECT_NE(out.find("8 ranks"), std::string::npos) << out;
   EXPECT_NE(out.find("memory verdict: does not fit in 80.00 GB"), std::string::npos) << out;
   EXPECT_EQ(out.find("aim-train: rank"), std::string::npos) << "no rank may start:\n" << out;
+  // It names what would fit, least change first, each with the plan's own number.
+  EXPECT_NE(out.find("  would fit: train.sharding=gradients train.activation_checkpointing=full "
+                     "train.micro_batch_size="),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("training refuses to start with this plan"), std::string::npos) << out;
   // A tiny model fits, and says which micro-batch is the largest that would.
   const auto tiny = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.memory_gb=1");
   EXPECT_NE(tiny.find("memory verdict: fits in 1.00 GB per device (largest micro-batch that fits: "),
             std::string::npos)
       << tiny;
-  const auto none = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run");
+  // A CPU plan without train.memory_gb has this machine's available memory as its budget; a
+  // CUDA plan made without a GPU has none.
+  const auto cpu = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run");
+  EXPECT_NE(cpu.find("  budget: this machine's available memory, "), std::string::npos) << cpu;
+  const auto none = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.device=cuda");
   EXPECT_NE(none.find("memory verdict: no budget"), std::string::npos) << none;
 }
 
@@ -123,15 +136,33 @@ TEST(MemoryPlan, DryRunSaysAim7bFitsOn80GBWithGradientShardingAndCheckpointing) 
                            " 'data.sources=[{kind: synthetic}]' data.val=null";
   const auto out = test::capture(base + " --nproc-per-node 8 train.sharding=gradients train.activation_checkpointing=full");
   EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
-  EXPECT_NE(out.find("micro-batch 32,"), std::string::npos) << out;
+  EXPECT_NE(out.find("micro-batch 64,"), std::string::npos) << out;
   EXPECT_NE(out.find("gradients 3.43 GB (this rank's 1/8 slice)"), std::string::npos) << out;
   EXPECT_NE(out.find("memory verdict: fits in 80.00 GB"), std::string::npos) << out;
   // Sharded gradients without checkpointing do not: a micro-batch's activations are too big.
-  const auto no_ckpt = test::capture(base + " --nproc-per-node 8 train.sharding=gradients");
+  const auto no_ckpt =
+      test::capture(base + " --nproc-per-node 8 train.sharding=gradients train.activation_checkpointing=none");
   EXPECT_NE(no_ckpt.find("memory verdict: does not fit in 80.00 GB"), std::string::npos) << no_ckpt;
   const auto nodes = test::capture(base + " --nnodes 4 --nproc-per-node 8 train.sharding=gradients");
   EXPECT_NE(nodes.find("32 ranks"), std::string::npos) << nodes;
   EXPECT_NE(nodes.find("(this rank's 1/32 slice)"), std::string::npos) << nodes;
   const auto bad = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run --nnodes 2");
   EXPECT_NE(bad.find("--nnodes needs --nproc-per-node"), std::string::npos) << bad;
+}
+
+// Every shipped preset config, as shipped, fits one node of 8 x 80 GB GPUs, with the paper's
+// global batch (4096) kept: micro-batch, sharding and activation checkpointing are chosen
+// for it. Without this, the first real run dies of CUDA out-of-memory in step 1.
+TEST(MemoryPlan, EveryShippedPresetConfigFitsAnEightGpuNode) {
+  for (const char* name : {"aim-600m", "aim-1b", "aim-3b", "aim-7b"}) {
+    const std::string yaml = std::string(AIM_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    const auto out = test::capture(kTrainBin + " --config " + yaml +
+                                   " --dry-run --nproc-per-node 8 train.memory_gb=80 train.device=cuda");
+    EXPECT_NE(out.find("[exit 0]"), std::string::npos) << name << "\n" << out;
+    EXPECT_NE(out.find("memory verdict: fits in 80.00 GB"), std::string::npos) << name << "\n" << out;
+    EXPECT_NE(out.find("batch: global 4096 = micro "), std::string::npos) << name << "\n" << out;
+    auto cfg = config::load_run_config(yaml, {"train.device=cuda", "train.memory_gb=80"});
+    const auto plan = train::plan_memory(cfg, 8, train::PlanTarget{true, false}, 80e9);
+    EXPECT_TRUE(plan.fits()) << name << ": fits only with fused attention (" << plan.total / 1e9 << " GB)";
+  }
 }

@@ -586,6 +586,94 @@ TEST(Trainer, DryRunAndStartWarnWhenTheBatchExceedsTheData) {
       << slurp(log);
 }
 
+// A refused re-run (another config's checkpoints) leaves the finished run's config.yaml as
+// that run wrote it, and names only keys that change what training computes.
+TEST(Trainer, ARefusedRunLeavesTheRunDirectoryAlone) {
+  test::TempDir dir;
+  const std::string out = "train.out_dir=" + dir.file("run");
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", out}), 0);
+  const std::string before = slurp(dir.file("run/config.yaml"));
+  const std::string log = dir.file("log");
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=3",
+                 "probe.epochs=7", out},
+                log),
+            2);
+  EXPECT_EQ(slurp(dir.file("run/config.yaml")), before) << "the refused run rewrote config.yaml";
+  EXPECT_NE(slurp(log).find("The newest differs in: train.steps 4 -> 6"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(log).find("train.log_every"), std::string::npos) << "an operational key named as a reason";
+  EXPECT_EQ(slurp(log).find("probe.epochs"), std::string::npos) << "a probe key named as a reason";
+}
+
+// train.ckpt_every_min: a checkpoint whenever that much wall-clock time passed, whatever
+// train.ckpt_every says, and every rank writes it after the same step.
+TEST(Trainer, WallClockCadenceCheckpointsOnEveryRank) {
+  test::TempDir dir;
+  const std::string out = dir.file("run");
+  ASSERT_EQ(run({kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=0",
+                 "train.keep_checkpoints=10", "train.ckpt_every_min=0.0001", "train.out_dir=" + out},
+                dir.file("log")),
+            0)
+      << slurp(dir.file("log"));
+  int complete = 0;
+  for (const auto& e : fs::directory_iterator(out + "/checkpoints")) {
+    if (e.path().filename().string().find('.') != std::string::npos) continue;
+    ++complete;
+    EXPECT_TRUE(fs::exists(e.path() / "loader_rank1.json")) << e.path();
+  }
+  EXPECT_GE(complete, 5) << "a 6 ms cadence must checkpoint (nearly) every step";
+  // Without it only the final step is checkpointed.
+  const std::string plain = dir.file("plain");
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=0", "train.keep_checkpoints=10",
+                 "train.out_dir=" + plain}),
+            0);
+  int plain_count = 0;
+  for (const auto& e : fs::directory_iterator(plain + "/checkpoints")) plain_count += e.is_directory();
+  EXPECT_EQ(plain_count, 1);
+}
+
+// A run whose memory plan does not fit stops before allocating anything, naming what would
+// fit; train.memory_check=warn starts anyway.
+TEST(Trainer, APlanThatDoesNotFitStopsBeforeAllocating) {
+  test::TempDir dir;
+  const std::string log = dir.file("log");
+  EXPECT_EQ(run({kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml, "train.steps=2",
+                 "train.memory_gb=0.001", "train.out_dir=" + dir.file("run")},
+                log),
+            2);
+  EXPECT_NE(slurp(log).find("the memory plan needs"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("train.memory_check=warn starts anyway"), std::string::npos) << slurp(log);
+  EXPECT_FALSE(fs::exists(dir.file("run/config.yaml")));
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoints")));
+  // A budget that only a smaller micro-batch meets: the refusal names it with its number.
+  const auto plan = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.batch_size=64 "
+                                  "train.micro_batch_size=64 train.memory_gb=1");
+  ASSERT_NE(plan.find("memory verdict: fits"), std::string::npos) << plan;
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=2", "train.memory_gb=0.001", "train.memory_check=warn",
+                 "train.out_dir=" + dir.file("warned")},
+                log),
+            0);
+  EXPECT_NE(slurp(log).find("starting anyway (train.memory_check=warn)"), std::string::npos) << slurp(log);
+}
+
+// "Ask the plan before booking GPUs" works on a machine without the dataset: the dry run
+// says what it did not check, puts the summary before the resolved config, and gives slow
+// steps in human units.
+TEST(Trainer, DryRunPlansWithoutTheDataSummaryFirst) {
+  test::TempDir dir;
+  const auto out = test::capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
+                                 "/configs/aim-600m.yaml --dry-run --nproc-per-node 8 train.device=cuda "
+                                 "train.memory_gb=80 train.peak_tflops=1e-3");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("data: not checked here"), std::string::npos) << out;
+  EXPECT_NE(out.find("/data/"), std::string::npos) << out;
+  const auto summary = out.find("model aim-600m"), config = out.find("resolved config (every key");
+  ASSERT_NE(summary, std::string::npos) << out;
+  ASSERT_NE(config, std::string::npos) << out;
+  EXPECT_LT(summary, config);
+  EXPECT_LT(out.find("memory verdict"), config);
+  EXPECT_NE(out.find(" days"), std::string::npos) << "a slow step in days, not minutes:\n" << out;
+}
+
 TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);
