@@ -1,5 +1,5 @@
 // aim-bench-loader: images/s of the data pipeline on a folder of JPEGs, next to the
-// torchvision reference (../shared/bench/ref_loader.py; scripts/bench_loader.sh runs both).
+// torchvision reference (scripts/reference/ref_loader.py; scripts/bench_loader.sh runs both).
 //   aim-bench-loader --dir DIR [--workers 2] [--batches 12] [--batch-size 64] [--img-size 224]
 //                    [--mode decode|full|jitter|all]
 //   aim-bench-loader --shards PATTERN [--workers 2] [--lanes 8] [--mode full|jitter] [...]

@@ -49,7 +49,9 @@ void forward_signal(int sig) {
   errno = saved;
 }
 
-// The signals a scheduler or a user sends to stop a job: torchrun forwards the same ones.
+// The signals a scheduler or a user sends to stop a job. Unlike torchrun's agent, which
+// handles SIGTERM/SIGINT/SIGHUP/SIGQUIT only (SIGUSR1 kills it and orphans its workers), this
+// launcher also passes SIGUSR1 on, so SLURM's --signal=USR1@T works with --nproc-per-node.
 constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGUSR1};
 
 }  // namespace

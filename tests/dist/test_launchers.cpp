@@ -330,6 +330,45 @@ TEST(Preemption, CtrlCOnceStopsCleanlyTwiceAtOnce) {
           << "the second Ctrl-C waited for a checkpoint: " << e.path();
 }
 
+// srun + torchrun: SLURM signals the task, which is torchrun's agent. The agent handles
+// SIGTERM (not SIGUSR1, whose default action kills it and orphans the ranks) by sending its
+// workers SIGTERM and SIGKILLing them 30 s later: the ranks must finish the step, write the
+// checkpoint within that grace, and the same command then resumes exactly.
+TEST(Preemption, SigtermToTorchrunCheckpointsWithinItsGraceAndResumesExactly) {
+  const std::string py = "/usr/bin/python3";
+  AIM_REQUIRE_DEPENDENCY(test::capture(py + " -c 'import torch.distributed.run'").find("[exit 0]") != std::string::npos,
+                         "torchrun (python3-torch)");
+  test::TempDir dir;
+  const auto straight = preemptible(dir.file("straight"), true);
+  ASSERT_EQ(wait_status_of(spawn(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
+
+  const std::string out = dir.file("run");
+  auto torchrun = [&] {
+    std::vector<std::string> cmd = {py, std::string(AIM_SOURCE_DIR) + "/tests/dist/torchrun_compat.py",
+                                    "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                                    std::to_string(test::free_loopback_port()), "--no_python"};
+    for (const auto& a : preemptible(out, false)) cmd.push_back(a);
+    return cmd;
+  };
+  const auto t0 = Clock::now();
+  auto p = preempt(torchrun(), out, dir.file("stop.log"), SIGTERM, 1, Target::kProcess);
+  const double stop_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_NE(p.log.find("stopping on SIGTERM after step "), std::string::npos) << p.log;
+  ASSERT_GT(p.step, 0) << p.log;
+  ASSERT_LT(p.step, 80) << "finished before the signal";
+  EXPECT_EQ(p.log.find("SIGKILL"), std::string::npos) << "torchrun had to kill a rank: " << p.log;
+  EXPECT_LT(stop_s, 120);
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%09lld", static_cast<long long>(p.step));
+  for (int r = 0; r < 2; ++r)
+    EXPECT_TRUE(fs::exists(out + "/checkpoints/" + name + "/loader_rank" + std::to_string(r) + ".json")) << p.log;
+
+  ASSERT_EQ(wait_status_of(spawn(preemptible(out, true), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
+  const auto a = losses(dir.file("straight")), b = losses(out);
+  ASSERT_EQ(b.size(), 80u);
+  for (const auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+}
+
 // Ranks on nodes that do not share train.out_dir (or that see a stale copy) must stop
 // rather than probe different weights.
 TEST(Launch, TrunkExportIsConfirmedByEveryRank) {
