@@ -606,7 +606,7 @@ TEST(ConfigFiles, OfficialRecipes) {
     EXPECT_EQ(cfg.train.out_dir, "runs/" + name);
     ASSERT_EQ(cfg.data.sources.size(), 2u);
     EXPECT_EQ(cfg.data.sources[0].kind, "webdataset");
-    EXPECT_EQ(cfg.data.sources[0].shards, std::vector<std::string>{"/data/dfn2b/{00000000..00019999}.tar"});
+    EXPECT_EQ(cfg.data.sources[0].shards, std::vector<std::string>{"/data/dfn2b/{00000000..00199999}.tar"});
     EXPECT_DOUBLE_EQ(cfg.data.sources[0].weight, 0.8);
     EXPECT_EQ(cfg.data.sources[1].root, "/data/imagenet/train");
     EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
@@ -614,7 +614,7 @@ TEST(ConfigFiles, OfficialRecipes) {
     EXPECT_EQ(cfg.data.val->root, "/data/imagenet/val");
     EXPECT_DOUBLE_EQ(cfg.data.augment.color_jitter, 0.8);
     EXPECT_DOUBLE_EQ(cfg.data.augment.ratio_max, 4.0 / 3.0);
-    // spec §7
+    // the paper's optimizer recipe
     EXPECT_DOUBLE_EQ(cfg.optim.lr, 1e-3);
     EXPECT_DOUBLE_EQ(cfg.optim.beta1, 0.9);
     EXPECT_DOUBLE_EQ(cfg.optim.beta2, 0.95);
