@@ -105,7 +105,7 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   ASSERT_NE(a.find("[exit 0]"), std::string::npos) << a;
   // torchrun_compat.py also makes Debian 13's 2.6 torchrun (built without libuv) start.
   const std::string b = test::capture(py + " " + AIM_SOURCE_DIR +
-                                      "/tests/dist/torchrun_compat.py --nproc_per_node 2 "
+                                      "/scripts/torchrun_compat.py --nproc_per_node 2 "
                                       "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + kTrainBin +
                                       " --config " + kTiny + overrides + " train.out_dir=" + dir.file("torchrun"));
   ASSERT_NE(b.find("[exit 0]"), std::string::npos) << b;
