@@ -105,7 +105,7 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   ASSERT_NE(a.find("[exit 0]"), std::string::npos) << a;
   // torchrun_compat.py also makes Debian 13's 2.6 torchrun (built without libuv) start.
   const std::string b = test::capture(py + " " + AIM_SOURCE_DIR +
-                                      "/tests/dist/torchrun_compat.py --nproc_per_node 2 "
+                                      "/scripts/torchrun_compat.py --nproc_per_node 2 "
                                       "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + kTrainBin +
                                       " --config " + kTiny + overrides + " train.out_dir=" + dir.file("torchrun"));
   ASSERT_NE(b.find("[exit 0]"), std::string::npos) << b;
@@ -344,7 +344,7 @@ TEST(Preemption, SigtermToTorchrunCheckpointsWithinItsGraceAndResumesExactly) {
 
   const std::string out = dir.file("run");
   auto torchrun = [&] {
-    std::vector<std::string> cmd = {py, std::string(AIM_SOURCE_DIR) + "/tests/dist/torchrun_compat.py",
+    std::vector<std::string> cmd = {py, std::string(AIM_SOURCE_DIR) + "/scripts/torchrun_compat.py",
                                     "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
                                     std::to_string(test::free_loopback_port()), "--no_python"};
     for (const auto& a : preemptible(out, false)) cmd.push_back(a);
