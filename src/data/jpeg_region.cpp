@@ -8,10 +8,12 @@
 
 namespace aim::data {
 
+bool jpeg_data_is_corrupt(const std::string& why) { return why.rfind("corrupt jpeg (", 0) == 0; }
+
 bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, int out_size, int channels,
                         double min_ratio, JpegRegion& out, std::string* why) {
   jpeg_decompress_struct cinfo{};
-  detail::JpegErrors err{};  // corrupt-data warnings are ignored here: callers check the EOI first
+  detail::JpegErrors err{};  // a corrupt-data warning in the rows decoded makes the sample bad
   detail::use_jpeg_errors(cinfo, err);
   // Locals changed after setjmp are indeterminate after a longjmp: the pixels live behind a
   // pointer fixed before it, so the error path can still free them.
@@ -59,6 +61,10 @@ bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, in
   // After jpeg_crop_scanline, output_width is the cropped width; the rest is never decoded.
   jpeg_abort_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  if (err.corrupt) {
+    if (why) *why = std::string("corrupt jpeg (") + err.corrupt_message + ")";
+    return false;
+  }
   out.image = region(cv::Rect(0, 0, static_cast<int>(width), y1 - y0));
   out.box = {box.x * sx - static_cast<double>(xoff), box.y * sy - y0, box.w * sx, box.h * sy};
   out.scale = M;

@@ -24,8 +24,14 @@ struct JpegRegion {
 /// Decodes the part of the JPEG covering `box` (original pixel coordinates) so that the crop
 /// keeps at least min_ratio * out_size pixels per side. False (with *why) on any decoder error
 /// or for colour spaces this path does not handle (CMYK/YCCK): callers fall back to the full
-/// decode, which handles and reports those.
+/// decode, which handles and reports those. A libjpeg warning that the data is corrupt
+/// (jpeg_data_is_corrupt(*why)) in the rows decoded fails it too: those pixels are gray or
+/// garbage, and the sample is bad (no fallback). Rows outside the crop are not decoded, so
+/// damage there is not seen: the pixels used are the file's real ones.
 bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, int out_size, int channels,
                         double min_ratio, JpegRegion& out, std::string* why);
+
+/// True for the reason decode_jpeg_region gives for corrupt data ("corrupt jpeg (...)").
+bool jpeg_data_is_corrupt(const std::string& why);
 
 }  // namespace aim::data
