@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -84,6 +85,7 @@ struct Loader::Impl {
   std::exception_ptr first_error;
   std::vector<std::thread> threads;
   LoaderState consumed;
+  std::function<bool()> interrupted;
 
   int64_t global_batch() const { return cfg.batch_size * cfg.world_size; }
 
@@ -173,54 +175,62 @@ struct Loader::Impl {
   }
 
   // ---- the work on one slot (no lock held) ----------------------------------------------
-  void process(Job& job, size_t i) {
+  // Fills slot i of `job`; returns true when it is finished here. A streaming slot is
+  // finished by its lane's completion, which may come later from another worker (a decoded
+  // sample parked behind the front of its lane: StreamLane), so that this worker moves on.
+  bool process(Job& job, size_t i) {
     const Slot& sl = job.slots[i];
     uint8_t* dst = job.images.data_ptr<uint8_t>() + static_cast<int64_t>(i) * per_image;
-    int64_t label = -1;
-    bool ok = false;
-    std::string why;
-    int64_t index = sl.g;  // Batch::index: train: global index; eval: position (random access), else the stream key
-    if (ra[sl.src]) {
-      RawSample raw;
-      int64_t item = sl.item;
-      for (int attempt = 0;; ++attempt) {
-        why.clear();
-        raw.where.clear();
-        if (ra[sl.src]->load(item, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
-          ok = true;
-          label = raw.label;
-          break;
-        }
-        const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
-        bad.report(names[sl.src], where, why);
-        if (!cfg.train) break;  // eval drops it: a replacement would count twice
-        if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
-        item = static_cast<int64_t>(Rng(cfg.seed, Stream::kReplace, sl.g, attempt).below(sizes[sl.src]));
-      }
-    } else {
+    if (!ra[sl.src]) {
+      const int64_t g = sl.g;
+      const int src = sl.src;
       // Decoded straight into the slot, outside the lane's lock, by whichever worker the
       // lane lets decode this slot's sample (StreamLane keeps the order).
-      auto decode = [&](const RawSample& raw, std::string* bad_why) {
+      auto decode = [this, dst, g](const RawSample& raw, std::string* bad_why) {
         PreparedSample p;
-        if (!transform->prepare(raw, sl.g, p, bad_why)) return false;
+        if (!transform->prepare(raw, g, p, bad_why)) return false;
+        if (cfg.decode_cost) cfg.decode_cost(g);
         transform->finish(p, dst);
         return true;
       };
-      StreamLane::Served got = lanes[sl.src][sl.lane]->serve(sl.lane_ord, decode, abort);
-      if (got.kind == StreamLane::Served::kAborted) return;
-      job.cursor_after[i] = got.cursor_after;
-      if (got.kind == StreamLane::Served::kEnd) {
+      auto complete = [this, &job, i, g, src](const StreamLane::Served& got) {
+        job.cursor_after[i] = got.cursor_after;
+        job.valid[i] = got.kind == StreamLane::Served::kSample;
+        job.labels.data_ptr<int64_t>()[i] = got.label;
+        job.source.data_ptr<int64_t>()[i] = src;
+        job.index.data_ptr<int64_t>()[i] = cfg.train ? g : got.key;  // eval: the stream key
         std::lock_guard<std::mutex> lk(mu);
-        stream_exhausted[sl.src] = 1;
+        if (got.kind == StreamLane::Served::kEnd) stream_exhausted[src] = 1;
+        if (--job.remaining == 0) cv_done.notify_all();
+      };
+      lanes[sl.src][sl.lane]->serve(sl.lane_ord, std::move(decode), std::move(complete), abort);
+      return false;
+    }
+    int64_t label = -1;
+    bool ok = false;
+    std::string why;
+    RawSample raw;
+    int64_t item = sl.item;
+    for (int attempt = 0;; ++attempt) {
+      why.clear();
+      raw.where.clear();
+      if (ra[sl.src]->load(item, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
+        ok = true;
+        label = raw.label;
+        if (cfg.decode_cost) cfg.decode_cost(sl.g);
+        break;
       }
-      ok = got.kind == StreamLane::Served::kSample;
-      label = got.label;
-      if (!cfg.train) index = got.key;
+      const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
+      bad.report(names[sl.src], where, why);
+      if (!cfg.train) break;  // eval drops it: a replacement would count twice
+      if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
+      item = static_cast<int64_t>(Rng(cfg.seed, Stream::kReplace, sl.g, attempt).below(sizes[sl.src]));
     }
     job.valid[i] = ok;
     job.labels.data_ptr<int64_t>()[i] = label;
     job.source.data_ptr<int64_t>()[i] = sl.src;
-    job.index.data_ptr<int64_t>()[i] = index;
+    job.index.data_ptr<int64_t>()[i] = sl.g;  // train: global index; eval: position in the pass
+    return true;
   }
 
   void record_error() {
@@ -234,11 +244,13 @@ struct Loader::Impl {
   }
 
   void run_one(Job* job, size_t i) {
+    bool finished = !!ra[job->slots[i].src];  // a streaming slot is completed by its lane, even after an error
     try {
-      process(*job, i);
+      finished = process(*job, i);
     } catch (...) {
       record_error();
     }
+    if (!finished) return;
     std::lock_guard<std::mutex> lk(mu);
     if (--job->remaining == 0) cv_done.notify_all();
   }
@@ -384,9 +396,13 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     if (sc.kind == "webdataset") {
       check(!sc.shards.empty(), "source '" + name + "' (webdataset) needs shards");
       m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit, cfg.max_member_bytes, cfg.remote);
+      m.wds[s]->check_remote_readable();
     } else if (sc.kind == "image_folder") {
       check(!sc.root.empty(), "source '" + name + "' (image_folder) needs root");
-      m.ra[s] = std::make_unique<ImageFolderSource>(sc.root);
+      auto folder = std::make_unique<ImageFolderSource>(sc.root, cfg.max_member_bytes);
+      const std::string note = skipped_note(folder->skipped());
+      if (!note.empty()) spdlog::warn("data: source '{}' ({}): {}", name, sc.root, note);
+      m.ra[s] = std::move(folder);
     } else if (sc.kind == "idx") {
       m.ra[s] = std::make_unique<IdxSource>(sc.path, sc.split);
     } else if (sc.kind == "synthetic") {
@@ -410,7 +426,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     for (int l = 0; l < L; ++l)
       m.lanes[s].push_back(std::make_unique<StreamLane>(
           std::make_unique<WebDatasetLane>(*m.wds[s], static_cast<int>(s), cfg.seed, cfg.rank, cfg.world_size, l,
-                                           L, cfg.train, &m.bad),
+                                           L, cfg.train, &m.bad, &m.abort),
           lane_options));
   }
   m.mixture = std::make_unique<MixtureSampler>(weights, m.names, cfg.seed);  // validates weights
@@ -475,8 +491,18 @@ std::optional<Batch> Loader::next() {
         continue;
       }
     }
-    m.cv_done.wait(lk);
+    if (!m.interrupted) {
+      m.cv_done.wait(lk);
+    } else if (m.cv_done.wait_for(lk, std::chrono::milliseconds(100)) == std::cv_status::timeout &&
+               m.interrupted()) {
+      throw LoaderInterrupted("data: interrupted while waiting for the next batch");
+    }
   }
+}
+
+void Loader::set_interrupt(std::function<bool()> interrupted) {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  impl_->interrupted = std::move(interrupted);
 }
 
 LoaderState Loader::state() const {
@@ -563,7 +589,8 @@ std::string Loader::summary() const {
     os << (s ? ", " : "") << impl_->names[s] << " " << pct << " (" << counts[s] << ")";
   }
   os << "; bad samples skipped: " << impl_->bad.total();
-  if (impl_->bad.unique() != impl_->bad.total()) os << " (" << impl_->bad.unique() << " distinct)";
+  if (impl_->bad.unique() != impl_->bad.total())
+    os << " (" << (impl_->bad.unique_exact() ? "" : "at least ") << impl_->bad.unique() << " distinct)";
   return os.str();
 }
 

@@ -149,3 +149,44 @@ TEST(StreamLane, AStreakOfBadSamplesStopsATrainingLane) {
   }
   EXPECT_EQ(log.total(), 7);
 }
+
+// No head-of-line blocking: a worker whose sample is decoded while an earlier one is still
+// decoding parks it and returns (on main it waited for the front); the earlier ordinal's
+// worker hands out both, in order.
+TEST(StreamLane, ADecodedSampleBehindTheFrontIsParkedNotWaitedFor) {
+  Fixture f;
+  BadSampleLog log;
+  auto lane = f.lane(&log, false);
+  std::atomic<bool> abort{false}, release{false}, decoding0{false}, fast_done{false};
+  std::mutex m;
+  std::vector<int64_t> completed;  // ordinals, in completion order
+  auto complete = [&](int64_t k) {
+    return [&, k](const StreamLane::Served& s) {
+      std::lock_guard<std::mutex> lk(m);
+      if (s.kind == StreamLane::Served::kSample) completed.push_back(k);
+    };
+  };
+  std::thread slow([&] {
+    auto decode = [&](const RawSample&, std::string*) {
+      decoding0 = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return true;
+    };
+    lane->serve(0, decode, complete(0), abort);
+  });
+  while (!decoding0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread fast([&] {
+    lane->serve(1, [](const RawSample&, std::string*) { return true; }, complete(1), abort);
+    fast_done = true;
+  });
+  for (int i = 0; i < 400 && !fast_done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(fast_done.load()) << "the worker of ordinal 1 waited for ordinal 0 (head-of-line blocking)";
+  {
+    std::lock_guard<std::mutex> lk(m);
+    EXPECT_TRUE(completed.empty()) << "ordinal 1 was handed out before ordinal 0";
+  }
+  release = true;
+  slow.join();
+  fast.join();
+  EXPECT_EQ(completed, (std::vector<int64_t>{0, 1})) << "handed out in order by the front's worker";
+}
