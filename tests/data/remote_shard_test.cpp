@@ -311,13 +311,33 @@ TEST(RemoteShards, ADripFailsLikeAStall) {
   EXPECT_NE(log.str().find("a drip: under 64 KiB in 1 s of waiting"), std::string::npos) << log.str();
 }
 
+// Every wait of a stream ends within 0.1 s once `abort` is set, and says so (the lane then
+// neither retries nor counts the shard). On main a read waited out data.shard_timeout_s.
+TEST(RemoteShards, AbortEndsAStalledReadAtOnce) {
+  std::atomic<bool> abort{false};
+  ShardSampleReader r("pipe:sleep 45.6 | cat", kDefaultMaxMemberBytes, 60.0, &abort);
+  ASSERT_TRUE(r.ok()) << r.error();
+  std::thread stop([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    abort = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  WdsSample s;
+  EXPECT_FALSE(r.next(s));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+  EXPECT_EQ(r.failure(), StreamFailure::kAborted) << r.error();
+  stop.join();
+  std::system("pkill -KILL -f '^sleep 45.6$'");
+}
+
 // A stalled shard cannot hold a stopping run: next() gives up when its interrupt check turns
 // true, and the loader shuts down at once. On main the workers sat in the stalled read (and
 // in retry backoffs) until shard_timeout_s had passed on every attempt.
 TEST(RemoteShards, AStalledShardDoesNotHoldAStoppingLoader) {
   t::TempDir d;
   write_shards(d);
-  auto cfg = config({"pipe:cat " + d / "00000000.tar", "pipe:cat " + d / "00000001.tar; sleep 43.1"}, true);
+  // The second shard sends its first sample and a half, then nothing: batch 0 already waits.
+  auto cfg = config({"pipe:cat " + d / "00000000.tar", "pipe:head -c 3000 " + d / "00000001.tar; sleep 43.1"}, true);
   cfg.remote.timeout_s = 60;
   cfg.remote.backoff_s = 30;
   std::atomic<bool> stop{false};
@@ -325,7 +345,6 @@ TEST(RemoteShards, AStalledShardDoesNotHoldAStoppingLoader) {
   {
     Loader l(cfg);
     l.set_interrupt([&] { return stop.load(); });
-    // 7 samples per shard, 2 lanes: the stalled lane's second pass never comes.
     EXPECT_THROW(
         {
           std::thread signal([&] {
