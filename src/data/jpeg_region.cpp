@@ -35,7 +35,11 @@ bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, in
   const double W = cinfo.image_width, H = cinfo.image_height;
   // Smallest M with the crop still >= min_ratio * out_size on both sides after scaling.
   const double need = min_ratio * out_size / std::max(1.0, std::min(box.w, box.h));
-  const int M = std::clamp(static_cast<int>(std::ceil(8.0 * need - 1e-9)), 1, 8);
+  int M = std::clamp(static_cast<int>(std::ceil(8.0 * need - 1e-9)), 1, 8);
+  // Only the scales libjpeg-turbo has SIMD inverse DCTs for (8/8, and the reduced 4/8, 2/8,
+  // 1/8): 3/8, 5/8, 6/8 and 7/8 run its scalar C kernels (and twice their size for 4:2:0
+  // chroma, 10x10 ... 14x14), slower than the full-size SIMD transform plus a larger resize.
+  M = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   cinfo.scale_num = static_cast<unsigned>(M);
   cinfo.scale_denom = 8;
   cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_EXT_BGR;

@@ -1,6 +1,7 @@
 #pragma once
 // JPEG decoding of just the crop, at the smallest libjpeg-turbo scale that keeps enough
-// pixels: the IDCT runs at scale M/8 (M = 1..8, not only OpenCV's 1/2, 1/4, 1/8), columns
+// pixels among those with SIMD inverse DCTs: M/8 for M = 1, 2, 4, 8 (the scalar 3/8, 5/8,
+// 6/8 and 7/8 kernels cost more than the full-size SIMD transform plus a larger resize), columns
 // outside the crop are never transformed or colour-converted (jpeg_crop_scanline), rows above
 // it are skipped (jpeg_skip_scanlines) and decoding stops below it. Web images are ~300-500 px
 // and RandomResizedCrop keeps 40-100 % of them at 224 px, so most of the full-size decode
