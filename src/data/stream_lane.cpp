@@ -130,12 +130,35 @@ void StreamLane::read_one(std::unique_lock<std::mutex>& lk) {
   if (got == LaneRead::kEnd) ended_ = true;
 }
 
+bool StreamLane::needs_read() {
+  if (ended_ || requests_.empty()) return false;
+  int64_t candidates = 0;
+  for (const auto& e : window_)
+    if (e->is_sample && e->state != Entry::State::kBad) ++candidates;
+  return requests_.rbegin()->first - next_ord_ >= candidates;  // the last registered ordinal has no sample yet
+}
+
+// Works until this thread's part is done: it returns only when its ordinal is completed or
+// parked, and nothing any registered ordinal needs is left undone (no decode to run, no
+// sample to read while nobody reads), so a parked ordinal whose sample moved on (an earlier
+// one turned out bad) is never left without a worker.
 void StreamLane::run(int64_t ordinal, const std::atomic<bool>& abort, const std::function<bool()>& finished) {
   std::unique_lock<std::mutex> lk(m_);
   Completions done;
   for (;;) {
     if (abort.load()) return;
     settle_front(done);
+    if (ended_) {  // the front ordinal, if the stream ended before its sample, gets the end
+      auto it = requests_.find(next_ord_);
+      if (it != requests_.end() && !it->second.busy && !candidate(next_ord_)) {
+        Served end;
+        end.kind = Served::kEnd;
+        end.cursor_after = reader_->cursor();
+        done.emplace_back(std::move(it->second.complete), end);
+        requests_.erase(it);
+        ++next_ord_;
+      }
+    }
     if (!done.empty()) {
       Completions now;
       now.swap(done);
@@ -174,29 +197,12 @@ void StreamLane::run(int64_t ordinal, const std::atomic<bool>& abort, const std:
       cv_.notify_all();
       continue;
     }
-    if (finished()) return;
-    if (!candidate(ordinal)) {
-      if (!ended_) {
-        if (!reading_) {
-          read_one(lk);
-        } else {
-          cv_.wait(lk);
-        }
-        continue;
-      }
-      if (next_ord_ != ordinal) {  // earlier ordinals first: they may still take what is left
-        cv_.wait(lk);
-        continue;
-      }
-      ++next_ord_;
-      Served end;
-      end.kind = Served::kEnd;
-      end.cursor_after = reader_->cursor();
-      done.emplace_back(std::move(requests_.at(ordinal).complete), end);
-      requests_.erase(ordinal);
+    if (!reading_ && needs_read()) {
+      read_one(lk);
       continue;
     }
-    cv_.wait(lk);  // its sample is being decoded for another ordinal, or its slot is busy
+    if (finished()) return;
+    cv_.wait(lk);  // a sample being read or decoded by another thread, or earlier ordinals first
   }
 }
 

@@ -91,6 +91,8 @@ class StreamLane {
   /// The front-most (entry, ordinal) pair that needs a decode and can have one now.
   bool pick_work(Entry** entry, int64_t* ordinal);
   void read_one(std::unique_lock<std::mutex>& lk);
+  /// Some registered ordinal has no sample in the window and the stream goes on.
+  bool needs_read();
   void count_bad(int64_t n, const std::string& last);
 
   std::mutex m_;

@@ -190,3 +190,57 @@ TEST(StreamLane, ADecodedSampleBehindTheFrontIsParkedNotWaitedFor) {
   fast.join();
   EXPECT_EQ(completed, (std::vector<int64_t>{0, 1})) << "handed out in order by the front's worker";
 }
+
+// A parked ordinal whose sample moves on to an earlier ordinal (that one's turned out bad) is
+// not left behind: the earlier worker reads on for it before returning. Here the stream ends
+// there, so ordinal 1 gets the end of the stream. Without that read it never completed.
+TEST(StreamLane, AParkedOrdinalWhoseSampleMovedOnIsStillServed) {
+  t::TempDir d;
+  {
+    TarWriter w(d / "00000000.tar");
+    for (int s = 0; s < 2; ++s) {
+      auto png = t::id_png(s);
+      w.add(std::to_string(1000 + s) + ".png", png.data(), png.size());
+    }
+  }
+  WebDatasetSource source("lane", std::vector<std::string>{d / "00000000.tar"});
+  BadSampleLog log;
+  StreamLane lane(std::make_unique<WebDatasetLane>(source, 0, 1, 0, 1, 0, 1, false, &log),
+                  StreamLane::Options{"lane", &log, 64, false});
+  std::atomic<bool> abort{false}, release{false}, decoding0{false}, one_returned{false};
+  std::mutex m;
+  std::map<int64_t, StreamLane::Served::Kind> completed;
+  auto complete = [&](int64_t k) {
+    return [&, k](const StreamLane::Served& s) {
+      std::lock_guard<std::mutex> lk(m);
+      completed[k] = s.kind;
+    };
+  };
+  std::thread first([&] {
+    auto decode = [&](const RawSample& raw, std::string* why) {
+      if (sample_of(raw) == 0) {  // sample 0 is bad, found out slowly
+        decoding0 = true;
+        while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        *why = "bad";
+        return false;
+      }
+      return true;
+    };
+    lane.serve(0, decode, complete(0), abort);
+  });
+  while (!decoding0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread second([&] {
+    lane.serve(1, [](const RawSample&, std::string*) { return true; }, complete(1), abort);  // parks sample 1
+    one_returned = true;
+  });
+  for (int i = 0; i < 400 && !one_returned; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(one_returned.load());
+  release = true;
+  first.join();
+  second.join();
+  std::lock_guard<std::mutex> lk(m);
+  ASSERT_EQ(completed.count(0), 1u);
+  EXPECT_EQ(completed[0], StreamLane::Served::kSample);  // sample 1, decoded again for ordinal 0
+  ASSERT_EQ(completed.count(1), 1u) << "ordinal 1 was left without a sample or the end";
+  EXPECT_EQ(completed[1], StreamLane::Served::kEnd);
+}
