@@ -198,7 +198,10 @@ bool TarReader::next(TarEntry& entry) {
 
 bool TarReader::check_trailing() {
   // Tar writers pad the archive with zeros to a whole record (10 KiB for GNU tar): only
-  // non-zero bytes mean more data, typically a second tar appended to the first.
+  // non-zero bytes mean more data, typically a second tar appended to the first. A stream
+  // gets a second to show them: a second tar follows at once, while a command that lingers
+  // after its tar (its own clean-up, a `; sleep`) must not hold the shard for the timeout.
+  if (stream_->remote()) stream_->set_timeout(1.0);
   uint8_t chunk[kBlock * 8];
   for (;;) {
     const size_t got = std::fread(chunk, 1, sizeof chunk, file_);

@@ -311,6 +311,23 @@ TEST(RemoteShards, ADripFailsLikeAStall) {
   EXPECT_NE(log.str().find("a drip: under 64 KiB in 1 s of waiting"), std::string::npos) << log.str();
 }
 
+// A command that lingers after its tar has been sent (clean-up, a sleep) delivers the whole
+// shard without a failure: the reader looks past the end-of-archive blocks for a second only.
+TEST(RemoteShards, ACommandThatLingersAfterItsTarIsNotAFailure) {
+  t::TempDir d;
+  write_shards(d);
+  auto cfg = config({"pipe:cat " + d / "00000000.tar" + "; sleep 48.1"}, false);
+  cfg.remote.timeout_s = 30;
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    Loader l(cfg);
+    EXPECT_EQ(eval_pass(l).size(), static_cast<size_t>(kPerShard));
+    EXPECT_EQ(l.bad_samples().total(), 0);
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  std::system("pkill -KILL -f '^sleep 48.1$'");
+}
+
 // Every wait of a stream ends within 0.1 s once `abort` is set, and says so (the lane then
 // neither retries nor counts the shard). On main a read waited out data.shard_timeout_s.
 TEST(RemoteShards, AbortEndsAStalledReadAtOnce) {

@@ -81,6 +81,9 @@ class ShardStream {
 
   /// Used by the stdio cookie: reads with the timeout.
   ssize_t read_some(char* buf, size_t n);
+  /// Changes the read timeout from now on (the tar reader waits only briefly for bytes after
+  /// the end of the archive: a command that lingers after its tar has delivered everything).
+  void set_timeout(double timeout_s) { timeout_s_ = timeout_s; }
 
  private:
   bool start_command(const std::string& shard);
