@@ -1,8 +1,10 @@
-"""Reference data pipeline for the loader benchmark (scripts/bench_loader.sh runs it next to
-aim-bench-loader): torchvision ImageFolder-style JPEG loading with the AIM pre-training
-augmentation (PIL decode, RandomResizedCrop 224 bicubic with scale 0.4-1, horizontal flip,
-ToTensor, ImageNet normalisation), batches of 64 from DataLoader workers. Prints one JSON
-line with images/s. usage: ref_loader.py DIR [workers] [batches]"""
+"""The loader benchmark's reference (scripts/bench_loader.sh runs it next to aim-bench-loader):
+what a PyTorch user runs for the same job. torchvision ImageFolder-style JPEG loading with the
+AIM pre-training augmentation: PIL decode, RandomResizedCrop(224, scale 0.4-1, bicubic),
+RandomHorizontalFlip, ToTensor, Normalize (ImageNet statistics), shuffled batches of 64 from
+a torch DataLoader with `workers` worker processes. One warm-up batch, then `batches` batches
+are timed. Prints one JSON line: images, seconds, img_per_s, workers.
+usage: ref_loader.py DIR [workers] [batches]   (Debian: python3-torch python3-torchvision python3-pil)"""
 import glob, json, sys, time, torch
 from PIL import Image
 from torchvision import transforms as T

@@ -638,10 +638,11 @@ std::vector<Prediction> predict_folder(const config::RunConfig& configured, cons
   head->to(device, torch::kFloat);
   head->eval();
 
-  std::vector<std::string> files;  // a folder of images, or a labelled split (<class>/<image>)
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
+  // A folder of images, or a labelled split (<class>/<image>); other files are counted and
+  // reported as training and `aim-data pack` do, not tried as images.
+  const data::ImageListing listing = data::list_image_files(dir);
+  if (listing.skipped > 0) spdlog::warn("--predict: {}", data::skipped_note(listing));
+  const std::vector<std::string>& files = listing.images;
 
   data::TransformConfig tc;
   tc.img_size = static_cast<int>(cfg.model.img_size);

@@ -21,6 +21,7 @@
 #include "aim/model/aim_pretrain.h"
 #include "aim/train/checkpoint.h"
 #include "aim/train/trainer.h"
+#include "data/data_test_util.h"
 #include "dist/dist_test_util.h"
 #include "test_util.h"
 
@@ -431,3 +432,47 @@ TEST(Launch, AtEndProbeOnTwoRanksFreshAndResumed) {
 }
 
 }  // namespace
+
+// The goal of issue 27 for one rank: a stop signal while the step waits for a stalled remote
+// shard (here a command that sends a few samples, then nothing: the default 120 s timeout and
+// three retries would hold the run ~8 minutes) drops that step, checkpoints the last finished
+// one and exits 128 + SIGTERM within seconds; the shard's command goes with it.
+TEST(Launch, SigtermWhileAStepWaitsForAStalledShardStopsAtOnce) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("wds"));
+  {
+    data::TarWriter w(dir.file("wds/00000000.tar"));
+    for (int k = 0; k < 20; ++k) {
+      auto jpg = data::testing::jpeg(28, 28, k);
+      w.add(std::to_string(1000 + k) + ".jpg", jpg.data(), jpg.size());
+    }
+  }
+  // Its 20 samples (two steps of 8 and a half) without the end-of-archive blocks, then silence.
+  const std::string tar = dir.file("wds/00000000.tar");
+  const std::string stalled = "pipe:head -c $(( $(stat -c %s " + tar + ") - 1024 )) " + tar + "; sleep 47.3";
+  const std::string out = dir.file("run"), log = dir.file("log.txt");
+  pid_t pid = spawn({kTrainBin, "--config", kTiny, "data.val=null", "train.steps=1000", "train.ckpt_every=0",
+                     "train.log_every=1", "train.out_dir=" + out,
+                     "data.sources=[{name: remote, kind: webdataset, shards: '" + stalled + "'}]"},
+                    log);
+  ASSERT_TRUE(wait_until([&] { return losses(out).size() >= 2; }, 120)) << slurp(log);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the third step is waiting for data by now
+  const size_t steps_before = losses(out).size();
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  const bool ended = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 60);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!ended) ::kill(pid, SIGKILL), ::waitpid(pid, &status, 0);
+  const std::string text = slurp(log);
+  ASSERT_TRUE(ended) << "no exit within 60 s of SIGTERM\n" << text;
+  EXPECT_LT(s, 15.0) << text;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM) << text;
+  EXPECT_NE(text.find("stopping on SIGTERM after step " + std::to_string(steps_before)), std::string::npos) << text;
+  char step_dir[32];
+  std::snprintf(step_dir, sizeof step_dir, "step_%09zu", steps_before);
+  EXPECT_TRUE(fs::exists(out + "/checkpoints/" + step_dir)) << "the last finished step's checkpoint";
+  EXPECT_TRUE(wait_until([] { return std::system("pgrep -f '^sleep 47.3$' > /dev/null") != 0; }, 5))
+      << "the shard's command outlived the run";
+  std::system("pkill -KILL -f '^sleep 47.3$'");
+}

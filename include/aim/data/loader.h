@@ -19,6 +19,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,8 +31,14 @@
 #include "aim/data/shard_stream.h"
 #include "aim/data/transforms.h"
 #include "aim/data/webdataset_source.h"
+#include "aim/error.h"
 
 namespace aim::data {
+
+/// Thrown by Loader::next when its interrupt check turned true before a batch was ready.
+struct LoaderInterrupted : Error {
+  using Error::Error;
+};
 
 struct SourceConfig {
   std::string name;
@@ -65,6 +72,9 @@ struct LoaderConfig {
   int64_t max_pixels = 1ll << 26;
   double dct_min_ratio = 1.0;
   bool pin_memory = true;       // page-locked batches when CUDA is available
+  // Benchmarks only: called by the worker after each sample's decode (with its global index
+  // in train mode), to stand in for a decoder of another cost (aim-bench-loader --skew).
+  std::function<void(int64_t)> decode_cost;
 };
 
 /// One batch. images is uint8 [B, C, H, W], contiguous (normalize on the device with
@@ -89,8 +99,14 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   /// The next batch. Train mode never ends; eval mode returns nullopt after one pass (the
-  /// last batch may be short, bad samples are dropped rather than replaced).
+  /// last batch may be short, bad samples are dropped rather than replaced). Throws
+  /// LoaderInterrupted if the interrupt check (set_interrupt) turns true while it waits.
   std::optional<Batch> next();
+
+  /// A check next() polls (every 0.1 s) while it waits for a batch, e.g. "a stop signal came":
+  /// a stalled remote shard can then not hold a stopping run. The position stays that of the
+  /// last batch returned. Set before the first next(); empty: never interrupted.
+  void set_interrupt(std::function<bool()> interrupted);
 
   /// Position after the last batch returned by next(). Per rank: with streaming sources each
   /// rank must save its own.
