@@ -63,6 +63,7 @@ struct Loader::Impl {
   std::vector<std::unique_ptr<RandomAccessSource>> ra;  // null for streaming sources
   std::vector<std::unique_ptr<WebDatasetSource>> wds;   // null for random-access sources
   std::vector<int64_t> sizes;                           // random access: items used per epoch
+  std::vector<std::vector<int64_t>> kept_items;         // random access with a hold-out: this side's items
   std::vector<std::vector<std::unique_ptr<StreamLane>>> lanes;
   std::unique_ptr<MixtureSampler> mixture;
   std::unique_ptr<SampleTransform> transform;
@@ -186,12 +187,14 @@ struct Loader::Impl {
       for (int attempt = 0;; ++attempt) {
         why.clear();
         raw.where.clear();
-        if (ra[sl.src]->load(item, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
+        // Positions count this side of a hold-out; the source is asked for the real item.
+        const int64_t real = kept_items[sl.src].empty() ? item : kept_items[sl.src][item];
+        if (ra[sl.src]->load(real, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
           ok = true;
           label = raw.label;
           break;
         }
-        const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
+        const std::string where = raw.where.empty() ? "#" + std::to_string(real) : raw.where;
         bad.report(names[sl.src], where, why);
         if (!cfg.train) break;  // eval drops it: a replacement would count twice
         if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
@@ -371,6 +374,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
   m.ra.resize(n);
   m.wds.resize(n);
   m.sizes.assign(n, -1);
+  m.kept_items.resize(n);
   m.lanes.resize(n);
   m.stream_exhausted.assign(n, 0);
   std::vector<double> weights;
@@ -398,6 +402,15 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     }
     if (m.ra[s]) {
       m.sizes[s] = sc.limit > 0 ? std::min(sc.limit, m.ra[s]->size()) : m.ra[s]->size();
+      if (cfg.holdout.on()) {
+        auto& kept = m.kept_items[s];
+        for (int64_t i = 0; i < m.sizes[s]; ++i)
+          if (cfg.holdout.keeps(i)) kept.push_back(i);
+        check(!kept.empty(), "source '" + name + "': none of its " + std::to_string(m.sizes[s]) + " samples is " +
+                                 (cfg.holdout.held ? "held out" : "left for training") + " by a hold-out of " +
+                                 std::to_string(cfg.holdout.fraction) + " (use more samples or another fraction)");
+        m.sizes[s] = static_cast<int64_t>(kept.size());
+      }
       continue;
     }
     int64_t mine = WebDatasetLane::shards_for_rank(m.wds[s]->shards().size(), cfg.rank, cfg.world_size);
@@ -410,7 +423,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     for (int l = 0; l < L; ++l)
       m.lanes[s].push_back(std::make_unique<StreamLane>(
           std::make_unique<WebDatasetLane>(*m.wds[s], static_cast<int>(s), cfg.seed, cfg.rank, cfg.world_size, l,
-                                           L, cfg.train, &m.bad),
+                                           L, cfg.train, &m.bad, cfg.holdout),
           lane_options));
   }
   m.mixture = std::make_unique<MixtureSampler>(weights, m.names, cfg.seed);  // validates weights
