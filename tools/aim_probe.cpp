@@ -55,11 +55,11 @@ int main(int argc, char** argv) {
 
   try {
     if (!convert.empty()) {
-      if (!config_opt->empty()) throw aim::Error("--convert needs no --config");
+      if (config_opt->count() > 0) throw aim::Error("--convert needs no --config");
       std::cout << aim::io::convert_to_safetensors(convert[0], convert[1]) << "\n";
       return 0;
     }
-    if (config_opt->empty()) throw aim::Error("--config is required (a YAML config with model and probe sections)");
+    if (config_opt->count() == 0) throw aim::Error("--config is required (a YAML config with model and probe sections)");
     if (nproc > 0) {
       if (!predict_dir.empty()) throw aim::Error("--predict runs in one process; drop --nproc-per-node");
       if (!export_hub_dir.empty()) throw aim::Error("--export-hub runs in one process; drop --nproc-per-node");

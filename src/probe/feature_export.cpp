@@ -114,7 +114,7 @@ std::vector<ExtractedSplit> extract_features(const config::RunConfig& cfg, const
       {"features", cfg.probe.features},
       {"blocks", fx.blocks()},
       {"dim", fx.dim()},
-      {"tokens", opt.tokens ? nlohmann::json(fx.tokens()) : nlohmann::json(nullptr)},
+      {"tokens", opt.tokens ? nlohmann::ordered_json(fx.tokens()) : nlohmann::ordered_json(nullptr)},
       {"pooled", "float32 [n, dim]: the probe's features averaged over tokens"},
       {"transform", "eval: resize + centre crop, ImageNet normalization"},
       {"splits", nlohmann::ordered_json::object()}};

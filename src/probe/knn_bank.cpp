@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "aim/error.h"
 #include "head_grid.h"
 

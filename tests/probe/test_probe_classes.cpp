@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 
 #include "aim/config/run_config.h"
