@@ -51,6 +51,8 @@ class SampleNamer {
 };
 
 struct ShardWriter {
+  ShardWriter(std::string d, std::string s, int r, int64_t n)
+      : dir(std::move(d)), split(std::move(s)), rank(r), per_shard(n) {}
   std::string dir, split;
   int rank;
   int64_t per_shard;

@@ -18,6 +18,7 @@
 #include "aim/optim/optimizer.h"
 #include "aim/probe/class_labels.h"
 #include "aim/probe/feature_extractor.h"
+#include "aim/probe/probe_loaders.h"
 #include "aim/runtime/device.h"
 #include "head_grid.h"
 #include "knn_bank.h"
@@ -63,12 +64,6 @@ ClassPlan plan_classes(const config::RunConfig& cfg, const data::Loader& train, 
   return plan;
 }
 
-/// The probe's loader of probe.train on one side of the hold-out (probe.select_fraction).
-data::LoaderConfig train_side(data::LoaderConfig lc, const config::ProbeConfig& pc, bool held) {
-  if (pc.select_fraction > 0) lc.holdout = data::HoldOut{pc.select_fraction, pc.seed, held};
-  return lc;
-}
-
 /// Features of this rank's share of `loader`, kept in memory (CPU), or an Error past cache_gb.
 std::pair<torch::Tensor, torch::Tensor> cache_features(FeatureExtractor& fx, data::Loader& loader, int64_t classes,
                                                        double cache_gb, int rank) {
@@ -109,8 +104,8 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   const bool live = pc.augment || lora;  // augmented views and LoRA need the trunk every step
   const bool holdout = pc.select_fraction > 0;
   // probe.train without its held-out part (by sample index, the same on every rank).
-  auto train_loader =
-      std::make_unique<data::Loader>(train_side(config::probe_loader_config(cfg, true, live, rank, world), pc, false));
+  auto train_loader = std::make_unique<data::Loader>(probe_training_loader(
+      cfg, pc.augment ? TrainView::kAugmented : live ? TrainView::kCentreCrops : TrainView::kCachePass, rank, world));
   const ClassPlan plan = plan_classes(cfg, *train_loader, val);
   const int64_t classes = plan.classes;
   const int64_t per_rank = pc.batch_size / world;
@@ -134,12 +129,9 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     if (log)
       spdlog::info("probe: cached features of {} training images ({} x {} per image, {:.2f} GB per rank) in {:.1f} s",
                    train_samples, fx.tokens(), fx.dim(), cache.numel() * 4.0 / 1e9, seconds_since(t0));
-  } else if (!pc.augment) {
-    // A loader in train mode (shuffled, endless) showing the view the cached path and
-    // evaluation see: the centre crop, unflipped.
-    auto lc = train_side(config::probe_loader_config(cfg, true, true, rank, world), pc, false);
-    lc.augment.eval_view = true;
-    train_loader = std::make_unique<data::Loader>(lc);
+  } else if (!live) {
+    // Features above probe.cache_gb: recomputed every step from endless centre crops.
+    train_loader = std::make_unique<data::Loader>(probe_training_loader(cfg, TrainView::kCentreCrops, rank, world));
   }
   if (holdout && log)
     spdlog::info("probe: {:g} % of probe.train held out by sample index (seed {}) to choose the head; never trained on",
@@ -246,7 +238,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   report.selection = holdout ? "train_holdout" : grid.size() > 1 ? "val" : "none";
   torch::Tensor select_sums;
   if (holdout) {
-    data::Loader held(train_side(config::probe_loader_config(cfg, true, false, rank, world), pc, true));
+    data::Loader held(probe_holdout_loader(cfg, rank, world));
     select_sums = detail::evaluate_loader(heads, fx, held, LabelMap{}, classes, nullptr, device, comm,
                                           "probe.train (held out)")
                       .heads;
@@ -260,9 +252,9 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     const auto t0 = Clock::now();
     detail::Rows bank;
     if (cached) {
-      bank = {knn_pooled(cache.to(device)), cache_labels.to(device)};
+      bank = {knn_pooled(cache).to(device), cache_labels.to(device)};  // pooled on the host: [N, d], not [N, K, d]
     } else {
-      data::Loader pass(train_side(config::probe_loader_config(cfg, true, false, rank, world), pc, false));
+      data::Loader pass(probe_training_loader(cfg, TrainView::kCachePass, rank, world));
       bank = detail::pooled_pass(fx, pass, classes, "probe.train");
     }
     knn = detail::make_knn(bank, classes, pc.knn.k, pc.knn.temperature, comm);

@@ -12,6 +12,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+#include "../../src/probe/saved_probe.h"
 #include "aim/config/run_config.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/torch_archive.h"
@@ -158,4 +164,29 @@ TEST(TorchSaveInterop, ConvertWritesTheSameTensorsAsSafetensors) {
   log = test::capture(probe_bin + " --convert " + out + "/hub/config.json " + dir.file("x.safetensors"));
   EXPECT_NE(log.find("[exit 2]"), std::string::npos) << log;
   EXPECT_NE(log.find("config.json"), std::string::npos) << log;
+}
+
+// A hub directory's probe_layers are compared with probe.blocks as block indices: "1-2" names
+// the directory's blocks 1,2 and draws no warning; "2" does, naming both.
+TEST(TorchSaveInterop, HubBlocksAreComparedAsIndicesNotText) {
+  test::TempDir dir;
+  const std::string out = export_torch(dir, "float32");
+  AIM_REQUIRE_DEPENDENCY(!out.empty(), "python3-torch (tests/interop/official_aim.py export-torch)");
+  auto warnings = [&](const std::string& blocks) {
+    auto cfg = config::config_from_yaml_string(
+        "model: {preset: aim-small-32, img_size: 20, patch_size: 4, channels: 3, width: 48, heads: 3, depth: 3,"
+        " head_width: 32, head_blocks: 1}\nprobe: {weights: " + out + "/hub, blocks: '" + blocks + "'}\n",
+        {}, "test");
+    std::ostringstream log;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    auto previous = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+    const auto applied = probe::detail::with_probe_file_features(cfg, out + "/hub", true);
+    spdlog::set_default_logger(previous);
+    EXPECT_EQ(applied.probe.blocks, "1,2");
+    return log.str();
+  };
+  EXPECT_EQ(warnings("1-2").find("trained on trunk blocks"), std::string::npos) << warnings("1-2");
+  const std::string w = warnings("2");
+  EXPECT_NE(w.find("trained on trunk blocks 1,2; using them (probe.blocks=2 gives 2)"), std::string::npos) << w;
 }

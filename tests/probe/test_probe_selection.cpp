@@ -10,6 +10,7 @@
 #include "aim/config/run_config.h"
 #include "aim/data/loader.h"
 #include "aim/probe/knn.h"
+#include "aim/probe/probe_loaders.h"
 #include "aim/probe/probe_runner.h"
 #include "test_util.h"
 
@@ -35,11 +36,33 @@ config::RunConfig pixel_probe(const test::TempDir& dir, const std::vector<std::s
 
 }  // namespace
 
+// Every loader a probe run trains from leaves the held-out images out, whatever the path
+// (cached features, augmentation, features above cache_gb, LoRA), and the selection pass reads
+// exactly them (data/holdout.h: the two sides partition the split).
+TEST(ProbeSelection, EveryTrainingPathHoldsOutTheImagesTheHeadIsChosenOn) {
+  test::TempDir dir;
+  const auto cfg = pixel_probe(dir, {"probe.seed=4"});
+  using probe::TrainView;
+  for (auto view : {TrainView::kCachePass, TrainView::kCentreCrops, TrainView::kAugmented}) {
+    const auto lc = probe::probe_training_loader(cfg, view, 0, 1);
+    EXPECT_EQ(lc.holdout.fraction, 0.1);
+    EXPECT_EQ(lc.holdout.seed, 4u);
+    EXPECT_FALSE(lc.holdout.held);
+    EXPECT_EQ(lc.train, view != TrainView::kCachePass);
+    EXPECT_EQ(lc.augment.eval_view, view == TrainView::kCentreCrops);
+  }
+  const auto held = probe::probe_holdout_loader(cfg, 0, 1);
+  EXPECT_TRUE(held.holdout.held);
+  EXPECT_EQ(held.holdout.fraction, 0.1);
+  EXPECT_FALSE(held.train);
+  EXPECT_FALSE(probe::probe_training_loader(pixel_probe(dir, {"probe.select_fraction=0"}), TrainView::kAugmented, 0, 1)
+                   .holdout.on());
+}
+
 TEST(ProbeSelection, BestLrAtTheGridsEdgeIsFlagged) {
   test::TempDir dir;
-  // Both lrs far too small: the larger wins, at the edge of the grid.
+  // A grid of two: whichever wins sits on an edge.
   auto r = probe::run_probe(pixel_probe(dir, {"probe.lrs=[1.0e-7, 1.0e-6]", "probe.knn.k=0"}), {}, nullptr);
-  EXPECT_EQ(r.best, 1u);
   EXPECT_TRUE(r.lr_at_edge);
   auto results = nlohmann::json::parse(std::ifstream(dir.file("probe/results.json")));
   EXPECT_TRUE(results["lr_at_edge"].get<bool>());
@@ -116,7 +139,7 @@ TEST(ProbeOptim, TheProbesBetasEpsAndClippingReachItsHeads) {
     torch::manual_seed(1);
     auto feats = torch::randn({8, 1, 6});
     auto labels = torch::randint(0, 3, {8}, torch::kLong);
-    probe::detail::GridStep{c, 10}(g, feats, labels, 0);
+    probe::detail::GridStep{c, 10, {}, nullptr, 0, nullptr}(g, feats, labels, 0);
     return (g[0].head->parameters()[0] - before).abs().max().item<double>();
   };
   const double free = moved(0), clipped = moved(1e-12);
