@@ -34,8 +34,11 @@ Rows gather_rows(const Rows& mine, dist::Communicator* comm) {
     padded.narrow(0, 0, mine.features.size(0)).narrow(1, 0, d).copy_(mine.features);
     padded.narrow(0, 0, mine.features.size(0)).select(1, d).copy_(mine.labels);
   }
-  auto all = torch::empty({comm->world_size() * most, d + 1}, padded.options());
-  comm->all_gather(all, padded);
+  // The collective gathers flat tensors: rank r's block is elements [r n, (r + 1) n).
+  auto flat = padded.reshape({-1});
+  auto gathered = torch::empty({comm->world_size() * flat.numel()}, padded.options());
+  comm->all_gather(gathered, flat);
+  const auto all = gathered.view({comm->world_size() * most, d + 1});
   std::vector<torch::Tensor> parts;
   for (int r = 0; r < comm->world_size(); ++r) parts.push_back(all.narrow(0, r * most, counts[r]));
   auto rows = torch::cat(parts);
