@@ -121,10 +121,13 @@ int main(int argc, char** argv) {
       auto r = aim::probe::run_probe(cfg, env, comm.get(), trunk);
       const auto& b = r.heads[r.best];
       if (env.rank == 0)
-        spdlog::info("probe ({}): top-1 {:.2f} %, top-5 {:.2f} % on {} images (head chosen on {}); results in "
-                     "{}/results.json",
-                     cfg.probe.kind, 100 * b.top1, 100 * b.top5, r.val_samples,
-                     r.selection == "val" ? "probe.val itself" : "held-out training images", r.out_dir);
+        spdlog::info("probe ({}): top-1 {:.2f} %{} on {} images ({}); results in {}/results.json", cfg.probe.kind,
+                     100 * b.top1, r.has_top5() ? fmt::format(", top-5 {:.2f} %", 100 * b.top5) : std::string(),
+                     r.val_samples,
+                     r.selection == "val"             ? "head chosen on probe.val itself"
+                     : r.selection == "train_holdout" ? "head chosen on held-out training images"
+                                                      : "one head",
+                     r.out_dir);
     }
     return 0;
   } catch (const aim::Error& e) {

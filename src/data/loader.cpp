@@ -70,6 +70,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
   m.ra.resize(n);
   m.wds.resize(n);
   m.sizes.assign(n, -1);
+  m.kept_items.resize(n);
   m.lanes.resize(n);
   m.stream_exhausted.assign(n, 0);
   std::vector<double> weights;
@@ -101,6 +102,15 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     }
     if (m.ra[s]) {
       m.sizes[s] = sc.limit > 0 ? std::min(sc.limit, m.ra[s]->size()) : m.ra[s]->size();
+      if (cfg.holdout.on()) {
+        auto& kept = m.kept_items[s];
+        for (int64_t i = 0; i < m.sizes[s]; ++i)
+          if (cfg.holdout.keeps(i)) kept.push_back(i);
+        check(!kept.empty(), "source '" + name + "': none of its " + std::to_string(m.sizes[s]) + " samples is " +
+                                 (cfg.holdout.held ? "held out" : "left for training") + " by a hold-out of " +
+                                 std::to_string(cfg.holdout.fraction) + " (use more samples or another fraction)");
+        m.sizes[s] = static_cast<int64_t>(kept.size());
+      }
       continue;
     }
     int64_t mine = WebDatasetLane::shards_for_rank(m.wds[s]->shards().size(), cfg.rank, cfg.world_size);
@@ -113,7 +123,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     for (int l = 0; l < L; ++l)
       m.lanes[s].push_back(std::make_unique<StreamLane>(
           std::make_unique<WebDatasetLane>(*m.wds[s], static_cast<int>(s), cfg.seed, cfg.rank, cfg.world_size, l,
-                                           L, cfg.train, &m.bad, &m.abort),
+                                           L, cfg.train, &m.bad, &m.abort, cfg.holdout),
           lane_options));
   }
   m.mixture = std::make_unique<MixtureSampler>(weights, m.names, cfg.seed);  // validates weights

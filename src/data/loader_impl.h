@@ -52,6 +52,7 @@ struct Loader::Impl {
   std::vector<std::unique_ptr<RandomAccessSource>> ra;  // null for streaming sources
   std::vector<std::unique_ptr<WebDatasetSource>> wds;   // null for random-access sources
   std::vector<int64_t> sizes;                           // random access: items used per epoch
+  std::vector<std::vector<int64_t>> kept_items;         // random access with a hold-out: this side's items
   std::vector<std::vector<std::unique_ptr<StreamLane>>> lanes;
   std::unique_ptr<MixtureSampler> mixture;
   std::unique_ptr<SampleTransform> transform;

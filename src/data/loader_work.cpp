@@ -136,13 +136,15 @@ bool Loader::Impl::process(Job& job, size_t i) {
   for (int attempt = 0;; ++attempt) {
     why.clear();
     raw.where.clear();
-    if (ra[sl.src]->load(item, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
+    // Positions count this side of a hold-out; the source is asked for the real item.
+    const int64_t real = kept_items[sl.src].empty() ? item : kept_items[sl.src][item];
+    if (ra[sl.src]->load(real, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
       ok = true;
       label = raw.label;
       if (cfg.decode_cost) cfg.decode_cost(sl.g);
       break;
     }
-    const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
+    const std::string where = raw.where.empty() ? "#" + std::to_string(real) : raw.where;
     bad.report(names[sl.src], where, why);
     if (!cfg.train) break;  // eval drops it: a replacement would count twice
     if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);

@@ -160,9 +160,9 @@ int64_t WebDatasetLane::shards_for_rank(int64_t n, int rank, int world) {
 
 WebDatasetLane::WebDatasetLane(const WebDatasetSource& source, int source_id, uint64_t seed,
                                int rank, int world, int lane, int lanes, bool repeat,
-                               BadSampleLog* log, const std::atomic<bool>* abort)
+                               BadSampleLog* log, const std::atomic<bool>* abort, HoldOut holdout)
     : source_(source), source_id_(source_id), seed_(seed), rank_(rank), world_(world),
-      lane_(lane), lanes_(lanes), repeat_(repeat), log_(log), abort_(abort) {}
+      lane_(lane), lanes_(lanes), repeat_(repeat), log_(log), abort_(abort), holdout_(holdout) {}
 
 WebDatasetLane::~WebDatasetLane() = default;
 
@@ -243,6 +243,12 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
       if (order_epoch_ != cursor_.epoch) load_epoch(cursor_.epoch);
       if (cursor_.shard >= static_cast<int64_t>(order_.size())) {
         if (!repeat_) return LaneRead::kEnd;
+        if (epoch_kept_ == 0 && epoch_passed_ > 0)
+          throw Error("data: source '" + source_.name() + "': a whole epoch of this lane's shards holds none of " +
+                      (holdout_.held ? "the held-out samples" : "the samples left for training") +
+                      " (hold-out fraction " + std::to_string(holdout_.fraction) + "; " +
+                      std::to_string(epoch_passed_) + " passed over)");
+        epoch_kept_ = epoch_passed_ = 0;
         cursor_ = LaneCursor{cursor_.epoch + 1, 0, 0};
         continue;
       }
@@ -283,6 +289,11 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
     }
     ++cursor_.offset;
     failures_ = 0;  // it made progress: a later failure of this shard starts its retries afresh
+    if (!holdout_.keeps(stream_sample_key(order_[cursor_.shard], cursor_.offset - 1))) {
+      ++epoch_passed_;
+      continue;
+    }
+    ++epoch_kept_;
     const std::string where = spec.path + ":" + s.key;
     if (!s.damage.empty()) {
       skip(where, s.damage, skipped);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "aim/data/bad_sample_log.h"
+#include "aim/data/holdout.h"
 #include "aim/data/loader_state.h"
 #include "aim/data/shard_stream.h"
 #include "aim/data/transforms.h"
@@ -75,6 +76,10 @@ struct LoaderConfig {
   // Benchmarks only: called by the worker after each sample's decode (with its global index
   // in train mode), to stand in for a decoder of another cost (aim-bench-loader --skew).
   std::function<void(int64_t)> decode_cost;
+  /// Only one side of a seeded hold-out of every source (data/holdout.h): random-access
+  /// sources draw from (train) or pass over (eval) that side's items, streams skip the other
+  /// side's samples. Off by default.
+  HoldOut holdout;
 };
 
 /// One batch. images is uint8 [B, C, H, W], contiguous (normalize on the device with
@@ -120,7 +125,8 @@ class Loader {
   /// Samples delivered by this rank, per source (restored with the state).
   std::vector<int64_t> source_counts() const;
   const BadSampleLog& bad_samples() const;
-  /// Samples per epoch of each source as used (after `limit`); -1 for streaming sources.
+  /// Samples per epoch of each source as used (after `limit`, on this loader's side of
+  /// `holdout`); -1 for streaming sources.
   std::vector<int64_t> source_sizes() const;
   /// Number of classes of each source (0 when unknown or unlabeled).
   std::vector<int64_t> source_classes() const;

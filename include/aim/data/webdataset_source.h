@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "aim/data/holdout.h"
 #include "aim/data/source.h"
 #include "aim/data/tar_reader.h"
 
@@ -125,9 +126,11 @@ class WebDatasetLane {
  public:
   /// The epoch-e shard order is a seeded permutation; position j of it belongs to rank
   /// j % world and, within the rank, to lane (j / world) % lanes. repeat=false: one pass.
+  /// Samples on the other side of `holdout` are read past (they count in the cursor, not as
+  /// bad items); an epoch that yields none of this side's samples is an error, not a spin.
   WebDatasetLane(const WebDatasetSource& source, int source_id, uint64_t seed, int rank,
                  int world, int lane, int lanes, bool repeat, BadSampleLog* log,
-                 const std::atomic<bool>* abort = nullptr);
+                 const std::atomic<bool>* abort = nullptr, HoldOut holdout = {});
   ~WebDatasetLane();
   /// Continues from a saved cursor (re-opens the shard and skips `offset` samples).
   void restore(const LaneCursor& cursor);
@@ -180,6 +183,8 @@ class WebDatasetLane {
   std::unique_ptr<ShardSampleReader> reader_;
   std::string last_bad_;
   int64_t failures_ = 0;  // failures of the current remote shard since it last yielded a sample
+  HoldOut holdout_;
+  int64_t epoch_kept_ = 0, epoch_passed_ = 0;  // this epoch's samples on this side / on the other
 };
 
 }  // namespace aim::data
