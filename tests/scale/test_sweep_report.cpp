@@ -188,7 +188,7 @@ TEST(SweepReport, TwoPointSweepPrintsNoFitAndNoVerdict) {
 TEST(SweepReport, RunStatusTellsFailedInterruptedRunningAndKilledPoints) {
   test::TempDir dir;
   std::ofstream(dir.file("sweep.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
-                                        << "axes: {model.width: [16, 32, 48, 64]}\n"
+                                        << "axes: {model.width: [16, 32, 48, 64], train.seed: [3]}\n"
                                         << "out_dir: " << dir.file("out") << "\nprobe: false\n";
   const auto s = scale::load_sweep(dir.file("sweep.yaml"));
   const auto pts = scale::expand_points(s);
@@ -219,6 +219,9 @@ TEST(SweepReport, RunStatusTellsFailedInterruptedRunningAndKilledPoints) {
   EXPECT_EQ(rs[3].status, "failed");
   EXPECT_NE(rs[3].note.find("killed"), std::string::npos) << rs[3].note;
   EXPECT_EQ(scale::status_summary(rs), "4 points: 0 done, 2 failed, 1 interrupted, 1 running");
+  // The seed is the run's, and not part of the setting its replicates share.
+  EXPECT_EQ(rs[0].seed, 3);
+  EXPECT_EQ(rs[0].setting, "model.width=16");
 }
 
 // A sweep run with `train.steps=4` on the command line, collected without it: every point
