@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
+#include "aim/data/loader.h"
 #include "aim/error.h"
 #include "aim/optim/multi_tensor.h"
 #include "aim/optim/optimizer.h"
@@ -19,8 +21,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Gradients of the global batch's mean loss, summed over micro-batches and ranks; returns
-// the [loss sum, kept count, ranks asked to stop, ranks whose checkpoint clock ran out] of
-// the global batch.
+// the [loss sum, kept count, ranks asked to stop, ranks whose checkpoint clock ran out, ranks
+// that gave the step up] of the global batch.
 torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   const auto& tc = run.cfg.train;
   const auto& mc = run.cfg.model;
@@ -29,15 +31,36 @@ torch::Tensor accumulate_gradients(TrainingRun& run, double& data_wait) {
   // summed gradient is that of one big batch, whatever the split.
   const double global_kept =
       static_cast<double>(kept_targets(tc.seed, run.step * GB, GB, mc.num_tokens(), mc.attention));
-  // [loss sum, kept count, ranks asked to stop, checkpoint due]: the stop request and the
-  // wall-clock checkpoint cadence ride on the reduction every step already makes, so all
-  // ranks see the same answer after the same step (each rank's clock may read differently).
-  auto loss_sum = torch::zeros({4}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
+  // [loss sum, kept count, ranks asked to stop, checkpoint due, ranks that gave up]: the stop
+  // request, the wall-clock checkpoint cadence and a given-up step ride on the reduction every
+  // step already makes, so all ranks see the same answer after the same step (each rank's
+  // clock may read differently).
+  auto loss_sum = torch::zeros({5}, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
   if (run.grad_shards) run.grad_shards->zero();
   for (int64_t a = 0; a < accum; ++a) {
     const auto t_wait = std::chrono::steady_clock::now();
     run.phase = "waiting for the next batch";
-    auto batch = run.loader->next();
+    std::optional<data::Batch> batch;
+    try {
+      batch = run.loader->next();
+    } catch (const data::LoaderInterrupted&) {
+      // Asked to stop while this rank's data stalls (a remote shard): the step is given up.
+      // The other ranks are inside this step's collectives, so they get them, empty (every
+      // bucket of zeros), and the vote below makes every rank drop the step and checkpoint
+      // the last finished one, instead of waiting for the stalled shard's timeout.
+      data_wait += seconds_since(t_wait);
+      run.phase = "giving up the step (stop requested while the data stalled)";
+      for (; a < accum; ++a) {
+        if (run.grad_shards) {
+          run.grad_shards->arm();
+          run.grad_shards->finish();
+        } else if (run.grad_sync && a == accum - 1) {
+          run.grad_sync->arm();
+        }
+      }
+      loss_sum[4] += 1;
+      break;
+    }
     data_wait += seconds_since(t_wait);
     if (!batch) throw Error("training data ran out (a train-mode loader should never end)");
     run.phase = "forward and backward";
@@ -92,11 +115,17 @@ StepResult train_step(TrainingRun& run) {
   // The step's one device-to-host copy: loss sum, kept count, the votes and the gradient
   // norm together (the update needs the finite check on the host before it runs).
   auto ls = torch::cat({loss_sum, grad_norm.to(loss_sum.options()).reshape({1})}).cpu();
-  r.grad_norm = ls[4].item<double>();
+  r.grad_norm = ls[5].item<double>();
   r.loss = ls[0].item<double>() / std::max(1.0, ls[1].item<double>());
   r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
   r.stop_requested = ls[2].item<double>() > 0;
   r.checkpoint_due = ls[3].item<double>() > 0;
+  r.given_up = ls[4].item<double>() > 0;
+  if (r.given_up) {  // no update, no step: the trainer restores the loaders and checkpoints
+    r.finite = true;
+    r.seconds = seconds_since(t_step);
+    return r;
+  }
   if (r.finite) {
     if (!run.shards.empty()) shard_gradients(run);  // after clipping, which scaled the full gradients
     optim::adamw_step(*run.opt);

@@ -26,8 +26,6 @@ template <typename F>
 auto with_context(TrainingRun& run, int64_t step, F&& f) {
   try {
     return f();
-  } catch (const data::LoaderInterrupted&) {
-    throw;  // a stop, not an error: the loop handles it
   } catch (const Error& e) {
     throw Error("step " + std::to_string(step) + " (" + run.phase + "): " + e.what());
   } catch (const c10::Error& e) {
@@ -74,13 +72,12 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   summary.resumed_from = run.resumed_from;
   bool first_logged = false;
   while (run.step < tc.steps) {
-    StepResult r;
     const data::LoaderState at_step_start = run.loader->state();
-    try {
-      r = with_context(run, run.step + 1, [&] { return train_step(run); });
-    } catch (const data::LoaderInterrupted&) {
-      // Asked to stop while the step waited for data (a stalled remote shard, one rank): the
-      // step is dropped, its micro-batches given back, and the last finished step saved.
+    const StepResult r = with_context(run, run.step + 1, [&] { return train_step(run); });
+    if (r.given_up) {
+      // A rank was asked to stop while the step waited for its data (a stalled remote shard):
+      // every rank dropped the step, gives its micro-batches back, and the last finished
+      // step is saved.
       run.loader->load_state(at_step_start);
       stop_on_signal(run, summary);
       return summary;

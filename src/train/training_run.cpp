@@ -112,10 +112,9 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   run->peak = device_peak_flops(cfg, cuda);
   if (run->is_rank0()) spdlog::info("MFU is measured against {}", run->peak.source);
   run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
-  // One rank alone may give up a step whose data stalls (a remote shard) when asked to stop:
-  // the loop checkpoints the last finished step instead. Several ranks must agree on that
-  // before the step's collectives, which this loop does not vote on: they wait for the data.
-  if (env.world_size == 1) run->loader->set_interrupt([] { return runtime::stop_signal() != 0; });
+  // A rank asked to stop while its data stalls (a remote shard) gives the step up; the step's
+  // reduction tells every rank, and the loop checkpoints the last finished step (train_step.cpp).
+  run->loader->set_interrupt([] { return runtime::stop_signal() != 0; });
   restore_and_agree(*run);
   if (run->is_rank0()) {
     // Written only now: a run refused above (another config's checkpoints, a plan that does

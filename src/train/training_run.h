@@ -76,6 +76,7 @@ struct StepResult {
   bool finite = true;    // false: the update was skipped
   bool stop_requested = false;  // a stop signal reached some rank before this step's reduction
   bool checkpoint_due = false;  // train.ckpt_every_min passed on some rank before this step's reduction
+  bool given_up = false;  // some rank was asked to stop while its data stalled: nobody took this step
 };
 
 /// One optimizer step over the global batch: accumulation micro-batches, the gradient

@@ -476,3 +476,50 @@ TEST(Launch, SigtermWhileAStepWaitsForAStalledShardStopsAtOnce) {
       << "the shard's command outlived the run";
   std::system("pkill -KILL -f '^sleep 47.3$'");
 }
+
+// Two ranks, one of them starved by a stalled shard while the other waits for it in the
+// step's gradient all-reduce: SIGTERM to the launcher reaches both; the starved rank gives
+// the step up and still takes part in the step's collectives (empty), the step's reduction
+// tells the other, and both checkpoint the last finished step within seconds instead of
+// waiting out data.shard_timeout_s.
+TEST(Launch, SigtermWhileOneOfTwoRanksWaitsForAStalledShardStopsBoth) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("wds"));
+  for (int s = 0; s < 2; ++s) {
+    data::TarWriter w(dir.file("wds/0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < (s == 0 ? 400 : 12); ++k) {
+      auto jpg = data::testing::jpeg(28, 28, 100 * s + k);
+      w.add(std::to_string(1000 * (s + 1) + k) + ".jpg", jpg.data(), jpg.size());
+    }
+  }
+  // Shard 0 plays on for hundreds of steps; shard 1's 12 samples come without the
+  // end-of-archive blocks, then silence: its rank starves a few steps in.
+  const std::string cut = dir.file("wds/00000001.tar");
+  const std::string stalled = "pipe:head -c $(( $(stat -c %s " + cut + ") - 1024 )) " + cut + "; sleep 48.7";
+  const std::string shards = dir.file("wds/00000000.tar") + "::" + stalled;
+  const std::string out = dir.file("run"), log = dir.file("log.txt");
+  pid_t pid = spawn({kTrainBin, "--nproc-per-node", "2", "--config", kTiny, "data.val=null", "train.steps=1000",
+                     "train.ckpt_every=0", "train.log_every=1", "data.stream_lanes=1", "train.out_dir=" + out,
+                     "data.sources=[{name: remote, kind: webdataset, shards: '" + shards + "'}]"},
+                    log);
+  ASSERT_TRUE(wait_until([&] { return losses(out).size() >= 2; }, 120)) << slurp(log);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // one rank is starved by now, the other waits for it
+  const size_t steps_before = losses(out).size();
+  ASSERT_LT(steps_before, 20u) << "no rank starved: " << slurp(log);
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  const bool ended = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 60);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!ended) ::kill(pid, SIGKILL), ::waitpid(pid, &status, 0);
+  const std::string text = slurp(log);
+  std::system("pkill -KILL -f '^sleep 48.7$'");
+  ASSERT_TRUE(ended) << "no exit within 60 s of SIGTERM\n" << text;
+  EXPECT_LT(s, 15.0) << text;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM) << text;
+  EXPECT_NE(text.find("stopping on SIGTERM after step " + std::to_string(steps_before)), std::string::npos) << text;
+  char step_dir[32];
+  std::snprintf(step_dir, sizeof step_dir, "step_%09zu", steps_before);
+  for (int r = 0; r < 2; ++r)
+    EXPECT_TRUE(fs::exists(out + "/checkpoints/" + step_dir + "/loader_rank" + std::to_string(r) + ".json")) << text;
+}
