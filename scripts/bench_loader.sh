@@ -8,7 +8,7 @@ DIR=${1:-/tmp/aim-bench-photos}
 WORKERS=${2:-2}
 BATCHES=${3:-12}
 BIN=${AIM_BUILD_DIR:-build}/bin
-REF=${AIM_REF_LOADER:-../shared/bench/ref_loader.py}
+REF=${AIM_REF_LOADER:-scripts/reference/ref_loader.py}
 PY=${AIM_PYTHON:-/usr/bin/python3}
 if [ ! -d "$DIR" ]; then "$BIN/aim-bench-loader" --generate 2000 --dir "$DIR"; fi
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side model-step benchmark: aim-bench-model (C++) and ../shared/bench/ref_aim.py
+# Side-by-side model-step benchmark: aim-bench-model (C++) and scripts/reference/ref_aim.py
 # (PyTorch) on the same shapes, same machine, same ATen, in one run. Each configuration is
 # measured in PAIRS interleaved pairs, alternating which program runs first (on a small
 # machine the second of two back-to-back runs tends to be faster), and the median ratio is
@@ -10,7 +10,7 @@ STEPS=${1:-10}
 PAIRS=${2:-1}
 WHICH=${3:-all}
 BIN=${AIM_BUILD_DIR:-build}/bin/aim-bench-model
-REF=${AIM_REF_AIM:-../shared/bench/ref_aim.py}
+REF=${AIM_REF_AIM:-scripts/reference/ref_aim.py}
 PY=${AIM_PYTHON:-/usr/bin/python3}
 [ -x "$BIN" ] || { echo "build first: bash scripts/build.sh" >&2; exit 1; }
 

@@ -167,9 +167,6 @@ Stubbed (abort if called): libgdal.so.32, libgdcmMSFF.so.3.0, libgdcmDSED.so.3.0
 Packages: $(for p in "${DEV_PACKAGES[@]}" libopencv-dev; do printf '%s=%s ' "$p" "$(dpkg-query -W -f='${Version}' "$p")"; done)
 EOF
 tar -C "$WORK" -cJf "$OUT" aim-deps
-# gpu_check.sh's PyTorch reference lives in ../shared, which does not travel with the repository.
-REF=${AIM_REF_AIM:-../shared/bench/ref_aim.py}
-if [[ -f "$REF" ]]; then cp "$REF" "$(dirname "$OUT")/ref_aim.py"; else echo "gpu_bundle: no $REF (gpu_check.sh's reference)"; fi
 size=$(stat -c %s "$OUT")
 echo "gpu_bundle: $OUT, $((size / 1000000)) MB ($(du -sm "$ROOT" | cut -f1) MB unpacked)"
 if ((size > 60000000)); then echo "gpu_bundle: over the 60 MB budget" >&2; exit 1; fi

@@ -9,9 +9,8 @@
 #   log_dir default $OUT/gpu-run when $OUT is set (the device tool's result folder), else runs/gpu-run
 # env: AIM_PYTHON (python3), AIM_CUDA_ARCH (9.0 = Hopper), AIM_GPU_TESTS=1 also builds and runs
 #      the GoogleTest suite's CUDA-relevant tests, GPU_CHECK_* as in gpu_check.sh.
-# The PyTorch reference that gpu_check.sh's first section compares against is read from
-# gpu-bundle/ref_aim.py when present (gpu_bundle.sh copies ../shared/bench/ref_aim.py there:
-# ../shared does not travel with the repository).
+# The PyTorch reference that gpu_check.sh's first section compares against is the
+# repository's own scripts/reference/ref_aim.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${1:-gpu-bundle/aim-deps.tar.xz}
@@ -52,7 +51,6 @@ if [[ $tests == ON ]]; then
 fi
 
 step "gpu_check.sh"
-[[ -f gpu-bundle/ref_aim.py ]] && export AIM_REF_AIM=${AIM_REF_AIM:-gpu-bundle/ref_aim.py}
 AIM_BUILD_DIR=$BUILD AIM_PYTHON=$PY bash scripts/gpu_check.sh "$LOGS/check" 2>&1 | tee "$LOGS/gpu_check.log"
 rc=${PIPESTATUS[0]}
 step "done: gpu_check.sh exit $rc; logs in $LOGS"

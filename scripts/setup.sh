@@ -17,7 +17,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
   python3-torch python3-numpy   # PyTorch reference for the parity tests
-  python3-torchvision python3-pil  # ../shared/bench/ref_loader.py, the loader benchmark's reference
+  python3-torchvision python3-pil  # scripts/reference/ref_loader.py, the loader benchmark's reference
   python3-matplotlib            # plots of scaling studies
   dataset-fashion-mnist         # the embedded default dataset
 )

@@ -4,6 +4,10 @@
 #include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 #include <dlfcn.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
 // A CUDA LibTorch defines USE_C10D_NCCL (TorchConfig's flags) and ships c10/cuda; a CPU one
 // may ship the header but not libc10_cuda, so the header alone is not enough.
 #if defined(USE_C10D_NCCL) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
@@ -29,6 +33,33 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 #endif
 }
 
+std::string sdpa_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const std::optional<at::Tensor>& allowed, bool is_causal) {
+#if AIM_HAS_SDPA
+  c10::optional<at::Tensor> mask;
+  if (allowed) mask = *allowed;
+  // The schema gained `scale` in 2.1 and `enable_gqa` in 2.5.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  const int64_t choice = at::_fused_sdp_choice(q, k, v, mask, 0.0, is_causal, c10::nullopt, false);
+#elif TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1
+  const int64_t choice = at::_fused_sdp_choice(q, k, v, mask, 0.0, is_causal, c10::nullopt);
+#else
+  const int64_t choice = at::_fused_sdp_choice(q, k, v, mask, 0.0, is_causal);
+#endif
+  // sdp::SDPBackend: math 0, flash_attention 1, efficient_attention 2, cudnn_attention 3.
+  switch (choice) {
+    case 0: return "math (unfused: the K x K scores are materialised)";
+    case 1: return "flash";
+    case 2: return "memory-efficient";
+    case 3: return "cuDNN";
+    default: return "backend " + std::to_string(choice);
+  }
+#else
+  (void)q; (void)k; (void)v; (void)allowed; (void)is_causal;
+  return "";
+#endif
+}
+
 void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::autocast::set_autocast_enabled(at::kCUDA, enabled);
@@ -42,22 +73,31 @@ void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
 void clear_autocast_cache() { at::autocast::clear_cache(); }
 
 AutocastState cuda_autocast_state() {
+  const bool cache = at::autocast::is_autocast_cache_enabled();
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return {at::autocast::is_autocast_enabled(at::kCUDA), at::autocast::get_autocast_dtype(at::kCUDA)};
+  return {at::autocast::is_autocast_enabled(at::kCUDA), at::autocast::get_autocast_dtype(at::kCUDA), cache};
 #else
-  return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+  return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype(), cache};
 #endif
 }
 
 AutocastGuard::AutocastGuard(AutocastState state) : previous_(cuda_autocast_state()) {
-  changed_ = state.enabled != previous_.enabled || (state.enabled && state.dtype != previous_.dtype);
-  if (changed_) set_cuda_autocast(state.enabled, state.dtype);
+  changed_ = state.enabled != previous_.enabled || (state.enabled && state.dtype != previous_.dtype) ||
+             state.cache != previous_.cache;
+  if (!changed_) return;
+  at::autocast::set_autocast_cache_enabled(state.cache);
+  set_cuda_autocast(state.enabled, state.dtype);
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!changed_) return;
   if (!previous_.enabled) clear_autocast_cache();  // the casts made under this guard
   set_cuda_autocast(previous_.enabled, previous_.dtype);
+  at::autocast::set_autocast_cache_enabled(previous_.cache);
+}
+
+AutocastState bf16_training_autocast(bool activation_checkpointing) {
+  return {true, at::kBFloat16, /*cache=*/!activation_checkpointing};
 }
 
 double cuda_total_memory_bytes() {
@@ -68,6 +108,22 @@ double cuda_total_memory_bytes() {
   size_t free_bytes = 0, total_bytes = 0;
   if (!fn || fn(&free_bytes, &total_bytes) != 0) return 0;
   return static_cast<double>(total_bytes);
+}
+
+std::string cuda_device_name() {
+  // cudaError_t cudaGetDeviceProperties(cudaDeviceProp*, int): CUDA 12 exports it as _v2 as
+  // well. The struct's layout changes between CUDA versions, but `char name[256]` is its
+  // first member in all of them; the buffer is larger than any version's struct.
+  using GetDevice = int (*)(int*);
+  using GetProps = int (*)(void*, int);
+  auto get_device = reinterpret_cast<GetDevice>(dlsym(RTLD_DEFAULT, "cudaGetDevice"));
+  auto props = reinterpret_cast<GetProps>(dlsym(RTLD_DEFAULT, "cudaGetDeviceProperties_v2"));
+  if (!props) props = reinterpret_cast<GetProps>(dlsym(RTLD_DEFAULT, "cudaGetDeviceProperties"));
+  int device = 0;
+  if (!get_device || !props || get_device(&device) != 0) return "";
+  std::vector<char> buf(16384, 0);
+  if (props(buf.data(), device) != 0) return "";
+  return std::string(buf.data(), strnlen(buf.data(), 256));
 }
 
 double cuda_peak_allocated_bytes(int device) {

@@ -4,6 +4,11 @@
 // gather_updated_shards does now), on ranks that are threads with their own Gloo process
 // group over loopback (CPU). Prints one JSON line per method: median seconds over the repeats.
 //   aim-bench-collectives [--params 105000000] [--ranks 2] [--repeats 5] [--bucket-mb 25]
+//
+// --barrier-check (CUDA, one GPU): a world-size-1 NCCL group. A long chain of matmuls is
+// queued, then the host waits for a collective the way aim's barrier once did (all-reduce +
+// wait(): NCCL returns at once) and the way Communicator::barrier() does (a read-back):
+// the latter must not return before the queued kernels finished. Prints one JSON line.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +19,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "aim/dist/communicator.h"
@@ -40,9 +46,53 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+// Seconds from `f` being called until it returns, after `kernels` were queued (not waited for).
+template <class F>
+double host_seconds_after_queueing(const torch::Tensor& a, int kernels, F&& f) {
+  auto x = a;
+  for (int i = 0; i < kernels; ++i) x = torch::mm(x, a).div_(a.size(0));
+  const auto t0 = Clock::now();
+  f();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  torch::cuda::synchronize();
+  return s;
+}
+
+int barrier_check() {
+  if (!torch::cuda::is_available()) {
+    std::fprintf(stderr, "aim-bench-collectives --barrier-check needs a CUDA GPU\n");
+    return 2;
+  }
+  aim::dist::DistEnv env;
+  env.master_port = free_port();
+  aim::dist::ConnectOptions opts;
+  opts.device = torch::Device(torch::kCUDA, 0);
+  auto comm = aim::dist::connect(env, opts);
+  auto a = torch::randn({8192, 8192}, torch::TensorOptions().dtype(torch::kBFloat16).device(opts.device));
+  const int kernels = 200;
+  // The kernels alone, timed to their end.
+  const auto t0 = Clock::now();
+  auto x = a;
+  for (int i = 0; i < kernels; ++i) x = torch::mm(x, a).div_(a.size(0));
+  torch::cuda::synchronize();
+  const double kernel_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double wait_s = host_seconds_after_queueing(a, kernels, [&] {
+    auto t = torch::zeros({1}, torch::TensorOptions().device(opts.device));
+    comm->all_reduce_sum(t)->wait();
+  });
+  const double barrier_s = host_seconds_after_queueing(a, kernels, [&] { comm->barrier(); });
+  const bool ok = barrier_s >= 0.8 * kernel_s;
+  std::printf("{\"check\": \"barrier\", \"kernels_s\": %.4f, \"all_reduce_wait_s\": %.4f, \"barrier_s\": %.4f, "
+              "\"barrier_waits_for_kernels\": %s}\n",
+              kernel_s, wait_s, barrier_s, ok ? "true" : "false");
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--barrier-check") return barrier_check();
   const int64_t n = std::stoll(arg(argc, argv, "--params", "105000000"));
   const int world = std::stoi(arg(argc, argv, "--ranks", "2"));
   const int repeats = std::stoi(arg(argc, argv, "--repeats", "5"));

@@ -1,15 +1,24 @@
 // aim-bench-loader: images/s of the data pipeline on a folder of JPEGs, next to the
-// torchvision reference (../shared/bench/ref_loader.py; scripts/bench_loader.sh runs both).
+// torchvision reference (scripts/reference/ref_loader.py; scripts/bench_loader.sh runs both).
 //   aim-bench-loader --dir DIR [--workers 2] [--batches 12] [--batch-size 64] [--img-size 224]
 //                    [--mode decode|full|jitter|all]
 //   aim-bench-loader --shards PATTERN [--workers 2] [--lanes 8] [--mode full|jitter] [...]
 //   aim-bench-loader --generate N --dir DIR      write N photo-like ~470x450 JPEGs (q90)
+//   aim-bench-loader --skew [--workers 16] [--lanes 8] [--cost-ms 4] [--slow-fraction 0.1]
+//                    [--slow-factor 10] [--batches 12] [--batch-size 64]
+//       worker utilisation of the webdataset lanes when decode costs are skewed: tiny images,
+//       each "decoded" for cost-ms (a sleep, so 16 workers fit on 2 cores), a slow-fraction
+//       of them slow-factor times longer; utilisation = time in decode within the timed
+//       window / (workers x wall). A sleep may overrun its nominal time, so the measured
+//       img/s can pass the nominal ideal a little.
 // Modes: decode = read + full-size JPEG decode in `workers` threads (the ceiling);
 //        full   = the training loader: RandomResizedCrop 224 (bicubic) + flip, uint8 batches;
 //        jitter = full + ColorJitter(0.4, 0.4, 0.2, 0.1) with p = 0.8 (the released recipe).
 // With --shards the loader reads one webdataset source (e.g. the folder packed by
 // `aim-data pack --from image_folder`) through `lanes` sequential readers instead.
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -24,6 +33,7 @@
 #include "aim/data/loader.h"
 #include "aim/data/rng.h"
 #include "aim/data/synthetic_source.h"
+#include "aim/data/tar_reader.h"
 
 namespace fs = std::filesystem;
 using namespace aim::data;
@@ -112,10 +122,87 @@ double bench_loader(const std::string& dir, const std::string& shards, int lanes
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Worker utilisation with skewed decode costs (see the header). The shards are written to a
+// temporary folder: 16 shards per lane, enough samples for every batch.
+int bench_skew(int argc, char** argv) {
+  const int workers = std::stoi(arg(argc, argv, "--workers", "16"));
+  const int lanes = std::stoi(arg(argc, argv, "--lanes", "8"));
+  const int batches = std::stoi(arg(argc, argv, "--batches", "12"));
+  const int batch = std::stoi(arg(argc, argv, "--batch-size", "64"));
+  const double cost_ms = std::stod(arg(argc, argv, "--cost-ms", "4"));
+  const double slow_fraction = std::stod(arg(argc, argv, "--slow-fraction", "0.1"));
+  const double slow_factor = std::stod(arg(argc, argv, "--slow-factor", "10"));
+  char tmpl[] = "/tmp/aim_bench_skew_XXXXXX";
+  const fs::path dir = ::mkdtemp(tmpl);
+  const int shards = 16 * lanes;
+  const int64_t needed = static_cast<int64_t>(batches + 1) * batch;
+  const int64_t per_shard = needed / shards + 2;
+  std::vector<uint8_t> png;
+  cv::imencode(".png", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3)), png);
+  for (int s = 0; s < shards; ++s) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%08d.tar", s);
+    TarWriter w((dir / name).string());
+    for (int64_t k = 0; k < per_shard; ++k) w.add(std::to_string(s) + "_" + std::to_string(k) + ".png", png.data(), png.size());
+  }
+  std::atomic<int64_t> busy_us{0};
+  // Decode time is counted from the start of the timed batches: work that began during the
+  // warm-up counts only its part inside the window.
+  std::atomic<int64_t> window_start_us{INT64_MAX}, window_end_us{INT64_MAX};
+  auto us = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  };
+  LoaderConfig c;
+  SourceConfig src;
+  src.name = "skewed";
+  src.kind = "webdataset";
+  char pattern[64];
+  std::snprintf(pattern, sizeof pattern, "/{%08d..%08d}.tar", 0, shards - 1);
+  src.shards = {dir.string() + pattern};
+  c.sources = {src};
+  c.img_size = 8;
+  c.batch_size = batch;
+  c.workers = workers;
+  c.stream_lanes = lanes;
+  c.prefetch = 3;
+  c.decode_cost = [&](int64_t g) {
+    const bool slow = Rng(11, Stream::kAugment, static_cast<uint64_t>(g)).uniform() < slow_fraction;
+    const int64_t begin = us(Clock::now());
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(cost_ms * (slow ? slow_factor : 1.0)));
+    const int64_t from = std::max(begin, window_start_us.load());
+    const int64_t to = std::min(us(Clock::now()), window_end_us.load());
+    if (to > from) busy_us += to - from;
+  };
+  double seconds = 0;
+  {
+    Loader l(c);
+    l.next();  // warm-up batch
+    const auto t0 = Clock::now();
+    window_start_us = us(t0);
+    busy_us = 0;
+    for (int b = 0; b < batches; ++b) l.next();
+    const auto t1 = Clock::now();
+    window_end_us = us(t1);  // decodes still running count up to here
+    seconds = std::chrono::duration<double>(t1 - t0).count();
+  }
+  const double utilisation = busy_us.load() / 1e6 / (workers * seconds);
+  const double mean_ms = cost_ms * (1 - slow_fraction + slow_fraction * slow_factor);
+  std::cout << nlohmann::json{{"pipeline", "skewed-decode"}, {"workers", workers}, {"lanes", lanes},
+                              {"images", static_cast<int64_t>(batches) * batch}, {"seconds", seconds},
+                              {"img_per_s", batches * batch / seconds},
+                              {"ideal_img_per_s", workers * 1000.0 / mean_ms}, {"utilisation", utilisation}}
+                   .dump()
+            << std::endl;
+  fs::remove_all(dir);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]) == "--skew") return bench_skew(argc, argv);
     std::string dir = arg(argc, argv, "--dir", "");
     const std::string shards = arg(argc, argv, "--shards", "");
     const int lanes = std::stoi(arg(argc, argv, "--lanes", "8"));

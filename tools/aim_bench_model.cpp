@@ -1,6 +1,6 @@
 // aim-bench-model: times AIM pre-training steps (prefix sampling, forward, backward,
 // gradient clipping, AdamW) on random inputs and prints one JSON line with img/s and MFU.
-// Same measurement as ../shared/bench/ref_aim.py, so the two can run side by side.
+// Same measurement as scripts/reference/ref_aim.py, so the two can run side by side.
 #include <torch/cuda.h>
 #include <torch/torch.h>
 

@@ -2,8 +2,9 @@
 //   aim-data pack --from image_folder --root DIR --out OUT [--shard-size N] [--limit N] [--seed S | --no-shuffle]
 //                 [--replace] [--no-verify]
 //   aim-data pack --from idx --path DIR|FILE [--split train|test] --out OUT [...]
-//   aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB]
-// `check` exits 1 when a shard is missing/damaged or a sample is bad, so scripts can gate on it.
+//   aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB] [--shard-timeout-s S]
+// `check` exits 1 when a shard is missing/damaged/empty or a sample is bad, so scripts can gate
+// on it; 2 for a usage error (then, and only then, the usage text follows the error).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -43,13 +44,22 @@ const char* kUsage = R"(usage:
       --no-verify      keep images without decoding them first (default: every image is decoded
                        as `check` does, and a bad one is skipped and reported with its path)
   The shards are written to OUT.partial and moved to OUT when complete.
-  aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB]
+  aim-data check SHARDS... [--no-decode] [--max-report N] [--max-member-mb MB] [--shard-timeout-s S]
       SHARDS: brace patterns ("/data/{00000000..00000099}.tar"), "::"-joined lists or globs.
       Counts samples per shard, decodes every image, reports bad ones; exit 1 if any, or if a
-      shard is missing or damaged (truncated, empty, a size field that does not add up).
+      shard is missing, damaged (truncated, a size field that does not add up, a second tar
+      appended) or holds no sample.
       --max-member-mb: members above this size are bad samples, as with data.max_member_mb
       (default 256).
+      --shard-timeout-s: a pipe:/http shard that sends nothing (or a drip) for this long has
+      failed, as with data.shard_timeout_s (default 120).
 )";
+
+// A mistake in how the tool was called: the usage text helps. Any other error (a missing
+// folder, a shard that cannot be read) is printed alone, so it stays on the screen.
+struct UsageError : aim::Error {
+  using aim::Error::Error;
+};
 
 struct Args {
   std::string cmd;
@@ -64,7 +74,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  if (argc < 2) throw aim::Error("missing command");
+  if (argc < 2) throw UsageError("missing command");
   a.cmd = argv[1];
   static const std::vector<std::string> flags = {"--no-shuffle", "--no-decode", "--replace", "--no-verify", "--help"};
   for (int i = 2; i < argc; ++i) {
@@ -73,7 +83,7 @@ Args parse(int argc, char** argv) {
       if (std::find(flags.begin(), flags.end(), s) != flags.end()) {
         a.opt[s] = "1";
       } else {
-        if (i + 1 >= argc) throw aim::Error("option " + s + " needs a value");
+        if (i + 1 >= argc) throw UsageError("option " + s + " needs a value");
         a.opt[s] = argv[++i];
       }
     } else {
@@ -118,29 +128,33 @@ void check_out_dir(const std::string& out, bool replace) {
 
 int pack(const Args& a) {
   std::string from = a.get("--from"), out = a.get("--out");
-  if (out.empty()) throw aim::Error("pack: --out is required");
+  if (out.empty()) throw UsageError("pack: --out is required");
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   check_out_dir(out, a.flag("--replace"));
   const bool verify = !a.flag("--no-verify");
   const int64_t shard_size = std::stoll(a.get("--shard-size", "10000"));
-  if (shard_size <= 0) throw aim::Error("pack: --shard-size must be > 0");
+  if (shard_size <= 0) throw UsageError("pack: --shard-size must be > 0");
   std::unique_ptr<RandomAccessSource> src;
   std::vector<std::string> class_names;
+  int64_t non_images = 0;
   if (from == "image_folder") {
-    if (a.get("--root").empty()) throw aim::Error("pack: --root is required for image_folder");
+    if (a.get("--root").empty()) throw UsageError("pack: --root is required for image_folder");
     auto f = std::make_unique<ImageFolderSource>(a.get("--root"));
     class_names = f->classes();
+    non_images = f->skipped().skipped;
+    const std::string note = skipped_note(f->skipped());
+    if (!note.empty()) spdlog::warn("pack: {}", note);
     src = std::move(f);
   } else if (from == "idx") {
     src = std::make_unique<IdxSource>(a.get("--path", "/usr/share/datasets/fashion-mnist"),
                                       a.get("--split", "train"));
   } else {
-    throw aim::Error("pack: --from must be image_folder or idx (got '" + from + "')");
+    throw UsageError("pack: --from must be image_folder or idx (got '" + from + "')");
   }
   int64_t n = src->size();
   if (a.flag("--limit")) n = std::min<int64_t>(n, std::stoll(a.get("--limit")));
   const std::string format = a.get("--format", "png");
-  if (format != "png" && format != "jpg") throw aim::Error("pack: --format must be png or jpg");
+  if (format != "png" && format != "jpg") throw UsageError("pack: --format must be png or jpg");
   IndexPermutation perm(n, hash_key(std::stoull(a.get("--seed", "0")), 0x7061636b));
   const bool shuffle = !a.flag("--no-shuffle");
   // Written beside OUT and moved into place when complete: an interrupted pack leaves OUT as it was.
@@ -177,7 +191,9 @@ int pack(const Args& a) {
         continue;
       }
       std::string bad;
-      if (verify && decode_image(s.bytes.data(), s.bytes.size(), DecodeOptions{}, &bad).empty()) {
+      DecodeOptions whole;
+      whole.verify_jpeg_data = true;
+      if (verify && decode_image(s.bytes.data(), s.bytes.size(), whole, &bad).empty()) {
         spdlog::warn("pack: skipping {}: {}", s.where, bad);  // a truncated JPEG would be a bad sample every epoch
         ++skipped;
         continue;
@@ -205,23 +221,25 @@ int pack(const Args& a) {
   std::string pattern = (fs::path(out) / ("{" + shard_name(0).substr(0, 8) + ".." +
                                           shard_name(std::max<int64_t>(shards - 1, 0)).substr(0, 8) + "}.tar"))
                             .string();
-  std::cout << nlohmann::json{{"samples", written}, {"skipped", skipped}, {"shards", shards},
-                              {"pattern", pattern}}
+  std::cout << nlohmann::json{{"samples", written}, {"skipped", skipped}, {"skipped_non_images", non_images},
+                              {"shards", shards}, {"pattern", pattern}}
                    .dump()
             << std::endl;
   return 0;
 }
 
 int check(const Args& a) {
-  if (a.positional.empty()) throw aim::Error("check: give at least one shard pattern");
+  if (a.positional.empty()) throw UsageError("check: give at least one shard pattern");
   auto paths = expand_shard_patterns(a.positional);
   if (paths.empty()) throw aim::Error("check: the patterns match nothing");
   const bool decode = !a.flag("--no-decode");
   const int64_t max_report = std::stoll(a.get("--max-report", "50"));
   const double max_member_mb = std::stod(a.get("--max-member-mb", std::to_string(kDefaultMaxMemberBytes >> 20)));
-  if (!(max_member_mb > 0)) throw aim::Error("check: --max-member-mb must be > 0");
+  if (!(max_member_mb > 0)) throw UsageError("check: --max-member-mb must be > 0");
+  const double timeout_s = std::stod(a.get("--shard-timeout-s", "120"));
+  if (!(timeout_s > 0)) throw UsageError("check: --shard-timeout-s must be > 0");
   const auto max_member_bytes = static_cast<uint64_t>(max_member_mb * 1048576.0);
-  int64_t samples = 0, images = 0, bad = 0, missing = 0, damaged = 0, reported = 0;
+  int64_t samples = 0, images = 0, bad = 0, missing = 0, damaged = 0, empty = 0, reported = 0;
   std::map<std::string, int64_t> reasons;
   // aim-data pack records where each sample came from in its .json member: name it too.
   auto origin = [](const WdsSample& s) -> std::string {
@@ -239,7 +257,7 @@ int check(const Args& a) {
     if (reported++ < max_report) std::cout << "BAD " << where << ": " << why << "\n";
   };
   for (const auto& p : paths) {
-    ShardSampleReader r(p, max_member_bytes);
+    ShardSampleReader r(p, max_member_bytes, timeout_s);
     if (!r.ok()) {
       ++missing;
       std::cout << "MISSING " << p << ": " << r.error() << "\n";
@@ -263,20 +281,25 @@ int check(const Args& a) {
       if (!decode) continue;
       std::string why;
       DecodeOptions o;
+      o.verify_jpeg_data = true;  // corrupt data counts as bad, as in training
       if (decode_image(img->data(), img->size(), o, &why).empty()) report(p + ":" + s.key + origin(s), why);
     }
     if (!r.ok()) {
       ++damaged;
       std::cout << "DAMAGED " << p << " after " << n << " samples: " << r.error() << "\n";
+    } else if (n == 0) {
+      // A tar of directories only, say: training counts it as a bad item, so must check.
+      ++empty;
+      std::cout << "EMPTY " << p << ": a valid tar without a single sample (only directories, links or the like)\n";
     }
     samples += n;
     std::cout << "shard " << p << ": " << n << " samples\n";
   }
   nlohmann::json summary = {{"shards", paths.size()}, {"missing", missing}, {"damaged", damaged},
-                            {"samples", samples},     {"images", images},   {"bad", bad},
-                            {"bad_by_reason", reasons}};
+                            {"empty", empty},         {"samples", samples}, {"images", images},
+                            {"bad", bad},             {"bad_by_reason", reasons}};
   std::cout << summary.dump() << std::endl;
-  return (bad || missing || damaged) ? 1 : 0;
+  return (bad || missing || damaged || empty) ? 1 : 0;
 }
 
 }  // namespace
@@ -290,9 +313,15 @@ int main(int argc, char** argv) {
     }
     if (a.cmd == "pack") return pack(a);
     if (a.cmd == "check") return check(a);
-    throw aim::Error("unknown command '" + a.cmd + "'");
-  } catch (const std::exception& e) {
+    throw UsageError("unknown command '" + a.cmd + "'");
+  } catch (const UsageError& e) {
     std::cerr << "aim-data: " << e.what() << "\n" << kUsage;
+    return 2;
+  } catch (const std::logic_error& e) {  // std::stoll/stod on an option that is not a number
+    std::cerr << "aim-data: an option expects a number (" << e.what() << ")\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "aim-data: " << e.what() << "\n";
     return 2;
   }
 }

@@ -5,6 +5,8 @@
 //   aim-probe --config FILE --export-hub DIR [--probe FILE] trunk + saved attentive probe as a
 //                                                           hub model directory (from_pretrained)
 //   aim-probe --config FILE --dry-run                       validate, print the trainable parameters
+//   aim-probe --config FILE --extract DIR [--tokens]        features of probe.train / probe.val to disk
+//   aim-probe --convert IN OUT                              a torch.save file (.pth/.pt/.bin) to safetensors
 // The config is an aim-train config (the model section names the architecture; the probe
 // section the weights, data and recipe). A run's own config.yaml works as it is:
 //   aim-probe --config runs/x/config.yaml probe.weights=runs/x
@@ -18,6 +20,8 @@
 #include "aim/dist/dist_env.h"
 #include "aim/dist/local_launcher.h"
 #include "aim/error.h"
+#include "aim/io/weights_file.h"
+#include "aim/probe/feature_export.h"
 #include "aim/probe/probe_plan.h"
 #include "aim/probe/probe_runner.h"
 #include "aim/runtime/device.h"
@@ -25,11 +29,19 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"Train and evaluate probes on a frozen AIM trunk"};
-  std::string config_path, probe_path, predict_dir, export_hub_dir;
-  std::vector<std::string> overrides;
-  bool eval_only = false, dry_run = false;
+  std::string config_path, probe_path, predict_dir, export_hub_dir, extract_dir;
+  std::vector<std::string> overrides, convert;
+  bool eval_only = false, dry_run = false, tokens = false;
   int nproc = 0, top = 5;
-  app.add_option("--config", config_path, "YAML config (model + probe sections)")->required();
+  int64_t shard_size = 0;
+  auto* config_opt = app.add_option("--config", config_path, "YAML config (model + probe sections)");
+  app.add_option("--convert", convert,
+                 "IN OUT: write the state dict of a torch.save file (.pth, .pt, pytorch_model.bin) as safetensors")
+      ->expected(2);
+  app.add_option("--extract", extract_dir,
+                 "Write the features of probe.train and probe.val to this directory (safetensors shards + index.json)");
+  app.add_flag("--tokens", tokens, "With --extract: also the per-patch features (float16)");
+  app.add_option("--shard-size", shard_size, "With --extract: samples per shard file (default: ~512 MB per shard)");
   app.add_option("overrides", overrides, "key=value overrides by dotted path, e.g. probe.weights=runs/x");
   app.add_flag("--eval-only", eval_only, "Evaluate a saved probe on probe.val instead of training");
   app.add_option("--probe", probe_path, "Probe weights for --eval-only/--predict (default <probe out_dir>/probe.safetensors)");
@@ -42,11 +54,20 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (!convert.empty()) {
+      if (config_opt->count() > 0) throw aim::Error("--convert needs no --config");
+      std::cout << aim::io::convert_to_safetensors(convert[0], convert[1]) << "\n";
+      return 0;
+    }
+    if (config_opt->count() == 0) throw aim::Error("--config is required (a YAML config with model and probe sections)");
     if (nproc > 0) {
       if (!predict_dir.empty()) throw aim::Error("--predict runs in one process; drop --nproc-per-node");
       if (!export_hub_dir.empty()) throw aim::Error("--export-hub runs in one process; drop --nproc-per-node");
       std::vector<std::string> args = {argv[0], "--config", config_path};
       if (eval_only) args.push_back("--eval-only");
+      if (!extract_dir.empty()) args.insert(args.end(), {"--extract", extract_dir});
+      if (tokens) args.push_back("--tokens");
+      if (shard_size > 0) args.insert(args.end(), {"--shard-size", std::to_string(shard_size)});
       if (!probe_path.empty()) args.insert(args.end(), {"--probe", probe_path});
       args.insert(args.end(), overrides.begin(), overrides.end());
       return aim::dist::launch_local(nproc, args);
@@ -55,8 +76,9 @@ int main(int argc, char** argv) {
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
     auto cfg = aim::config::load_run_config(config_path, overrides);
     // Evaluating or applying a saved probe never reads probe.train.
-    aim::config::validate_probe(cfg, env.world_size, /*check_paths=*/true,
-                                /*needs_train_split=*/!eval_only && predict_dir.empty() && export_hub_dir.empty());
+    aim::config::validate_probe(
+        cfg, env.world_size, /*check_paths=*/true,
+        /*needs_train_split=*/!eval_only && predict_dir.empty() && export_hub_dir.empty() && extract_dir.empty());
     if (probe_path.empty()) probe_path = aim::probe::probe_out_dir(cfg) + "/probe.safetensors";
 
     if (dry_run) {
@@ -71,7 +93,7 @@ int main(int argc, char** argv) {
     }
 
     if (!predict_dir.empty()) {
-      const auto names = aim::probe::class_names(cfg);
+      const auto names = aim::probe::prediction_class_names(cfg, probe_path);
       for (const auto& p : aim::probe::predict_folder(cfg, probe_path, predict_dir, top)) {
         std::cout << p.file;
         if (!p.error.empty()) {
@@ -88,41 +110,30 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank);
+    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank, env.local_world_size);
     aim::runtime::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
+    if (!extract_dir.empty()) {
+      const auto splits = aim::probe::extract_features(cfg, env, comm.get(), {extract_dir, tokens, shard_size});
+      if (env.rank == 0) {
+        for (const auto& s : splits)
+          std::cout << fmt::format("{}: {} sample{} in {} shard{}\n", s.name, s.samples, s.samples == 1 ? "" : "s",
+                                   s.shards, s.shards == 1 ? "" : "s");
+        std::cout << "features written to " << extract_dir << " (index.json lists the shards)\n";
+      }
+      return 0;
+    }
     if (eval_only) {
       auto r = aim::probe::evaluate_saved_probe(cfg, env, comm.get(), probe_path);
       if (env.rank == 0)
-        std::cout << fmt::format("{}: {} images, {} classes: top-1 {:.2f} %, top-5 {:.2f} %, loss {:.4f}\n", probe_path,
-                                 r.samples, r.classes, 100 * r.top1, 100 * r.top5, r.loss);
+        std::cout << fmt::format("{}: {} image{}, {} class{}: top-1 {:.2f} %{}, loss {:.4f}\n", probe_path, r.samples,
+                                 r.samples == 1 ? "" : "s", r.classes, r.classes == 1 ? "" : "es", 100 * r.top1,
+                                 r.classes > 5 ? fmt::format(", top-5 {:.2f} %", 100 * r.top5) : std::string(), r.loss);
       return 0;
     }
     auto r = aim::probe::run_probe(cfg, env, comm.get());
-    if (env.rank == 0) {
-      // sel_top1: on the held-out part of probe.train the best head is chosen on.
-      const bool held_out = r.selection == "train_holdout";
-      std::cout << fmt::format("{:>10} {:>10} {:>11} {:>9}{} {:>8} {:>8}\n", "lr", "wd", "train_loss", "val_loss",
-                               held_out ? fmt::format(" {:>10}", "sel_top1 %") : std::string(), "top1 %", "top5 %");
-      for (size_t i = 0; i < r.heads.size(); ++i) {
-        const auto& h = r.heads[i];
-        std::cout << fmt::format("{:>10.3g} {:>10.3g} {:>11.4f} {:>9.4f}{} {:>8.2f} {:>8.2f}{}\n", h.lr, h.weight_decay,
-                                 h.train_loss, h.val_loss,
-                                 held_out ? fmt::format(" {:>10.2f}", 100 * h.select_top1) : std::string(),
-                                 100 * h.top1, 100 * h.top5, i == r.best ? "  <- best" : "");
-      }
-      std::cout << (held_out ? fmt::format("best head chosen on {} held-out images of probe.train "
-                                           "(probe.select_fraction); top-1 and top-5 are on probe.val\n",
-                                           r.select_samples)
-                             : std::string("best head chosen on probe.val itself, the split it is reported on: "
-                                           "its top-1 is the grid's maximum there, an optimistic number\n"));
-      const auto& b = r.heads[r.best];
-      std::cout << fmt::format("probe ({}, {}): top-1 {:.2f} %, top-5 {:.2f} % on {} images ({} classes); "
-                               "results in {}/results.json\n",
-                               cfg.probe.kind, r.weights, 100 * b.top1, 100 * b.top5, r.val_samples, r.classes,
-                               r.out_dir);
-    }
+    if (env.rank == 0) std::cout << aim::probe::format_probe_report(r, cfg.probe);
     return 0;
   } catch (const aim::Error& e) {
     std::cerr << "aim-probe: error: " << e.what() << std::endl;

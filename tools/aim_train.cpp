@@ -22,6 +22,7 @@
 #include "aim/runtime/stop_request.h"
 #include "aim/train/checkpoint.h"
 #include "aim/train/memory_plan.h"
+#include "aim/train/run_status.h"
 #include "aim/train/trainer.h"
 
 namespace {
@@ -47,6 +48,9 @@ std::string final_numbers(const std::string& out_dir) {
   return out;
 }
 
+// The ranks of one node that a dry run plans for: --nproc-per-node, else the launcher's.
+int dry_run_local_ranks(const aim::dist::DistEnv& env, int nproc) { return nproc > 0 ? nproc : env.local_world_size; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,6 +74,7 @@ int main(int argc, char** argv) {
                  "training itself starts through torchrun or SLURM");
   CLI11_PARSE(app, argc, argv);
 
+  aim::train::RunStatusFile run_status;  // <train.out_dir>/run_status.json, rank 0: how this invocation ended
   try {
     if (!consolidate.empty()) {
       std::string out = output;
@@ -100,32 +105,30 @@ int main(int argc, char** argv) {
     auto env = aim::dist::dist_env_from_environment();
     if (dry_run && nproc > 0) env.world_size = nproc * std::max(nnodes, 1);
     if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
+    if (env.rank == 0 && !dry_run) run_status.set_dir_from_overrides(overrides);
     auto cfg = aim::config::load_run_config(config_path, overrides);
     if (env.rank == 0 && !cfg.data.val && cfg.train.val_every > 0 && cfg.train.val_every <= cfg.train.steps)
       spdlog::warn("train.val_every={} but data.val is not set: no validation loss will be measured (set data.val, "
                    "or train.val_every=0 to say so)",
                    cfg.train.val_every);
     if (dry_run) {
-      aim::config::validate(cfg, env.world_size, /*check_paths=*/true);
-      std::cout << aim::config::to_yaml(cfg) << "\n" << aim::train::describe_run(cfg, env.world_size)
-                << aim::train::describe_memory_plan(aim::train::plan_memory_for_config(cfg, env.world_size));
-      const bool cuda = cfg.train.device.rfind("cuda", 0) == 0 ||
-                        (cfg.train.device == "auto" && torch::cuda::is_available());
-      const std::string slow =
-          aim::train::slow_step_warning(cfg, aim::train::peak_flops(cfg, cuda) * env.world_size);
-      if (!slow.empty()) std::cout << "warning: " << slow << "\n";
-      const std::string too_big = aim::train::batch_exceeds_data_warning(cfg);
-      if (!too_big.empty()) std::cout << "warning: " << too_big << "\n";
+      std::cout << aim::train::describe_dry_run(cfg, env.world_size, dry_run_local_ranks(env, nproc));
       return 0;
     }
     // One process group for training and the optional probe that follows.
     // This rank's GPU becomes the current device before anything touches CUDA.
-    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank);
+    if (env.rank == 0) run_status.start(cfg.train.out_dir);
+    const auto device = aim::runtime::select_device(cfg.train.device, env.local_rank, env.local_world_size);
     aim::runtime::pin_current_device(device);
     std::unique_ptr<aim::dist::Communicator> comm;
     if (env.distributed()) comm = aim::dist::connect(env, aim::train::connect_options(cfg, device));
     auto s = aim::train::run_training(cfg, env, comm.get());
-    if (s.stopped) return 128 + (s.stop_signal ? s.stop_signal : SIGTERM);
+    if (s.stopped)
+      return run_status.end("interrupted", 128 + (s.stop_signal ? s.stop_signal : SIGTERM),
+                            std::string("stopped by ") +
+                                (s.stop_signal ? aim::runtime::stop_signal_name(s.stop_signal) : "a peer rank's signal") +
+                                " after step " +
+                                std::to_string(s.steps_done) + " (checkpoint written)");
     // The probe keeps no checkpoint: from here a stop signal ends the process at once (the
     // trunk is exported, so re-running the command goes straight to the probe).
     aim::runtime::restore_default_stop_handlers();
@@ -133,7 +136,7 @@ int main(int argc, char** argv) {
     if (late_signal && cfg.probe.at_end) {
       if (env.rank == 0)
         spdlog::warn("{} after the last step: probe.at_end skipped", aim::runtime::stop_signal_name(late_signal));
-      return 128 + late_signal;
+      return run_status.end("interrupted", 128 + late_signal, "probe skipped: stop signal after the last step");
     }
     if (env.rank == 0 && s.resumed_from >= 0 && s.resumed_from == s.steps_done)
       spdlog::info("already finished: the checkpoint of step {} in {} is the run's end; nothing to train{}", s.steps_done,
@@ -149,17 +152,20 @@ int main(int argc, char** argv) {
       auto r = aim::probe::run_probe(cfg, env, comm.get(), trunk);
       const auto& b = r.heads[r.best];
       if (env.rank == 0)
-        spdlog::info("probe ({}): top-1 {:.2f} %, top-5 {:.2f} % on {} images (head chosen on {}); results in "
-                     "{}/results.json",
-                     cfg.probe.kind, 100 * b.top1, 100 * b.top5, r.val_samples,
-                     r.selection == "val" ? "probe.val itself" : "held-out training images", r.out_dir);
+        spdlog::info("probe ({}): top-1 {:.2f} %{} on {} images ({}); results in {}/results.json", cfg.probe.kind,
+                     100 * b.top1, r.has_top5() ? fmt::format(", top-5 {:.2f} %", 100 * b.top5) : std::string(),
+                     r.val_samples,
+                     r.selection == "val"             ? "head chosen on probe.val itself"
+                     : r.selection == "train_holdout" ? "head chosen on held-out training images"
+                                                      : "one head",
+                     r.out_dir);
     }
-    return 0;
+    return run_status.end("done", 0);
   } catch (const aim::Error& e) {
     std::cerr << "aim-train: error: " << e.what() << std::endl;
-    return 2;
+    return run_status.end("failed", 2, e.what());
   } catch (const std::exception& e) {
     std::cerr << "aim-train: internal error: " << e.what() << std::endl;
-    return 3;
+    return run_status.end("failed", 3, std::string("internal error: ") + e.what());
   }
 }

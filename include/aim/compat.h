@@ -26,6 +26,12 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const std::optional<at::Tensor>& allowed,
                                         bool is_causal);
 
+/// Which kernel scaled_dot_product_attention picks for these inputs: "flash",
+/// "memory-efficient", "cuDNN", "math" (LibTorch's own choice, at::_fused_sdp_choice);
+/// "" without SDPA.
+std::string sdpa_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const std::optional<at::Tensor>& allowed, bool is_causal);
+
 /// Key of a parameter in torch::optim::Optimizer::state(): a string in 1.13, the
 /// TensorImpl pointer in 2.x.
 #if TORCH_VERSION_MAJOR >= 2
@@ -47,6 +53,12 @@ void clear_autocast_cache();
 struct AutocastState {
   bool enabled = false;
   at::ScalarType dtype = at::kBFloat16;
+  /// Autocast's cast cache: the low-precision copy of each fp32 weight (a leaf that requires
+  /// grad) made once and reused until autocast is left. Without activation checkpointing
+  /// backward keeps those copies anyway (they are the matmuls' saved inputs); under
+  /// checkpointing the forward saves nothing, and the cache alone would hold 2 B per
+  /// parameter through it, so the trainer turns it off there.
+  bool cache = true;
 };
 AutocastState cuda_autocast_state();
 
@@ -64,10 +76,18 @@ class AutocastGuard {
   bool changed_;
 };
 
+/// The autocast of a bf16 training forward: the cast cache only where it saves work without
+/// holding memory that nothing else holds (off under activation checkpointing).
+AutocastState bf16_training_autocast(bool activation_checkpointing);
+
 /// Total memory of CUDA device 0 in bytes, through the CUDA runtime that a CUDA LibTorch has
 /// loaded (looked up at run time, so CPU builds need no CUDA headers); 0 when there is none.
 /// Creates the CUDA context: call it only where CUDA is available and about to be used.
 double cuda_total_memory_bytes();
+
+/// The current CUDA device's name ("NVIDIA H100 80GB HBM3"), through the CUDA runtime looked
+/// up at run time like cuda_total_memory_bytes; "" when there is none.
+std::string cuda_device_name();
 
 /// The CUDA caching allocator's peak of allocated bytes on `device` since the process began
 /// (c10::cuda::CUDACachingAllocator::getDeviceStats, aggregate pool): what tensors really

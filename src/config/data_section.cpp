@@ -167,14 +167,8 @@ void validate_source(const data::SourceConfig& s, const std::string& key, bool t
     for (const auto& p : s.shards) {
       if (p.empty()) fail(key + ".shards", "empty shard pattern");
       try {
-        size_t start = 0;  // brace syntax is checkable without the filesystem
-        while (true) {
-          size_t sep = p.find("::", start);
-          std::string part = p.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
+        for (const auto& part : data::split_shard_lists(p))  // brace syntax is checkable without the filesystem
           if (!part.empty()) data::expand_braces(part);
-          if (sep == std::string::npos) break;
-          start = sep + 2;
-        }
       } catch (const Error& e) {
         fail(key + ".shards", e.what());
       }

@@ -1,5 +1,6 @@
 // The resolved config as YAML: every key of every section, in key-table order, re-loadable
 // into an equal RunConfig (config.yaml of every run, and the fingerprints).
+#include <algorithm>
 #include <map>
 
 #include "aim/io/fnv1a.h"
@@ -129,39 +130,55 @@ std::string fingerprint(const RunConfig& cfg) {
   return io::fnv1a_hex(yaml.data(), yaml.size());
 }
 
+namespace {
+
+// Keys that do not change what a checkpoint's state depends on: where and how often things
+// are written or logged, how the batch is split over micro-batches, devices, threads,
+// timeouts, the loader's plumbing, validation and the probe. One home for the list:
+// run_identity leaves them out, and a refusal to resume lists only the other keys.
+const std::vector<std::string> kOperationalKeys = {
+    "train.out_dir",       "train.log_every",        "train.ckpt_every",      "train.keep_checkpoints",
+    "train.val_every",     "train.val_batches",      "train.max_nonfinite",   "train.peak_tflops",
+    "train.micro_batch_size", "train.device",        "train.threads",         "train.dist_timeout_s",
+    "train.resume",        "train.bucket_mb",        "train.tensorboard",     "train.activation_checkpointing",
+    "train.memory_gb",     "train.memory_check",     "train.ckpt_every_min",  "train.ckpt_async",
+    "data.workers",        "data.prefetch",          "data.stream_lanes",     "data.max_member_mb",
+    "data.max_bad_streak", "data.shard_retries",     "data.shard_retry_backoff_s", "data.shard_timeout_s",
+    "data.val",            "probe",
+};
+
+bool under(const std::string& key, const std::string& prefix) {
+  return key == prefix || key.rfind(prefix + ".", 0) == 0 || key.rfind(prefix + "[", 0) == 0;
+}
+
+}  // namespace
+
+bool affects_training(const std::string& key) {
+  for (const auto& k : kOperationalKeys)
+    if (under(key, k)) return false;
+  return true;
+}
+
 std::string run_identity(const RunConfig& cfg) {
-  RunConfig c = cfg;
-  const TrainConfig defaults;
-  TrainConfig& t = c.train;
-  t.out_dir = defaults.out_dir;
-  t.log_every = defaults.log_every;
-  t.ckpt_every = defaults.ckpt_every;
-  t.keep_checkpoints = defaults.keep_checkpoints;
-  t.val_every = defaults.val_every;
-  t.val_batches = defaults.val_batches;
-  t.max_nonfinite = defaults.max_nonfinite;
-  t.peak_tflops = defaults.peak_tflops;
-  t.micro_batch_size = defaults.micro_batch_size;
-  t.device = defaults.device;
-  t.threads = defaults.threads;
-  t.dist_timeout_s = defaults.dist_timeout_s;
-  t.resume = defaults.resume;
-  t.bucket_mb = defaults.bucket_mb;
-  t.tensorboard = defaults.tensorboard;
-  t.activation_checkpointing = defaults.activation_checkpointing;  // same math, less memory
-  t.memory_gb = defaults.memory_gb;
-  t.ckpt_async = defaults.ckpt_async;  // how checkpoints are written, not what they hold
-  c.data.workers = DataSection().workers;
-  c.data.prefetch = DataSection().prefetch;
-  c.data.stream_lanes = DataSection().stream_lanes;
-  c.data.max_member_mb = DataSection().max_member_mb;
-  c.data.max_bad_streak = DataSection().max_bad_streak;
-  c.data.shard_retries = DataSection().shard_retries;
-  c.data.shard_retry_backoff_s = DataSection().shard_retry_backoff_s;
-  c.data.shard_timeout_s = DataSection().shard_timeout_s;
-  c.data.val.reset();
-  c.probe = config::ProbeConfig();
-  return fingerprint(c);
+  // The (key, value) pairs that matter and differ from the defaults of the config's preset,
+  // sorted: a key added later at its default value leaves every existing identity as it was.
+  RunConfig reference;
+  reference.train = train_defaults(cfg.model.preset);
+  std::vector<std::pair<std::string, std::string>> mine, defaults;
+  flatten(YAML::Load(to_yaml(cfg)), "", mine);
+  flatten(YAML::Load(to_yaml(reference)), "", defaults);
+  const std::map<std::string, std::string> base(defaults.begin(), defaults.end());
+  std::vector<std::string> kept;
+  for (const auto& [k, v] : mine) {
+    if (!affects_training(k)) continue;
+    auto it = base.find(k);
+    if (it != base.end() && it->second == v) continue;
+    kept.push_back(k + "=" + v);
+  }
+  std::sort(kept.begin(), kept.end());
+  std::string text;
+  for (const auto& line : kept) text += line + "\n";
+  return io::fnv1a_hex(text.data(), text.size());
 }
 
 }  // namespace aim::config

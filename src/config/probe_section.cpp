@@ -16,11 +16,13 @@ namespace fs = std::filesystem;
 bool ProbeConfig::operator==(const ProbeConfig& o) const {
   return std::tie(weights, kind, features, blocks, classes, epochs, batch_size, lrs, weight_decays, warmup,
                   label_smoothing, augment, crop_scale_min, crop_scale_max, hflip, cache_gb, epoch_size, seed,
-                  out_dir, at_end, lora_rank, lora_alpha, lora_lr, export_hub, select_fraction) ==
+                  out_dir, at_end, lora_rank, lora_alpha, lora_lr, export_hub, select_fraction, beta1, beta2, eps,
+                  grad_clip, knn, class_match) ==
              std::tie(o.weights, o.kind, o.features, o.blocks, o.classes, o.epochs, o.batch_size, o.lrs,
                       o.weight_decays, o.warmup, o.label_smoothing, o.augment, o.crop_scale_min, o.crop_scale_max,
                       o.hflip, o.cache_gb, o.epoch_size, o.seed, o.out_dir, o.at_end, o.lora_rank,
-                      o.lora_alpha, o.lora_lr, o.export_hub, o.select_fraction) &&
+                      o.lora_alpha, o.lora_lr, o.export_hub, o.select_fraction, o.beta1, o.beta2, o.eps,
+                      o.grad_clip, o.knn, o.class_match) &&
          detail::same_optional(train_data, o.train_data) && detail::same_optional(val_data, o.val_data);
 }
 
@@ -29,8 +31,15 @@ namespace {
 
 const std::vector<std::string> kProbeKinds = {"attentive", "linear"};
 const std::vector<std::string> kProbeFeatures = {"trunk", "pixels"};
+const std::vector<std::string> kClassMatch = {"names", "subset", "position"};
 
 }  // namespace
+
+const std::vector<Field<config::KnnConfig>>& knn_fields() {
+  using K = config::KnnConfig;
+  static const std::vector<Field<K>> f = {plain("k", &K::k), plain("temperature", &K::temperature)};
+  return f;
+}
 
 const std::vector<Field<config::ProbeConfig>>& probe_fields() {
   using P = config::ProbeConfig;
@@ -64,6 +73,22 @@ const std::vector<Field<config::ProbeConfig>>& probe_fields() {
       plain("lora_lr", &P::lora_lr),
       plain("export_hub", &P::export_hub),
       plain("select_fraction", &P::select_fraction),
+      pair("betas", &P::beta1, &P::beta2),
+      plain("eps", &P::eps),
+      plain("grad_clip", &P::grad_clip),
+      {"knn",
+       [](P& p, const Node& n, const std::string& k, const Ctx& c) {
+         if (!n.IsNull()) read_section(p.knn, n, knn_fields(), k, c);
+       },
+       [](YAML::Emitter& e, const P& p) {
+         e << YAML::BeginMap;
+         for (const auto& kf : knn_fields()) {
+           e << YAML::Key << kf.name << YAML::Value;
+           kf.write(e, p.knn);
+         }
+         e << YAML::EndMap;
+       }},
+      choice("class_match", &P::class_match, kClassMatch),
   };
   return f;
 }
@@ -136,6 +161,17 @@ void validate_probe_section(const RunConfig& cfg, int world_size, bool check_pat
   if (!p.export_hub.empty() && (p.kind != "attentive" || p.features != "trunk"))
     fail("probe.export_hub", "a hub model directory holds a trunk and an attentive head (AIMForImageClassification); "
                              "needs kind=attentive and features=trunk, got kind=" + p.kind + ", features=" + p.features);
+  if (!(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1))
+    fail("probe.betas", "both must be in [0, 1) (AdamW's default is [0.9, 0.999]), got [" + num(p.beta1) + ", " +
+                            num(p.beta2) + "]");
+  if (!(p.eps > 0) || !std::isfinite(p.eps)) fail("probe.eps", "must be > 0 (AdamW's default is 1e-8), got " + num(p.eps));
+  if (!(p.grad_clip >= 0) || !std::isfinite(p.grad_clip))
+    fail("probe.grad_clip", "must be >= 0 (0 = no clipping), got " + num(p.grad_clip));
+  if (p.knn.k < 0) fail("probe.knn.k", "must be >= 0 (0 = no kNN evaluation; DINO uses 20), got " + num(p.knn.k));
+  if (!(p.knn.temperature > 0) || !std::isfinite(p.knn.temperature))
+    fail("probe.knn.temperature", "must be > 0 (DINO uses 0.07), got " + num(p.knn.temperature));
+  if (std::find(kClassMatch.begin(), kClassMatch.end(), p.class_match) == kClassMatch.end())
+    fail("probe.class_match", expect_one_of(p.class_match, kClassMatch));
   if (!(p.select_fraction >= 0 && p.select_fraction < 1))
     fail("probe.select_fraction",
          "is the share of probe.train held out to choose the best head, in [0, 1) (0 = choose on probe.val); got " +

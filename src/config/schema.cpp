@@ -59,10 +59,13 @@ const Schema& root_schema() {
   }();
   static const Schema optim = map_of(names_of(optim_fields()));
   static const Schema train = map_of(names_of(train_fields()));
+  static const Schema knn = map_of(names_of(knn_fields()));
   static const Schema probe = [] {
     Schema s = map_of(names_of(probe_fields()));
-    for (auto& [name, child] : s.children)
+    for (auto& [name, child] : s.children) {
       if (name == "train" || name == "val") child = &val;
+      if (name == "knn") child = &knn;
+    }
     return s;
   }();
   static const Schema root = [] {

@@ -44,6 +44,7 @@ void validate_train_section(const TrainConfig& t, int world_size);
 
 // probe: (probe_section.cpp)
 const std::vector<Field<ProbeConfig>>& probe_fields();
+const std::vector<Field<KnnConfig>>& knn_fields();
 void read_probe_section(ProbeConfig& p, const Node& n, const Ctx& c);
 /// `from_training` when aim-train probes its own export (weights optional); without
 /// `needs_train_split` (evaluating a saved probe) probe.train may be absent.

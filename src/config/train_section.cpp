@@ -11,11 +11,12 @@ bool TrainConfig::operator==(const TrainConfig& o) const {
   return std::tie(steps, batch_size, micro_batch_size, precision, seed, out_dir, log_every, ckpt_every,
                   keep_checkpoints, val_every, val_batches, max_nonfinite, peak_tflops, device, threads,
                   dist_timeout_s, resume, bucket_mb, tensorboard, activation_checkpointing, memory_gb, sharding,
-                  ckpt_async) ==
+                  memory_check, ckpt_every_min, ckpt_async) ==
          std::tie(o.steps, o.batch_size, o.micro_batch_size, o.precision, o.seed, o.out_dir, o.log_every,
                   o.ckpt_every, o.keep_checkpoints, o.val_every, o.val_batches, o.max_nonfinite,
                   o.peak_tflops, o.device, o.threads, o.dist_timeout_s, o.resume, o.bucket_mb,
-                  o.tensorboard, o.activation_checkpointing, o.memory_gb, o.sharding, o.ckpt_async);
+                  o.tensorboard, o.activation_checkpointing, o.memory_gb, o.sharding, o.memory_check,
+                  o.ckpt_every_min, o.ckpt_async);
 }
 
 TrainConfig train_defaults(const std::string& preset) {
@@ -42,6 +43,7 @@ const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
 const std::vector<std::string> kResumeModes = {"auto", "force"};
 const std::vector<std::string> kCheckpointingModes = {"none", "full"};
 const std::vector<std::string> kShardingModes = {"none", "optimizer", "gradients"};
+const std::vector<std::string> kMemoryChecks = {"enforce", "warn", "off"};
 const std::vector<std::string> kCkptAsyncModes = {"auto", "true", "false"};
 
 std::string micro_batch_suggestions(int64_t batch, int world) {
@@ -81,6 +83,8 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       choice("activation_checkpointing", &T::activation_checkpointing, kCheckpointingModes),
       choice("sharding", &T::sharding, kShardingModes),
       plain("memory_gb", &T::memory_gb),
+      choice("memory_check", &T::memory_check, kMemoryChecks),
+      plain("ckpt_every_min", &T::ckpt_every_min),
       choice("ckpt_async", &T::ckpt_async, kCkptAsyncModes),
   };
   return f;
@@ -126,9 +130,13 @@ void validate_train_section(const TrainConfig& t, int world_size) {
   if (std::find(kCkptAsyncModes.begin(), kCkptAsyncModes.end(), t.ckpt_async) == kCkptAsyncModes.end())
     fail("train.ckpt_async", expect_one_of(t.ckpt_async, kCkptAsyncModes));
   if (!(t.memory_gb >= 0) || !std::isfinite(t.memory_gb))
-    fail("train.memory_gb", "must be >= 0 (GB per device; 0 = the GPU's memory, no budget on CPU), got " +
-                                num(t.memory_gb));
-
+    fail("train.memory_gb", "must be >= 0 (GB per device; 0 = the GPU's memory, or this machine's available memory "
+                            "per local rank on CPU), got " + num(t.memory_gb));
+  if (std::find(kMemoryChecks.begin(), kMemoryChecks.end(), t.memory_check) == kMemoryChecks.end())
+    fail("train.memory_check", expect_one_of(t.memory_check, kMemoryChecks));
+  if (!(t.ckpt_every_min >= 0) || !std::isfinite(t.ckpt_every_min))
+    fail("train.ckpt_every_min", "must be >= 0 (minutes of wall-clock time between checkpoints; 0 = off), got " +
+                                     num(t.ckpt_every_min));
 }
 
 }  // namespace detail

@@ -180,7 +180,7 @@ cv::Mat decode_image(const uint8_t* data, size_t size, const DecodeOptions& o, s
   if (h.format == ImageFormat::kGif) return fail("gif is not supported");  // OpenCV 4.6 has no GIF
   if (h.width < 0 || h.height < 0) return fail("bad dimensions in header");
   const bool sized = h.width > 0 && h.height > 0;
-  if (h.format == ImageFormat::kJpeg && (!sized || h.sos_offset < 0)) {
+  if (h.format == ImageFormat::kJpeg && (!sized || h.sos_offset < 0 || o.verify_jpeg_data)) {
     // The probe could not follow this header: never trust it, have libjpeg check the file.
     std::string reason;
     if (!verify_jpeg(data, size, o.max_pixels, &reason)) return fail(reason);

@@ -8,10 +8,12 @@
 
 namespace aim::data {
 
+bool jpeg_data_is_corrupt(const std::string& why) { return why.rfind("corrupt jpeg (", 0) == 0; }
+
 bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, int out_size, int channels,
                         double min_ratio, JpegRegion& out, std::string* why) {
   jpeg_decompress_struct cinfo{};
-  detail::JpegErrors err{};  // corrupt-data warnings are ignored here: callers check the EOI first
+  detail::JpegErrors err{};  // a corrupt-data warning in the rows decoded makes the sample bad
   detail::use_jpeg_errors(cinfo, err);
   // Locals changed after setjmp are indeterminate after a longjmp: the pixels live behind a
   // pointer fixed before it, so the error path can still free them.
@@ -33,7 +35,11 @@ bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, in
   const double W = cinfo.image_width, H = cinfo.image_height;
   // Smallest M with the crop still >= min_ratio * out_size on both sides after scaling.
   const double need = min_ratio * out_size / std::max(1.0, std::min(box.w, box.h));
-  const int M = std::clamp(static_cast<int>(std::ceil(8.0 * need - 1e-9)), 1, 8);
+  int M = std::clamp(static_cast<int>(std::ceil(8.0 * need - 1e-9)), 1, 8);
+  // Only the scales libjpeg-turbo has SIMD inverse DCTs for (8/8, and the reduced 4/8, 2/8,
+  // 1/8): 3/8, 5/8, 6/8 and 7/8 run its scalar C kernels (and twice their size for 4:2:0
+  // chroma, 10x10 ... 14x14), slower than the full-size SIMD transform plus a larger resize.
+  M = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   cinfo.scale_num = static_cast<unsigned>(M);
   cinfo.scale_denom = 8;
   cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_EXT_BGR;
@@ -59,6 +65,10 @@ bool decode_jpeg_region(const uint8_t* data, size_t size, const CropBox& box, in
   // After jpeg_crop_scanline, output_width is the cropped width; the rest is never decoded.
   jpeg_abort_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  if (err.corrupt) {
+    if (why) *why = std::string("corrupt jpeg (") + err.corrupt_message + ")";
+    return false;
+  }
   out.image = region(cv::Rect(0, 0, static_cast<int>(width), y1 - y0));
   out.box = {box.x * sx - static_cast<double>(xoff), box.y * sy - y0, box.w * sx, box.h * sy};
   out.scale = M;

@@ -37,6 +37,7 @@ bool verify_jpeg(const uint8_t* data, size_t size, int64_t max_pixels, std::stri
     while (cinfo.output_scanline < cinfo.output_height) jpeg_read_scanlines(&cinfo, rows, 1);
     jpeg_finish_decompress(&cinfo);  // reads on to the EOI marker
     if (err.premature_end) reason = "truncated jpeg (data ends before the image does)";
+    else if (err.corrupt) reason = std::string("corrupt jpeg (") + err.corrupt_message + ")";
   }
   jpeg_destroy_decompress(&cinfo);
   if (!reason.empty() && why) *why = reason;

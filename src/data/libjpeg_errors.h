@@ -1,7 +1,7 @@
 #pragma once
 // Internal to src/data: the libjpeg error manager our direct libjpeg decoders share. Errors
-// longjmp back to the caller's setjmp with the message kept; warnings are counted, and the
-// one that says the data ended early (libjpeg then pads the image with gray) is flagged.
+// longjmp back to the caller's setjmp with the message kept; warnings that the data is damaged
+// (libjpeg then decodes on, padding with gray or garbage) are flagged with their message.
 #include <csetjmp>
 #include <cstdio>
 
@@ -16,7 +16,18 @@ struct JpegErrors {
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
   bool premature_end = false;  // JWRN_JPEG_EOF: the file ended before the image did
+  // A warning that the entropy-coded data is damaged: libjpeg decodes on, with gray or
+  // garbage where the damage is (a cut file with FFD9 appended, zeroed bytes).
+  bool corrupt = false;
+  char corrupt_message[JMSG_LENGTH_MAX] = {};
 };
+
+/// The warnings that mean damaged pixels. Harmless ones (extraneous bytes between markers,
+/// an unknown JFIF version, a bad ICC profile) are not among them: PIL accepts those files.
+inline bool corrupt_data_warning(int code) {
+  return code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE || code == JWRN_JPEG_EOF || code == JWRN_MUST_RESYNC ||
+         code == JWRN_NOT_SEQUENTIAL || code == JWRN_BOGUS_PROGRESSION;
+}
 
 [[noreturn]] inline void jpeg_on_error(j_common_ptr cinfo) {
   auto* err = reinterpret_cast<JpegErrors*>(cinfo->err);
@@ -25,8 +36,13 @@ struct JpegErrors {
 }
 
 inline void jpeg_on_message(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF)
-    reinterpret_cast<JpegErrors*>(cinfo->err)->premature_end = true;
+  if (level >= 0) return;
+  auto* err = reinterpret_cast<JpegErrors*>(cinfo->err);
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) err->premature_end = true;
+  if (corrupt_data_warning(cinfo->err->msg_code) && !err->corrupt) {
+    err->corrupt = true;
+    (*cinfo->err->format_message)(cinfo, err->corrupt_message);
+  }
 }
 
 /// Points cinfo at `err` with the handlers above.

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <opencv2/core.hpp>
 #include <sstream>
 
@@ -31,7 +32,7 @@ void Loader::Impl::build_train_lanes(size_t s, int64_t total) {
   for (int64_t u = first; u < first + count; ++u)
     lanes[s].push_back(std::make_unique<StreamLane>(
         std::make_unique<WebDatasetLane>(*wds[s], static_cast<int>(s), cfg.seed, static_cast<int>(u),
-                                         static_cast<int>(total), 0, 1, /*repeat=*/true, &bad),
+                                         static_cast<int>(total), 0, 1, /*repeat=*/true, &bad, &abort, cfg.holdout),
         lane_options));
 }
 
@@ -62,6 +63,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
   m.ra.resize(n);
   m.wds.resize(n);
   m.sizes.assign(n, -1);
+  m.kept_items.resize(n);
   m.lanes.resize(n);
   m.units.assign(n, 0);
   m.stream_exhausted.assign(n, 0);
@@ -76,9 +78,13 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     if (sc.kind == "webdataset") {
       loader_check(!sc.shards.empty(), "source '" + name + "' (webdataset) needs shards");
       m.wds[s] = std::make_unique<WebDatasetSource>(name, sc.shards, sc.limit, cfg.max_member_bytes, cfg.remote);
+      m.wds[s]->check_remote_readable();
     } else if (sc.kind == "image_folder") {
       loader_check(!sc.root.empty(), "source '" + name + "' (image_folder) needs root");
-      m.ra[s] = std::make_unique<ImageFolderSource>(sc.root);
+      auto folder = std::make_unique<ImageFolderSource>(sc.root, cfg.max_member_bytes);
+      const std::string note = skipped_note(folder->skipped());
+      if (!note.empty()) spdlog::warn("data: source '{}' ({}): {}", name, sc.root, note);
+      m.ra[s] = std::move(folder);
     } else if (sc.kind == "idx") {
       m.ra[s] = std::make_unique<IdxSource>(sc.path, sc.split);
     } else if (sc.kind == "synthetic") {
@@ -90,6 +96,16 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
     }
     if (m.ra[s]) {
       m.sizes[s] = sc.limit > 0 ? std::min(sc.limit, m.ra[s]->size()) : m.ra[s]->size();
+      if (cfg.holdout.on()) {
+        auto& kept = m.kept_items[s];
+        for (int64_t i = 0; i < m.sizes[s]; ++i)
+          if (cfg.holdout.keeps(i)) kept.push_back(i);
+        loader_check(!kept.empty(), "source '" + name + "': none of its " + std::to_string(m.sizes[s]) +
+                                        " samples is " + (cfg.holdout.held ? "held out" : "left for training") +
+                                        " by a hold-out of " + std::to_string(cfg.holdout.fraction) +
+                                        " (use more samples or another fraction)");
+        m.sizes[s] = static_cast<int64_t>(kept.size());
+      }
       continue;
     }
     const int64_t n_shards = static_cast<int64_t>(m.wds[s]->shards().size());
@@ -104,7 +120,7 @@ Loader::Loader(LoaderConfig c) : impl_(std::make_unique<Impl>()) {
       // Eval: one lane per rank over the shards dealt to it by list position.
       m.lanes[s].push_back(std::make_unique<StreamLane>(
           std::make_unique<WebDatasetLane>(*m.wds[s], static_cast<int>(s), cfg.seed, cfg.rank, cfg.world_size, 0, 1,
-                                           false, &m.bad),
+                                           false, &m.bad, &m.abort, cfg.holdout),
           StreamLane::Options{name, &m.bad, cfg.max_bad_streak, /*stop_on_streak=*/false}));
     }
   }
@@ -170,8 +186,18 @@ std::optional<Batch> Loader::next() {
         continue;
       }
     }
-    m.cv_done.wait(lk);
+    if (!m.interrupted) {
+      m.cv_done.wait(lk);
+    } else if (m.cv_done.wait_for(lk, std::chrono::milliseconds(100)) == std::cv_status::timeout &&
+               m.interrupted()) {
+      throw LoaderInterrupted("data: interrupted while waiting for the next batch");
+    }
   }
+}
+
+void Loader::set_interrupt(std::function<bool()> interrupted) {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  impl_->interrupted = std::move(interrupted);
 }
 
 const LoaderConfig& Loader::config() const { return impl_->cfg; }
@@ -197,7 +223,8 @@ std::string Loader::summary() const {
     os << (s ? ", " : "") << impl_->names[s] << " " << pct << " (" << counts[s] << ")";
   }
   os << "; bad samples skipped: " << impl_->bad.total();
-  if (impl_->bad.unique() != impl_->bad.total()) os << " (" << impl_->bad.unique() << " distinct)";
+  if (impl_->bad.unique() != impl_->bad.total())
+    os << " (" << (impl_->bad.unique_exact() ? "" : "at least ") << impl_->bad.unique() << " distinct)";
   return os.str();
 }
 

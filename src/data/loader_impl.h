@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,7 @@ struct Loader::Impl {
   std::vector<std::unique_ptr<RandomAccessSource>> ra;  // null for streaming sources
   std::vector<std::unique_ptr<WebDatasetSource>> wds;   // null for random-access sources
   std::vector<int64_t> sizes;                           // random access: items used per epoch
+  std::vector<std::vector<int64_t>> kept_items;         // random access with a hold-out: this side's items
   std::vector<std::vector<std::unique_ptr<StreamLane>>> lanes;
   std::vector<int64_t> units;                           // train, streaming: lanes over all ranks
   std::unique_ptr<MixtureSampler> mixture;
@@ -74,6 +76,7 @@ struct Loader::Impl {
   std::exception_ptr first_error;
   std::vector<std::thread> threads;
   LoaderState consumed;
+  std::function<bool()> interrupted;
 
   // One micro-batch of every rank (eval: one batch of the pass), and one optimizer step (train).
   int64_t global_batch() const { return cfg.batch_size * cfg.world_size; }
@@ -96,7 +99,9 @@ struct Loader::Impl {
   Error bad_streak(int src, int64_t n, const std::string& last) const;
 
   // ---- the work on one slot (no lock held; loader_work.cpp) ------------------------------
-  void process(Job& job, size_t i);
+  // Fills slot i of `job`; true when it is finished here (a streaming slot is finished by its
+  // lane's completion, which may come later from another worker).
+  bool process(Job& job, size_t i);
 
   void record_error();
 

@@ -91,54 +91,61 @@ Error Loader::Impl::bad_streak(int src, int64_t n, const std::string& last) cons
                " bad samples in a row (data.max_bad_streak; last: " + last + ")");
 }
 
-void Loader::Impl::process(Job& job, size_t i) {
+bool Loader::Impl::process(Job& job, size_t i) {
   const Slot& sl = job.slots[i];
   uint8_t* dst = job.images.data_ptr<uint8_t>() + static_cast<int64_t>(i) * per_image;
-  int64_t label = -1;
-  bool ok = false;
-  std::string why;
-  int64_t index = sl.g;  // Batch::index: train: global index; eval: position (random access), else the stream key
-  if (ra[sl.src]) {
-    RawSample raw;
-    int64_t item = sl.item;
-    for (int attempt = 0;; ++attempt) {
-      why.clear();
-      raw.where.clear();
-      if (ra[sl.src]->load(item, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
-        ok = true;
-        label = raw.label;
-        break;
-      }
-      const std::string where = raw.where.empty() ? "#" + std::to_string(item) : raw.where;
-      bad.report(names[sl.src], where, why);
-      if (!cfg.train) break;  // eval drops it: a replacement would count twice
-      if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
-      item = static_cast<int64_t>(Rng(cfg.seed, Stream::kReplace, sl.g, attempt).below(sizes[sl.src]));
-    }
-  } else {
+  if (!ra[sl.src]) {
+    const int64_t g = sl.g;
+    const int src = sl.src;
     // Decoded straight into the slot, outside the lane's lock, by whichever worker the
     // lane lets decode this slot's sample (StreamLane keeps the order).
-    auto decode = [&](const RawSample& raw, std::string* bad_why) {
+    auto decode = [this, dst, g](const RawSample& raw, std::string* bad_why) {
       PreparedSample p;
-      if (!transform->prepare(raw, sl.g, p, bad_why)) return false;
+      if (!transform->prepare(raw, g, p, bad_why)) return false;
+      if (cfg.decode_cost) cfg.decode_cost(g);
       transform->finish(p, dst);
       return true;
     };
-    StreamLane::Served got = lanes[sl.src][sl.lane]->serve(sl.lane_ord, decode, abort);
-    if (got.kind == StreamLane::Served::kAborted) return;
-    job.cursor_after[i] = got.cursor_after;
-    if (got.kind == StreamLane::Served::kEnd) {
+    auto complete = [this, &job, i, g, src](const StreamLane::Served& got) {
+      job.cursor_after[i] = got.cursor_after;
+      job.valid[i] = got.kind == StreamLane::Served::kSample;
+      job.labels.data_ptr<int64_t>()[i] = got.label;
+      job.source.data_ptr<int64_t>()[i] = src;
+      job.index.data_ptr<int64_t>()[i] = cfg.train ? g : got.key;  // eval: the stream key
       std::lock_guard<std::mutex> lk(mu);
-      stream_exhausted[sl.src] = 1;
+      if (got.kind == StreamLane::Served::kEnd) stream_exhausted[src] = 1;
+      if (--job.remaining == 0) cv_done.notify_all();
+    };
+    lanes[sl.src][sl.lane]->serve(sl.lane_ord, std::move(decode), std::move(complete), abort);
+    return false;
+  }
+  int64_t label = -1;
+  bool ok = false;
+  std::string why;
+  RawSample raw;
+  int64_t item = sl.item;
+  for (int attempt = 0;; ++attempt) {
+    why.clear();
+    raw.where.clear();
+    // Positions count this side of a hold-out; the source is asked for the real item.
+    const int64_t real = kept_items[sl.src].empty() ? item : kept_items[sl.src][item];
+    if (ra[sl.src]->load(real, raw, &why) && transform->apply(raw, sl.g, dst, &why)) {
+      ok = true;
+      label = raw.label;
+      if (cfg.decode_cost) cfg.decode_cost(sl.g);
+      break;
     }
-    ok = got.kind == StreamLane::Served::kSample;
-    label = got.label;
-    if (!cfg.train) index = got.key;
+    const std::string where = raw.where.empty() ? "#" + std::to_string(real) : raw.where;
+    bad.report(names[sl.src], where, why);
+    if (!cfg.train) break;  // eval drops it: a replacement would count twice
+    if (attempt + 1 >= cfg.max_bad_streak) throw bad_streak(sl.src, attempt + 1, where + ": " + why);
+    item = static_cast<int64_t>(Rng(cfg.seed, Stream::kReplace, sl.g, attempt).below(sizes[sl.src]));
   }
   job.valid[i] = ok;
   job.labels.data_ptr<int64_t>()[i] = label;
   job.source.data_ptr<int64_t>()[i] = sl.src;
-  job.index.data_ptr<int64_t>()[i] = index;
+  job.index.data_ptr<int64_t>()[i] = sl.g;  // train: global index; eval: position in the pass
+  return true;
 }
 
 void Loader::Impl::record_error() {
@@ -152,11 +159,13 @@ void Loader::Impl::record_error() {
 }
 
 void Loader::Impl::run_one(Job* job, size_t i) {
+  bool finished = !!ra[job->slots[i].src];  // a streaming slot is completed by its lane, even after an error
   try {
-    process(*job, i);
+    finished = process(*job, i);
   } catch (...) {
     record_error();
   }
+  if (!finished) return;
   std::lock_guard<std::mutex> lk(mu);
   if (--job->remaining == 0) cv_done.notify_all();
 }

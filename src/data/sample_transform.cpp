@@ -33,9 +33,14 @@ bool SampleTransform::prepare(const RawSample& raw, uint64_t g, PreparedSample& 
     p.box = choose_box(h.width, h.height, p.rng);
     if (h.format == ImageFormat::kJpeg && jpeg_has_eoi(raw.bytes.data(), raw.bytes.size(), h.sos_offset)) {
       JpegRegion r;
-      if (decode_jpeg_region(raw.bytes.data(), raw.bytes.size(), p.box, c_.img_size, c_.channels, c_.dct_min_ratio,
-                             r, nullptr) &&
-          r.image.cols >= 1 && r.image.rows >= 1) {
+      std::string region_why;
+      const bool decoded = decode_jpeg_region(raw.bytes.data(), raw.bytes.size(), p.box, c_.img_size, c_.channels,
+                                              c_.dct_min_ratio, r, &region_why);
+      if (!decoded && jpeg_data_is_corrupt(region_why)) {  // OpenCV would decode the garbage without a word
+        if (why) *why = region_why;
+        return false;
+      }
+      if (decoded && r.image.cols >= 1 && r.image.rows >= 1) {
         p.image = r.image;
         p.box = r.box;  // now in the region's coordinates
         p.orig_w = r.image.cols;

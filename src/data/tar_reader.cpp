@@ -55,8 +55,8 @@ uint64_t padded(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
 }  // namespace
 
-TarReader::TarReader(const std::string& path, double timeout_s)
-    : path_(path), stream_(std::make_unique<ShardStream>(path, timeout_s)), buffer_(1 << 20) {
+TarReader::TarReader(const std::string& path, double timeout_s, const std::atomic<bool>* abort)
+    : path_(path), stream_(std::make_unique<ShardStream>(path, timeout_s, abort)), buffer_(1 << 20) {
   if (!stream_->ok()) {
     error_ = stream_->error();
     return;
@@ -142,6 +142,7 @@ bool TarReader::next(TarEntry& entry) {
       if (!all_zero(second, kBlock)) return fail("bad tar (a zero block inside the archive)");
       if (members_ == 0) return fail("empty tar (no members before the end-of-archive blocks)");
       ended_ = true;
+      check_trailing();
       return false;
     }
     uint64_t stored = 0, sum = 0;
@@ -188,9 +189,27 @@ bool TarReader::next(TarEntry& entry) {
     if (entry.name.rfind("./", 0) == 0) entry.name.erase(0, 2);
     entry.size = size;
     entry.regular = (type == '0' || type == '\0' || type == '7');
+    entry.sparse = type == 'S';
     data_size_ = size;
     pending_ = padded(size);
     return true;
+  }
+}
+
+bool TarReader::check_trailing() {
+  // Tar writers pad the archive with zeros to a whole record (10 KiB for GNU tar): only
+  // non-zero bytes mean more data, typically a second tar appended to the first. A stream
+  // gets a second to show them: a second tar follows at once, while a command that lingers
+  // after its tar (its own clean-up, a `; sleep`) must not hold the shard for the timeout.
+  if (stream_->remote()) stream_->set_timeout(1.0);
+  uint8_t chunk[kBlock * 8];
+  for (;;) {
+    const size_t got = std::fread(chunk, 1, sizeof chunk, file_);
+    pos_ += got;
+    if (!all_zero(chunk, got))
+      return fail("data after the end-of-archive blocks at byte " + std::to_string(pos_ - got) +
+                  " (two tars concatenated? only the first one's members are read)");
+    if (got < sizeof chunk) return true;
   }
 }
 

@@ -33,7 +33,7 @@ bool ShardSampleReader::next(WdsSample& s, bool load) {
   auto fetch = [&]() {  // next regular member's header into pending_
     for (;;) {
       if (!tar_.next(pending_)) return false;
-      if (pending_.regular) return true;
+      if (pending_.regular || pending_.sparse) return true;
       if (!tar_.skip_data()) return false;
     }
   };
@@ -51,12 +51,16 @@ bool ShardSampleReader::next(WdsSample& s, bool load) {
                     max_member_bytes_ / 1048576.0);
       s.damage = "member too large (" + pending_.name + ": " + mb + ")";
     }
-    bool ok = (load && !too_large) ? tar_.read_data(data) : tar_.skip_data();
+    if (pending_.sparse && s.damage.empty())
+      s.damage = "unsupported tar member (" + pending_.name + ": a GNU sparse file, type 'S')";
+    const bool unusable = too_large || pending_.sparse;
+    bool ok = (load && !unusable) ? tar_.read_data(data) : tar_.skip_data();
     have_pending_ = false;
     if (!ok) return false;  // the sample was cut by damage: drop it
-    if (!too_large) s.members.emplace_back(split_key(pending_.name).second, std::move(data));
-    // The end of the archive closes the sample; damage means it may be missing members.
-    if (!fetch()) return tar_.ok();
+    if (!unusable) s.members.emplace_back(split_key(pending_.name).second, std::move(data));
+    // The end of the archive closes the sample; damage before it means it may be missing
+    // members (what follows the end, a second tar, does not: complete()).
+    if (!fetch()) return tar_.ok() || tar_.complete();
     have_pending_ = true;
     if (split_key(pending_.name).first != s.key) return true;
   }
@@ -121,6 +125,22 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
   }
 }
 
+void WebDatasetSource::check_remote_readable() const {
+  std::string tried;
+  int attempts = 0;
+  for (const auto& spec : shards_) {
+    if (!is_remote_shard(spec.path)) continue;
+    TarReader tar(spec.path, remote_.timeout_s);
+    TarEntry entry;
+    if (tar.next(entry) || tar.ok()) return;
+    tried += (tried.empty() ? "" : "; ") + spec.path + ": " + tar.error();
+    if (++attempts == 3) break;
+  }
+  if (attempts == 0) return;
+  throw Error("data: source '" + name_ + "': none of the first " + std::to_string(attempts) +
+              " remote shards can be read (" + tried + "); check the URL or command in data.sources");
+}
+
 int64_t stream_sample_key(int64_t position, int64_t offset) {
   return (int64_t{1} << 62) + (position << 32) + offset;
 }
@@ -140,9 +160,9 @@ int64_t WebDatasetLane::shards_for_rank(int64_t n, int rank, int world) {
 
 WebDatasetLane::WebDatasetLane(const WebDatasetSource& source, int source_id, uint64_t seed,
                                int rank, int world, int lane, int lanes, bool repeat,
-                               BadSampleLog* log)
+                               BadSampleLog* log, const std::atomic<bool>* abort, HoldOut holdout)
     : source_(source), source_id_(source_id), seed_(seed), rank_(rank), world_(world),
-      lane_(lane), lanes_(lanes), repeat_(repeat), log_(log) {}
+      lane_(lane), lanes_(lanes), repeat_(repeat), log_(log), abort_(abort), holdout_(holdout) {}
 
 WebDatasetLane::~WebDatasetLane() = default;
 
@@ -180,7 +200,8 @@ void WebDatasetLane::skip(const std::string& where, const std::string& why, int6
 
 bool WebDatasetLane::open_current(std::string* why) {
   const auto& spec = source_.shards()[order_[cursor_.shard]];
-  reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes(), source_.remote().timeout_s);
+  reader_ = std::make_unique<ShardSampleReader>(spec.path, source_.max_member_bytes(), source_.remote().timeout_s,
+                                                abort_);
   if (!reader_->ok()) {
     *why = reader_->error();
     reader_.reset();
@@ -191,18 +212,27 @@ bool WebDatasetLane::open_current(std::string* why) {
   WdsSample skip_over;
   for (int64_t k = 0; k < cursor_.offset; ++k)
     if (!reader_->next(skip_over, false)) break;
-  return true;
+  return true;  // a failure on the way shows at the next read, with its reason
 }
 
-bool WebDatasetLane::retry_remote(const std::string& path, const std::string& why) {
+WebDatasetLane::Retry WebDatasetLane::retry_remote(const std::string& path, const std::string& why,
+                                                   StreamFailure failure) {
   const RemoteShardOptions& r = source_.remote();
-  if (!is_remote_shard(path) || failures_ >= r.retries) return false;
+  if (failure == StreamFailure::kAborted || aborted()) return Retry::kAborted;
+  if (!is_remote_shard(path) || failure == StreamFailure::kPermanent || failures_ >= r.retries) return Retry::kSkip;
   ++failures_;
   const double wait = std::min(30.0, r.backoff_s * std::pow(2.0, static_cast<double>(failures_ - 1)));
   spdlog::warn("data: source '{}': shard '{}' failed after sample {} ({}); re-opening it in {:.1f} s (retry {} of {})",
                source_.name(), path, cursor_.offset, why, wait, failures_, r.retries);
-  std::this_thread::sleep_for(std::chrono::duration<double>(wait));
-  return true;
+  // In slices, so that a loader shutting down never waits out a backoff.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                            std::chrono::duration<double>(wait));
+  while (std::chrono::steady_clock::now() < until) {
+    if (aborted()) return Retry::kAborted;
+    const std::chrono::steady_clock::duration left = until - std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+  }
+  return Retry::kReopen;
 }
 
 LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skipped) {
@@ -213,12 +243,20 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
       if (order_epoch_ != cursor_.epoch) load_epoch(cursor_.epoch);
       if (cursor_.shard >= static_cast<int64_t>(order_.size())) {
         if (!repeat_) return LaneRead::kEnd;
+        if (epoch_kept_ == 0 && epoch_passed_ > 0)
+          throw Error("data: source '" + source_.name() + "': a whole epoch of this lane's shards holds none of " +
+                      (holdout_.held ? "the held-out samples" : "the samples left for training") +
+                      " (hold-out fraction " + std::to_string(holdout_.fraction) + "; " +
+                      std::to_string(epoch_passed_) + " passed over)");
+        epoch_kept_ = epoch_passed_ = 0;
         cursor_ = LaneCursor{cursor_.epoch + 1, 0, 0};
         continue;
       }
       std::string why;
       if (!open_current(&why)) {
-        if (retry_remote(source_.shards()[order_[cursor_.shard]].path, why)) continue;
+        const Retry retry = retry_remote(source_.shards()[order_[cursor_.shard]].path, why, StreamFailure::kTransient);
+        if (retry == Retry::kAborted) return LaneRead::kAborted;
+        if (retry == Retry::kReopen) continue;
         skip(source_.shards()[order_[cursor_.shard]].path, "missing or unreadable shard (" + why + ")", skipped);
         failures_ = 0;
         ++cursor_.shard;
@@ -234,8 +272,11 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
       // shards hold nothing usable ends up reporting kSkipped instead of cycling epochs.
       if (!capped && !reader_->ok()) {
         const std::string error = reader_->error();
+        const StreamFailure failure = reader_->failure();
         reader_.reset();  // ends a command before it is started again
-        if (retry_remote(spec.path, error)) continue;
+        const Retry retry = retry_remote(spec.path, error, failure);
+        if (retry == Retry::kAborted) return LaneRead::kAborted;
+        if (retry == Retry::kReopen) continue;
         skip(spec.path + " after sample " + std::to_string(cursor_.offset), error, skipped);
       } else if (cursor_.offset == 0) {
         skip(spec.path, "shard holds no samples", skipped);
@@ -248,6 +289,11 @@ LaneRead WebDatasetLane::next(RawSample& out, int64_t max_skips, int64_t* skippe
     }
     ++cursor_.offset;
     failures_ = 0;  // it made progress: a later failure of this shard starts its retries afresh
+    if (!holdout_.keeps(stream_sample_key(order_[cursor_.shard], cursor_.offset - 1))) {
+      ++epoch_passed_;
+      continue;
+    }
+    ++epoch_kept_;
     const std::string where = spec.path + ":" + s.key;
     if (!s.damage.empty()) {
       skip(where, s.damage, skipped);

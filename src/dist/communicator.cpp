@@ -19,9 +19,11 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <type_traits>
 
 #include "aim/dist/nccl_timeouts.h"
 #include "aim/error.h"
+#include "nccl_host_emulation.h"
 
 namespace aim::dist {
 namespace {
@@ -42,9 +44,16 @@ class C10dWork : public PendingWork {
  public:
   // `timeout` 0 = wait as the backend does by default (NCCL: the watchdog enforces the
   // process group's timeout; an explicit timed wait would busy-poll the CPU on 2.x).
-  C10dWork(c10::intrusive_ptr<c10d::Work> work, std::chrono::milliseconds timeout)
-      : work_(std::move(work)), timeout_(timeout) {}
+  // `emulated_stream_owner` set: HostSemantics::kNccl, wait() queues instead of blocking.
+  C10dWork(c10::intrusive_ptr<c10d::Work> work, std::chrono::milliseconds timeout,
+           const void* emulated_stream_owner = nullptr)
+      : work_(std::move(work)), timeout_(timeout), owner_(emulated_stream_owner) {}
   void wait() override {
+    if (!work_) return;  // already queued on the emulated stream
+    if (owner_) {
+      detail::enqueue_on_emulated_stream(owner_, std::move(work_), timeout_);
+      return;
+    }
     try {
       const bool ok = timeout_.count() > 0 ? work_->wait(timeout_) : work_->wait();
       if (!ok) throw Error("collective did not complete");
@@ -59,6 +68,7 @@ class C10dWork : public PendingWork {
  private:
   c10::intrusive_ptr<c10d::Work> work_;
   std::chrono::milliseconds timeout_;
+  const void* owner_;
 };
 
 // All-gather into one flat tensor. The generic path hands c10d one view of `out` per rank
@@ -78,15 +88,57 @@ c10::intrusive_ptr<c10d::Work> gather_into(c10d::ProcessGroupNCCL& backend, torc
 }
 #endif
 
+// Reduce-scatter of equal parts: c10d's _reduce_scatter_base where the backend has it (NCCL
+// in every LibTorch; Gloo from 2.3), else (Gloo 1.13, whose reduce_scatter only throws)
+// nothing, and the communicator all-reduces instead.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+constexpr bool kGlooReduceScatter = true;
+#else
+constexpr bool kGlooReduceScatter = false;
+#endif
+
+template <class Backend>
+constexpr bool native_reduce_scatter_of() {
+#ifdef USE_C10D_NCCL
+  if constexpr (std::is_same_v<Backend, c10d::ProcessGroupNCCL>) return true;
+#endif
+  return kGlooReduceScatter;
+}
+
+// wait() of the fallback: the all-reduce, then this rank's part into `out` (a tensor op,
+// so under the NCCL-semantics emulation it runs after the queued all-reduce).
+class AllReduceScatterWork : public PendingWork {
+ public:
+  AllReduceScatterWork(std::unique_ptr<PendingWork> all_reduce, torch::Tensor out, torch::Tensor part)
+      : all_reduce_(std::move(all_reduce)), out_(std::move(out)), part_(std::move(part)) {}
+  void wait() override {
+    if (!all_reduce_) return;
+    all_reduce_->wait();
+    all_reduce_.reset();
+    out_.copy_(part_);
+  }
+
+ private:
+  std::unique_ptr<PendingWork> all_reduce_;
+  torch::Tensor out_, part_;
+};
+
 // One implementation for Gloo and NCCL: their collective signatures are identical in
 // LibTorch 1.13 (ProcessGroup subclasses) and 2.x (Backend subclasses).
 template <class Backend>
 class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> backend, int rank, int world,
-                   torch::Device device, std::chrono::milliseconds wait_timeout)
+                   torch::Device device, std::chrono::milliseconds wait_timeout, bool emulate_nccl_host = false)
       : store_(std::move(store)), backend_(std::move(backend)), rank_(rank), world_(world), device_(device),
-        wait_timeout_(wait_timeout) {}
+        wait_timeout_(wait_timeout), emulate_(emulate_nccl_host) {
+    // On the thread that will run the training loop, before any backward pass (whose hooks
+    // launch and wait for collectives) captures its thread-local state.
+    if (emulate_) detail::watch_tensor_ops_on_this_thread();
+  }
+  ~C10dCommunicator() override {
+    if (emulate_) detail::forget_emulated_stream(this);
+  }
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
@@ -95,7 +147,7 @@ class C10dCommunicator : public Communicator {
   std::unique_ptr<PendingWork> all_reduce_sum(torch::Tensor& t) override {
     require_on_device(t, "all_reduce");
     std::vector<at::Tensor> v{t};
-    return std::make_unique<C10dWork>(guard([&] { return backend_->allreduce(v); }), wait_timeout_);
+    return work(guard([&] { return backend_->allreduce(v); }));
   }
 
   void broadcast(torch::Tensor& t, int root) override {
@@ -103,7 +155,7 @@ class C10dCommunicator : public Communicator {
     std::vector<at::Tensor> v{t};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
-    C10dWork(guard([&] { return backend_->broadcast(v, opts); }), wait_timeout_).wait();
+    work(guard([&] { return backend_->broadcast(v, opts); }))->wait();
   }
 
   std::unique_ptr<PendingWork> reduce_sum(torch::Tensor& t, int root) override {
@@ -111,7 +163,23 @@ class C10dCommunicator : public Communicator {
     std::vector<at::Tensor> v{t};
     c10d::ReduceOptions opts;
     opts.rootRank = root;
-    return std::make_unique<C10dWork>(guard([&] { return backend_->reduce(v, opts); }), wait_timeout_);
+    return work(guard([&] { return backend_->reduce(v, opts); }));
+  }
+
+  bool native_reduce_scatter() const override { return native_reduce_scatter_of<Backend>(); }
+
+  std::unique_ptr<PendingWork> reduce_scatter_sum(torch::Tensor& out, torch::Tensor& in) override {
+    require_on_device(in, "reduce_scatter");
+    require_on_device(out, "reduce_scatter");
+    if (in.numel() != out.numel() * world_ || out.scalar_type() != in.scalar_type())
+      throw Error("reduce_scatter: the input must hold world_size x the output's elements, of the same dtype");
+    if constexpr (native_reduce_scatter_of<Backend>()) {
+      c10d::ReduceScatterOptions opts;
+      return work(guard([&] { return backend_->_reduce_scatter_base(out, in, opts); }));
+    } else {
+      auto part = in.narrow(0, rank_ * out.numel(), out.numel());
+      return std::make_unique<AllReduceScatterWork>(all_reduce_sum(in), out, part);
+    }
   }
 
   void all_gather(torch::Tensor& out, torch::Tensor& in) override {
@@ -119,19 +187,22 @@ class C10dCommunicator : public Communicator {
     require_on_device(out, "all_gather");
     if (out.numel() != in.numel() * world_ || out.scalar_type() != in.scalar_type())
       throw Error("all_gather: the output must hold world_size x the input's elements, of the same dtype");
-    C10dWork(guard([&] { return gather_into(*backend_, out, in, world_); }), wait_timeout_).wait();
+    work(guard([&] { return gather_into(*backend_, out, in, world_); }))->wait();
   }
 
-  void barrier() override {
-    // ProcessGroupNCCL's barrier all-reduces a tensor on the device it guesses from the
-    // rank; an explicit all-reduce on our own device is the same rendezvous everywhere.
-    auto t = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-    all_reduce_sum_now(t);
+  void synchronize_for_host_read() override {
+    if (emulate_) detail::synchronize_emulated_stream();
   }
 
  private:
+  std::unique_ptr<PendingWork> work(c10::intrusive_ptr<c10d::Work> w) {
+    return std::make_unique<C10dWork>(std::move(w), wait_timeout_, emulate_ ? this : nullptr);
+  }
+
   template <class F>
   c10::intrusive_ptr<c10d::Work> guard(F&& f) {
+    // A collective queued earlier that failed is reported before the next one starts.
+    if (emulate_) detail::throw_if_emulated_stream_failed();
     try {
       return f();
     } catch (const std::exception& e) {
@@ -144,6 +215,7 @@ class C10dCommunicator : public Communicator {
   int rank_, world_;
   torch::Device device_;
   std::chrono::milliseconds wait_timeout_;
+  bool emulate_;
 };
 
 bool agent_serves_store() {
@@ -222,9 +294,27 @@ void Communicator::require_on_device(const torch::Tensor& t, const char* op) con
     throw Error(std::string(op) + ": tensor must be dense and contiguous (as NCCL requires)");
 }
 
+HostSemantics host_semantics_from_environment() {
+  const char* v = std::getenv("AIM_COMM_HOST_SEMANTICS");
+  if (!v || !*v || std::string(v) == "backend") return HostSemantics::kBackend;
+  if (std::string(v) == "nccl") return HostSemantics::kNccl;
+  throw Error(std::string("AIM_COMM_HOST_SEMANTICS='") + v + "': expected 'nccl' or 'backend'");
+}
+
+void Communicator::barrier() {
+  // Under NCCL, waiting for a collective only orders this rank's stream, and the host moves
+  // on at once: an all-reduce + wait() orders no file operation across ranks. Reading the
+  // result back to the host does — a device-to-host copy behind the all-reduce cannot finish
+  // before every rank has launched it. (c10d's own NCCL barrier synchronizes its stream for
+  // the same reason; ours runs on this communicator's device rather than one guessed from
+  // the rank.)
+  all_reduce_sum_host({0.0});
+}
+
 std::vector<double> Communicator::all_reduce_sum_host(const std::vector<double>& values) {
   auto t = torch::tensor(values, torch::kFloat64).to(device());
   all_reduce_sum_now(t);
+  synchronize_for_host_read();
   t = t.cpu();
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
 }
@@ -232,6 +322,7 @@ std::vector<double> Communicator::all_reduce_sum_host(const std::vector<double>&
 std::vector<int64_t> Communicator::broadcast_host(const std::vector<int64_t>& values, int root) {
   auto t = torch::tensor(values, torch::kInt64).to(device());
   broadcast(t, root);
+  synchronize_for_host_read();
   t = t.cpu();
   return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
 }
@@ -241,6 +332,7 @@ std::vector<int64_t> Communicator::all_gather_host(int64_t value) {
   t[rank()] = value;
   t = t.to(device());
   all_reduce_sum_now(t);
+  synchronize_for_host_read();
   t = t.cpu();
   return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
 }
@@ -261,7 +353,7 @@ void Communicator::check_same_on_all_ranks(const std::string& value, const std::
 }
 
 std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& options) {
-  if (env.world_size < 2) throw Error("dist::connect needs world_size > 1");
+  if (env.world_size < 1) throw Error("dist::connect needs world_size >= 1");
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout);
   const bool nccl = options.device.is_cuda() && !options.declared_device_only;
   if (nccl) {
@@ -290,8 +382,8 @@ std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& 
   auto store = rendezvous(env, ms);
   try {
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, opts);
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(store, pg, env.rank, env.world_size,
-                                                                      options.device, ms);
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
+        store, pg, env.rank, env.world_size, options.device, ms, options.host_semantics == HostSemantics::kNccl);
   } catch (const std::exception& e) {
     throw Error("creating the Gloo process group failed (did all " + std::to_string(env.world_size) +
                 " ranks start and reach " + env.master_addr + ":" + std::to_string(env.master_port) +

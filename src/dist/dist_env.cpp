@@ -25,6 +25,15 @@ std::optional<int> slurm_tasks_per_node() {
   return std::atoi(v);
 }
 
+// SLURM_STEP_ID of an srun step ("0", "1", ...); the batch script's own step has no number.
+int64_t slurm_step_id() {
+  const char* v = std::getenv("SLURM_STEP_ID");
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  const long long x = std::strtoll(v, &end, 10);
+  return *end == '\0' && x >= 0 ? x : 0;
+}
+
 }  // namespace
 
 DistEnv dist_env_from_environment() {
@@ -47,10 +56,12 @@ DistEnv dist_env_from_environment() {
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) {
     env.master_addr = a;
   } else if (env.world_size > 1) {
-    // Under srun without MASTER_ADDR: rank 0 runs on the job's first node. Guessing
-    // 127.0.0.1 instead would hang a multi-node job until the rendezvous timeout.
-    const char* nodes = std::getenv("SLURM_JOB_NODELIST");
-    if (!nodes || !*nodes) nodes = std::getenv("SLURM_NODELIST");
+    // Under srun without MASTER_ADDR: rank 0 runs on the first node of this job step (a step
+    // may run on a subset of the allocation: SLURM_STEP_NODELIST, then the job's list).
+    // Guessing 127.0.0.1 instead would hang a multi-node job until the rendezvous timeout.
+    const char* nodes = nullptr;
+    for (const char* name : {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"})
+      if (const char* v = std::getenv(name); !nodes && v && *v) nodes = v;
     if (!slurm)
       throw Error("distributed launch: WORLD_SIZE > 1 but MASTER_ADDR is not set; export MASTER_ADDR (rank 0's host) "
                   "and MASTER_PORT, or launch with torchrun / aim-train --nproc-per-node");
@@ -60,7 +71,7 @@ DistEnv dist_env_from_environment() {
     env.master_addr = first_host_of_nodelist(nodes);
   }
   if (auto port = env_int("MASTER_PORT")) env.master_port = *port;
-  else if (auto job = env_int("SLURM_JOB_ID"); slurm && job) env.master_port = port_for_slurm_job(*job);
+  else if (auto job = env_int("SLURM_JOB_ID"); slurm && job) env.master_port = port_for_slurm_job(*job, slurm_step_id());
   if (env.master_port < 1 || env.master_port > 65535)
     throw Error("MASTER_PORT=" + std::to_string(env.master_port) + ": expected a TCP port in 1..65535");
   return env;

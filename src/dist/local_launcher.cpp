@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -49,7 +50,9 @@ void forward_signal(int sig) {
   errno = saved;
 }
 
-// The signals a scheduler or a user sends to stop a job: torchrun forwards the same ones.
+// The signals a scheduler or a user sends to stop a job. Unlike torchrun's agent, which
+// handles SIGTERM/SIGINT/SIGHUP/SIGQUIT only (SIGUSR1 kills it and orphans its workers), this
+// launcher also passes SIGUSR1 on, so SLURM's --signal=USR1@T works with --nproc-per-node.
 constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGUSR1};
 
 }  // namespace
@@ -104,9 +107,14 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
   // a rank frozen beyond that (a hung device, a stopped process) is killed after the grace.
   constexpr auto kGrace = std::chrono::seconds(30);
   std::optional<std::chrono::steady_clock::time_point> kill_at;
+  // Only our ranks' exits count. As PID 1 (a container without an init) or a subreaper we
+  // also inherit every orphan below us, e.g. what a rank's shard command left behind: those
+  // are reaped here (no zombies pile up) and otherwise ignored.
+  auto is_rank = [&](pid_t pid) { return std::find(children.begin(), children.end(), pid) != children.end(); };
   for (size_t alive = children.size(); alive > 0;) {
     int status = 0;
     pid_t done = ::waitpid(-1, &status, WNOHANG);
+    if (done > 0 && !is_rank(done)) continue;  // an inherited orphan: reaped, nothing more
     if (done == 0) {
       if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
         for (int i = 0; i < g_num_children; ++i)

@@ -17,7 +17,8 @@ struct ShardedGradientSync::State {
   };
   struct InFlight {
     size_t bucket;
-    std::vector<std::unique_ptr<PendingWork>> works;  // one reduce per owner
+    std::vector<std::unique_ptr<PendingWork>> works;  // one reduce per owner, or one reduce-scatter
+    torch::Tensor scattered;  // reduce-scatter: this rank's part (its piece first, then padding)
   };
 
   Communicator* comm = nullptr;
@@ -30,6 +31,8 @@ struct ShardedGradientSync::State {
   std::vector<torch::Tensor> flats;  // defined only while the bucket is being filled or reduced
   std::deque<InFlight> in_flight;
   size_t max_in_flight = 2;
+  ReduceScatterPolicy reduce_scatter = ReduceScatterPolicy::kAuto;
+  size_t scattered_buckets = 0;  // launched as one reduce-scatter (this backward)
   std::vector<char> filled;    // per param: gradient copied this backward
   std::vector<size_t> landed;  // params whose .grad AccumulateGrad may hold: released at the next hook
   torch::Tensor slice;
@@ -59,15 +62,59 @@ struct ShardedGradientSync::State {
     landed.clear();
   }
 
+  // Owner r's piece of bucket b: [a, e) of the flattened parameters (empty when a >= e).
+  std::pair<int64_t, int64_t> piece_bounds(size_t b, size_t r) const {
+    return {std::max(bounds[r], buckets[b].lo), std::min(bounds[r + 1], buckets[b].hi)};
+  }
+
+  // One reduce-scatter of equal, zero-padded parts moves (N-1) x the largest piece per rank;
+  // one reduce per owner moves the pieces themselves, the bucket in all. Slices are contiguous
+  // ranges of the parameters, so a bucket of a large model lies inside one slice (one
+  // reduce, nothing wasted) and only a bucket spread evenly over every rank (small slices)
+  // is cheaper as a reduce-scatter.
+  bool scatter(size_t b) const {
+    if (reduce_scatter == ReduceScatterPolicy::kNever) return false;
+    if (reduce_scatter == ReduceScatterPolicy::kAlways) return true;
+    if (!comm->native_reduce_scatter()) return false;
+    int64_t widest = 0;
+    for (size_t r = 0; r + 1 < bounds.size(); ++r) {
+      const auto [a, e] = piece_bounds(b, r);
+      widest = std::max<int64_t>(widest, e - a);
+    }
+    const int64_t N = static_cast<int64_t>(bounds.size()) - 1;
+    return (N - 1) * widest <= buckets[b].hi - buckets[b].lo;
+  }
+
   // Every owner of a piece of the bucket gets the sum of that piece.
   void launch(size_t b) {
-    InFlight f{b, {}};
+    InFlight f{b, {}, {}};
     const auto& bk = buckets[b];
-    for (size_t r = 0; r + 1 < bounds.size(); ++r) {
-      const int64_t a = std::max(bounds[r], bk.lo), e = std::min(bounds[r + 1], bk.hi);
-      if (a >= e) continue;
-      auto piece = flats[b].slice(0, a - bk.lo, e - bk.lo);
-      f.works.push_back(comm->reduce_sum(piece, static_cast<int>(r)));
+    if (scatter(b)) {
+      const int64_t N = static_cast<int64_t>(bounds.size()) - 1;
+      int64_t chunk = 1;
+      for (size_t r = 0; r < static_cast<size_t>(N); ++r) {
+        const auto [a, e] = piece_bounds(b, r);
+        chunk = std::max<int64_t>(chunk, e - a);
+      }
+      auto padded = torch::zeros({N * chunk}, flats[b].options());
+      for (size_t r = 0; r < static_cast<size_t>(N); ++r) {
+        const auto [a, e] = piece_bounds(b, r);
+        if (a < e) padded.slice(0, r * chunk, r * chunk + (e - a)).copy_(flats[b].slice(0, a - bk.lo, e - bk.lo));
+      }
+      // The padded copy replaces the bucket (same accounting: it is what stays alive).
+      live += N * chunk - (bk.hi - bk.lo);
+      peak_live = std::max(peak_live, live);
+      flats[b] = padded;
+      f.scattered = torch::empty({chunk}, padded.options());
+      f.works.push_back(comm->reduce_scatter_sum(f.scattered, flats[b]));
+      ++scattered_buckets;
+    } else {
+      for (size_t r = 0; r + 1 < bounds.size(); ++r) {
+        const auto [a, e] = piece_bounds(b, r);
+        if (a >= e) continue;
+        auto piece = flats[b].slice(0, a - bk.lo, e - bk.lo);
+        f.works.push_back(comm->reduce_sum(piece, static_cast<int>(r)));
+      }
     }
     in_flight.push_back(std::move(f));
     while (in_flight.size() > max_in_flight) drain_oldest();
@@ -79,8 +126,10 @@ struct ShardedGradientSync::State {
     for (auto& w : f.works) w->wait();
     const auto& bk = buckets[f.bucket];
     const int64_t a = std::max(lo, bk.lo), e = std::min(hi, bk.hi);
-    if (a < e) slice.slice(0, a - lo, e - lo).add_(flats[f.bucket].slice(0, a - bk.lo, e - bk.lo));
-    live -= bk.hi - bk.lo;
+    if (a < e)
+      slice.slice(0, a - lo, e - lo)
+          .add_(f.scattered.defined() ? f.scattered.slice(0, 0, e - a) : flats[f.bucket].slice(0, a - bk.lo, e - bk.lo));
+    live -= flats[f.bucket].numel();
     flats[f.bucket] = torch::Tensor();
   }
 
@@ -100,10 +149,12 @@ struct ShardedGradientSync::State {
 };
 
 ShardedGradientSync::ShardedGradientSync(std::vector<torch::Tensor> params, std::vector<int64_t> bounds,
-                                         Communicator& comm, double bucket_mb, int max_in_flight)
+                                         Communicator& comm, double bucket_mb, int max_in_flight,
+                                         ReduceScatterPolicy reduce_scatter)
     : state_(std::make_shared<State>()) {
   auto& s = *state_;
   s.comm = &comm;
+  s.reduce_scatter = reduce_scatter;
   s.params = std::move(params);
   s.bounds = std::move(bounds);
   const size_t n = s.params.size();
@@ -158,6 +209,7 @@ void ShardedGradientSync::arm() {
   for (auto& b : s.buckets) b.pending = b.last - b.first + 1;
   std::fill(s.filled.begin(), s.filled.end(), 0);
   s.overlapped = 0;
+  s.scattered_buckets = 0;
   s.peak_live = s.live;
   s.armed = true;
 }
@@ -188,6 +240,8 @@ torch::Tensor& ShardedGradientSync::slice() { return state_->slice; }
 size_t ShardedGradientSync::num_buckets() const { return state_->buckets.size(); }
 
 size_t ShardedGradientSync::overlapped_buckets() const { return state_->overlapped; }
+
+size_t ShardedGradientSync::scattered_buckets() const { return state_->scattered_buckets; }
 
 int64_t ShardedGradientSync::peak_bucket_elements() const { return state_->peak_live; }
 

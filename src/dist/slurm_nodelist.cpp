@@ -31,11 +31,12 @@ std::string first_host_of_nodelist(const std::string& nodelist) {
   return host;
 }
 
-int port_for_slurm_job(int64_t job_id) {
+int port_for_slurm_job(int64_t job_id, int64_t step_id) {
   // A fixed default (29500) collides when two jobs share a node; the job id spreads jobs
   // over [10000, 30000), below Linux's ephemeral range (32768+), and every rank of the job
-  // derives the same port.
-  return static_cast<int>(10000 + job_id % 20000);
+  // derives the same port. Two job steps of one job (two sruns side by side) are 7919 apart
+  // per step: 7919 is prime to 20000, so steps 0..19999 of a job never share a port.
+  return static_cast<int>(10000 + (job_id % 20000 + (step_id % 20000) * 7919) % 20000);
 }
 
 }  // namespace aim::dist

@@ -1,8 +1,11 @@
 #include "aim/model/attention.h"
 
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <mutex>
+#include <optional>
 
 #include "aim/compat.h"
 #include "aim/error.h"
@@ -27,6 +30,24 @@ void AttentionImpl::enable_lora(const LoraSpec& spec) {
   if (spec.rank > 0) lora_ = add_lora(qkv, proj, spec);
 }
 
+#if AIM_HAS_SDPA
+namespace {
+
+// Which fused kernel a CUDA run gets decides its speed and memory (the masked prefix steps
+// cannot use flash attention): said once per process and kind of mask, at the first use.
+void log_sdpa_backend_once(int kind, const char* what, const torch::Tensor& q, const torch::Tensor& k,
+                           const torch::Tensor& v, const std::optional<torch::Tensor>& allowed, bool is_causal) {
+  static std::once_flag flags[3];
+  if (!q.is_cuda()) return;
+  std::call_once(flags[kind], [&] {
+    spdlog::info("attention kernel for {} steps ({} x {} tokens, head dim {}, {}): {}", what, q.size(0), q.size(2),
+                 q.size(3), c10::toString(q.scalar_type()), compat::sdpa_backend(q, k, v, allowed, is_causal));
+  });
+}
+
+}  // namespace
+#endif
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionMask& mask) {
   const auto B = x.size(0), K = x.size(1);
   const auto hd = dim_ / heads_;
@@ -40,11 +61,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionMask
   // Fused kernels (flash / memory-efficient) on LibTorch 2.x. Pure causal steps use
   // is_causal, which unlocks flash attention; prefix steps pass the boolean mask.
   if (mask.bidirectional()) {
+    log_sdpa_backend_once(0, "bidirectional", q, k, v, std::nullopt, false);
     out = compat::scaled_dot_product_attention(q, k, v, std::nullopt, false);
   } else if (mask.all_causal()) {
+    log_sdpa_backend_once(1, "causal", q, k, v, std::nullopt, true);
     out = compat::scaled_dot_product_attention(q, k, v, std::nullopt, true);
   } else {
-    out = compat::scaled_dot_product_attention(q, k, v, mask.allowed(x.device()), false);
+    const auto allowed = mask.allowed(x.device());
+    log_sdpa_backend_once(2, "prefix-causal (masked)", q, k, v, allowed, false);
+    out = compat::scaled_dot_product_attention(q, k, v, allowed, false);
   }
 #else
   // LibTorch 1.13: explicit attention, arranged so the mask rides along for free:

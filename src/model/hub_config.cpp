@@ -27,9 +27,21 @@ const torch::Tensor* find(const io::NamedTensors& tensors, const std::string& na
 
 }  // namespace
 
+const std::vector<std::string>& hub_weights_names() {
+  static const std::vector<std::string> names = {kHubWeightsFile, "model.safetensors.index.json", "pytorch_model.bin",
+                                                 "pytorch_model.bin.index.json"};
+  return names;
+}
+
 bool is_hub_dir(const std::string& path) {
   const fs::path p(path);
-  return fs::is_directory(p) && (fs::exists(p / kHubConfigFile) || fs::exists(p / kHubWeightsFile));
+  return fs::is_directory(p) && (fs::exists(p / kHubConfigFile) || !hub_weights_file(path).empty());
+}
+
+std::string hub_weights_file(const std::string& dir) {
+  for (const auto& name : hub_weights_names())
+    if (fs::is_regular_file(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+  return "";
 }
 
 HubConfig read_hub_config(const std::string& dir) {
@@ -131,7 +143,7 @@ void check_hub_matches_model(const HubConfig& h, const ModelConfig& m, const std
 
 void check_hub_matches_weights(const HubConfig& h, const io::NamedTensors& tensors, const std::string& dir) {
   const std::string cfg_file = (fs::path(dir) / kHubConfigFile).string();
-  const std::string weights = (fs::path(dir) / kHubWeightsFile).string();
+  const std::string weights = hub_weights_file(dir);
   auto contradiction = [&](const std::string& what, const std::string& tensor, const torch::Tensor* t) {
     throw Error("'" + cfg_file + "' says " + what + " but '" + weights + "' has " + tensor +
                 (t ? " of shape " + shape_str(*t) : std::string(" missing")));

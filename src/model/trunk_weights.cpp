@@ -7,6 +7,7 @@
 #include "aim/io/safetensors.h"
 #include "aim/io/sharded_checkpoint.h"
 #include "aim/io/state_dict.h"
+#include "aim/io/weights_file.h"
 #include "aim/model/hub_config.h"
 
 namespace fs = std::filesystem;
@@ -59,12 +60,18 @@ TrunkWeights resolve_trunk_weights(const std::string& weights) {
   if (!fs::exists(p)) throw Error("probe.weights: '" + weights + "' does not exist");
   if (fs::is_regular_file(p)) return {weights, "", ""};
   if (is_hub_dir(weights)) {
+    const std::string file = hub_weights_file(weights);
     if (!fs::is_regular_file(p / kHubConfigFile))
-      throw Error("probe.weights: directory '" + weights + "' has " + kHubWeightsFile + " but no " + kHubConfigFile +
-                  " (a hub model directory needs both; config.json names the architecture)");
-    if (!fs::is_regular_file(p / kHubWeightsFile))
-      throw Error("probe.weights: directory '" + weights + "' has " + kHubConfigFile + " but no " + kHubWeightsFile);
-    return {(p / kHubWeightsFile).string(), "", weights};
+      throw Error("probe.weights: directory '" + weights + "' has " + fs::path(file).filename().string() +
+                  " but no " + kHubConfigFile + " (a hub model directory needs both; config.json names the architecture)");
+    if (file.empty())
+      throw Error("probe.weights: directory '" + weights + "' has " + kHubConfigFile + " but no weights (looked for " +
+                  [] {
+                    std::string names;
+                    for (const auto& n : hub_weights_names()) names += (names.empty() ? "" : ", ") + n;
+                    return names;
+                  }() + ")");
+    return {file, "", weights};
   }
   if (is_checkpoint_dir(p)) return {weights, "model.", ""};
   if (fs::is_regular_file(p / "trunk.safetensors")) return {(p / "trunk.safetensors").string(), "", ""};
@@ -80,10 +87,11 @@ std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& we
 
 std::string load_trunk_weights(model::AimEncoder& encoder, const std::string& weights, const LoraSpec& lora) {
   const TrunkWeights w = resolve_trunk_weights(weights);
-  // A training checkpoint: the trunk's parameters assembled from every rank's part.
+  // A training checkpoint: the trunk's parameters assembled from every rank's part; else a
+  // weights file of any format io::load_weights_file tells apart.
   io::NamedTensors tensors = w.prefix == "model."
                                  ? io::ckpt::read_checkpoint_weights(w.file, {"preprocessor.", "trunk."})
-                                 : io::load_safetensors(w.file).tensors;
+                                 : io::load_weights_file(w.file).tensors;
   std::vector<std::string> lora_names;
   for (const auto& [name, t] : tensors)
     if (is_lora_name(name)) lora_names.push_back(name);

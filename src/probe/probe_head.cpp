@@ -5,6 +5,7 @@
 #include "aim/error.h"
 #include "aim/io/safetensors.h"
 #include "aim/io/state_dict.h"
+#include "aim/io/weights_file.h"
 #include "aim/model/hub_config.h"
 
 #include <filesystem>
@@ -48,9 +49,10 @@ ProbeHead load_probe(const std::string& probe_path, int64_t heads, std::map<std:
   std::string path = probe_path;
   if (model::is_hub_dir(probe_path)) {
     heads = model::read_hub_config(probe_path).num_heads;
-    path = (std::filesystem::path(probe_path) / model::kHubWeightsFile).string();
+    path = model::hub_weights_file(probe_path);
+    if (path.empty()) throw Error("probe file '" + probe_path + "': a hub model directory without its weights file");
   }
-  io::SafetensorsFile file = io::load_safetensors(path);
+  io::SafetensorsFile file = io::load_weights_file(path);
   auto find = [&](const std::string& name) -> const torch::Tensor* {
     for (const auto& [n, t] : file.tensors)
       if (n == name) return &t;

@@ -101,6 +101,7 @@ SweepConfig load_sweep(const std::string& path, const std::vector<std::string>& 
     throw Error(path + ": wrong type: " + e.what());
   }
   s.overrides.insert(s.overrides.end(), extra_overrides.begin(), extra_overrides.end());
+  s.extra_overrides = extra_overrides;
   return s;
 }
 
@@ -171,13 +172,39 @@ std::string shell_quote(const std::string& w) {
 
 std::vector<std::string> plan_commands(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
                                        const std::string& aim_train) {
+  // A scheduler runs the lines wherever its jobs start: every path absolute.
+  SweepConfig anywhere = sweep;
+  anywhere.base = fs::absolute(sweep.base).lexically_normal().string();
+  anywhere.out_dir = fs::absolute(sweep.out_dir).lexically_normal().string();
   std::vector<std::string> out;
-  for (const auto& p : points) {
+  for (auto p : points) {
+    p.dir = (fs::path(anywhere.out_dir) / p.name).string();
     std::string line = sweep.launcher.empty() ? "" : sweep.launcher + " ";
-    line += shell_quote(aim_train);
-    for (const auto& a : train_arguments(sweep, p)) line += " " + shell_quote(a);
+    line += shell_quote(fs::absolute(aim_train).lexically_normal().string());
+    for (const auto& a : train_arguments(anywhere, p)) line += " " + shell_quote(a);
     out.push_back(line);
   }
+  return out;
+}
+
+std::vector<std::string> relative_data_paths(const SweepConfig& sweep, const SweepPoint& point) {
+  const auto cfg = config::load_run_config(sweep.base, point_overrides(sweep, point));
+  std::vector<std::string> out;
+  auto check = [&](const std::string& key, const data::SourceConfig& s) {
+    std::vector<std::pair<std::string, std::string>> paths;
+    if (s.kind == "idx") paths.emplace_back(key + ".path", s.path);
+    if (s.kind == "image_folder") paths.emplace_back(key + ".root", s.root);
+    if (s.kind == "webdataset")
+      for (size_t i = 0; i < s.shards.size(); ++i) paths.emplace_back(key + ".shards." + std::to_string(i), s.shards[i]);
+    for (const auto& [k, path] : paths) {
+      const bool remote = path.rfind("pipe:", 0) == 0 || path.find("://") != std::string::npos;
+      if (!path.empty() && !remote && fs::path(path).is_relative()) out.push_back(k + " = " + path);
+    }
+  };
+  for (size_t i = 0; i < cfg.data.sources.size(); ++i) check("data.sources." + std::to_string(i), cfg.data.sources[i]);
+  if (cfg.data.val) check("data.val", *cfg.data.val);
+  if (sweep.probe && cfg.probe.train_data) check("probe.train", *cfg.probe.train_data);
+  if (sweep.probe && cfg.probe.val_data) check("probe.val", *cfg.probe.val_data);
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include "aim/config/run_config.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/train/run_status.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -181,6 +182,9 @@ bool point_finished(const SweepConfig& sweep, const SweepPoint& point) {
   const fs::path dir(point.dir);
   if (!fs::is_regular_file(dir / "trunk.safetensors") || !fs::is_regular_file(dir / "config.yaml")) return false;
   if (sweep.probe && !fs::is_regular_file(dir / "probe" / "results.json")) return false;
+  // Its last aim-train said it failed or was stopped (e.g. a re-run of the probe): not finished.
+  if (const auto s = train::read_run_status(point.dir); s && (s->status == "failed" || s->status == "interrupted"))
+    return false;
   return point_config_differences(sweep, point).empty();
 }
 

@@ -28,10 +28,12 @@ std::string effect_of(const std::string& key) {
 
 }  // namespace
 
-std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml) {
+std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml,
+                                                 bool training_only) {
   if (before_yaml.empty()) return {"(the checkpoint predates stored configs: which keys differ is unknown)"};
   std::vector<std::string> lines;
   for (const auto& c : config::config_changes(before_yaml, after_yaml)) {
+    if (training_only && !config::affects_training(c.key)) continue;
     std::string line = c.key + " " + c.before + " -> " + c.after;
     const std::string effect = effect_of(c.key);
     if (!effect.empty()) line += " (" + effect + ")";

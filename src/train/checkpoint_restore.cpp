@@ -238,7 +238,8 @@ std::optional<ResumePoint> CheckpointManager::restore_latest(
       if (!s->ours && (foreign.empty() || force) && !config_yaml_.empty()) {
         try {
           std::string c;
-          for (const auto& l : describe_config_changes(s->meta.value("config", std::string()), config_yaml_))
+          for (const auto& l : describe_config_changes(s->meta.value("config", std::string()), config_yaml_,
+                                                        /*training_only=*/true))
             c += (c.empty() ? "" : "; ") + l;
           foreign_changes = c;
         } catch (const std::exception&) {

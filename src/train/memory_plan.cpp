@@ -34,8 +34,10 @@
 // own flat copy of the N chunks on CPU).
 //
 // Model state per parameter: 4 B weights + 4 B gradients + 8 B AdamW moments, plus 4 B of
-// GradientSync buckets on more than one rank and 2 B of autocast's bf16 weight copies (kept by
-// backward) under bf16. train.sharding=optimizer: the moments are 8 B / N (each rank keeps
+// GradientSync buckets on more than one rank and, under bf16, 2 B of autocast's bf16 weight
+// copies (kept by backward as the matmuls' inputs). With activation checkpointing nothing keeps
+// them: the trainer turns autocast's cast cache off (compat::bf16_training_autocast), so only
+// the block being recomputed holds its copies (2 B x the largest block's parameters). train.sharding=optimizer: the moments are 8 B / N (each rank keeps
 // them for its 1/N slice). train.sharding=gradients: the gradients are 4 B / N too, and the
 // persistent buckets are replaced by ShardedGradientSync's in-flight ones (at most three
 // buckets of bucket_mb alive at once) plus one parameter's own gradient before it is released.
@@ -47,6 +49,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <sstream>
 
 #include "aim/compat.h"
@@ -136,7 +139,11 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   } else {
     p.grad_buckets = world_size > 1 ? 4 * n : 0;
   }
-  p.weight_casts = p.bf16 ? 2 * n : 0;
+  const auto counts = model::count_parameters(cfg.model);
+  const double block = std::max(
+      static_cast<double>(counts.trunk - counts.patch_embed) / static_cast<double>(std::max<int64_t>(cfg.model.depth, 1)),
+      static_cast<double>(counts.pretrain_head) / static_cast<double>(std::max<int64_t>(cfg.model.head_blocks, 1)));
+  p.weight_casts = p.bf16 ? 2 * (p.checkpointing ? block : n) : 0;
   p.budget = budget_bytes;
   // Sharded: the all-gather's chunk in, N chunks out (and Gloo's flat copy of those on CPU).
   const double chunk = std::min(4 * std::ceil(n / N), bucket);
@@ -148,13 +155,20 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   p.checkpoint_buffers = cfg.train.ckpt_async == "false"
                              ? 0
                              : static_cast<double>(checkpoint_snapshot_bytes(p.parameters, world_size));
-  const double state = p.params + p.grads + p.optimizer + p.grad_buckets + p.weight_casts +
-                       (target.cuda ? 0 : p.checkpoint_buffers);
+  const double model_state = p.params + p.grads + p.optimizer + p.grad_buckets + p.weight_casts;
+  double state = model_state + (target.cuda ? 0 : p.checkpoint_buffers);
   auto total_at = [&](int64_t batch, Activations* keep) {
     const auto act = activations(cfg, batch, target, p.bf16);
     if (keep) *keep = act;
     return state + (p.checkpointing ? act.kept : act.full) + act.transient + fixed_ws;
   };
+  // train.ckpt_async=auto takes no snapshot buffers where they would not fit (its saves are then
+  // synchronous): on CPU, where they share the budget, they count only when the run fits with them.
+  if (cfg.train.ckpt_async == "auto" && !target.cuda && budget_bytes > 0 &&
+      total_at(p.micro_batch, nullptr) > budget_bytes) {
+    p.checkpoint_buffers = 0;
+    state = model_state;
+  }
   Activations act;
   p.total = total_at(p.micro_batch, &act);
   p.activations_full = act.full;
@@ -179,15 +193,37 @@ MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget 
   return p;
 }
 
-MemoryPlan plan_memory_for_config(const config::RunConfig& cfg, int world_size) {
+double host_available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
+MemoryPlan plan_memory_for_config(const config::RunConfig& cfg, int world_size, int local_ranks) {
   const auto& want = cfg.train.device;
   const bool cuda_here = want != "cpu" && torch::cuda::is_available();
   PlanTarget t;
   t.cuda = want == "cuda" || cuda_here;
   t.fused_attention = t.cuda && AIM_HAS_SDPA;
   double budget = cfg.train.memory_gb * 1e9;
-  if (budget <= 0 && cuda_here) budget = compat::cuda_total_memory_bytes();
-  return plan_memory(cfg, world_size, t, budget);
+  std::string source = "train.memory_gb";
+  if (budget <= 0 && cuda_here) {
+    budget = compat::cuda_total_memory_bytes();
+    source = "the GPU's memory";
+  } else if (budget <= 0 && !t.cuda) {
+    const double avail = host_available_memory_bytes();
+    const int n = std::max(local_ranks, 1);
+    budget = avail / n;
+    source = fmt::format("this machine's available memory, {:.2f} GB{}", avail / 1e9,
+                         n > 1 ? fmt::format(", shared by {} local ranks", n) : std::string());
+  }
+  auto p = plan_memory(cfg, world_size, t, budget);
+  p.budget_source = source;
+  return p;
 }
 
 std::string describe_memory_plan(const MemoryPlan& p) {

@@ -1,7 +1,6 @@
 #include <spdlog/fmt/fmt.h>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cmath>
 #include <sstream>
 
@@ -54,21 +53,11 @@ std::string remote_shards_note(const config::RunConfig& cfg) {
 
 }  // namespace
 
-double peak_flops(const config::RunConfig& cfg, bool cuda) {
-  using Clock = std::chrono::steady_clock;
-  if (cfg.train.peak_tflops > 0) return cfg.train.peak_tflops * 1e12;
-  if (cuda) return 0;
-  torch::NoGradGuard ng;
-  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
-  torch::mm(a, b);  // warm up BLAS threads
-  auto t0 = Clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
-  int n = 0;
-  while (elapsed() < 0.3 || n < 2) {
-    torch::mm(a, b);
-    ++n;
-  }
-  return 2.0 * 1024 * 1024 * 1024 * n / elapsed();
+std::string human_duration(double s) {
+  if (s < 120) return fmt::format("{:.0f} s", s);
+  if (s < 120 * 60) return fmt::format("{:.0f} min", s / 60);
+  if (s < 48 * 3600) return fmt::format("{:.1f} h", s / 3600);
+  return fmt::format("{:.1f} days", s / 86400);
 }
 
 std::string slow_step_warning(const config::RunConfig& cfg, double peak) {
@@ -76,7 +65,7 @@ std::string slow_step_warning(const config::RunConfig& cfg, double peak) {
   const double step_s =
       static_cast<double>(cfg.train.batch_size) * model::count_flops(cfg.model).executed_training() / peak;
   if (step_s <= 180) return "";
-  auto minutes = [](double s) { return fmt::format("{:.0f} min", s / 60); };
+  auto minutes = [](double s) { return human_duration(s); };
   return fmt::format(
       "one step of {} images needs at least {} here (at {:.3g} TFLOP/s, this machine's peak: real steps are slower), "
       "so the first log line comes after {} steps, at least {}. The defaults are the paper's cluster recipe; on this "

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "aim/data/loader.h"
 #include "aim/error.h"
 #include "aim/runtime/process_clock.h"
 #include "aim/runtime/stop_request.h"
@@ -70,7 +71,7 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   auto run_ptr = start_training_run(cfg, env, comm);
   TrainingRun& run = *run_ptr;
   const auto& tc = run.cfg.train;
-  const double peak = peak_flops(run.cfg, run.device.is_cuda()) * env.world_size;
+  const double peak = run.peak.flops * env.world_size;
   StepLog log(run, peak);
   if (run.is_rank0()) {
     const std::string slow = slow_step_warning(run.cfg, peak);
@@ -83,7 +84,16 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
   summary.resumed_from = run.resumed_from;
   bool first_logged = false;
   while (run.step < tc.steps) {
+    const data::LoaderState at_step_start = run.loader->state();
     const StepResult r = with_context(run, run.step + 1, [&] { return train_step(run); });
+    if (r.given_up) {
+      // A rank was asked to stop while the step waited for its data (a stalled remote shard):
+      // every rank dropped the step, gives its micro-batches back, and the last finished
+      // step is saved.
+      run.loader->load_state(at_step_start);
+      stop_on_signal(run, summary);
+      return summary;
+    }
     log.step_done(run, r);
     if (run.resumed_from >= 0 && run.step == run.resumed_from + 1 && run.is_rank0())
       spdlog::info("first step after resuming from step {}: {:.1f} s after the process started",
@@ -113,7 +123,7 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
     }
     // Never checkpoint inside a streak of non-finite steps: the newest checkpoint stays the
     // last state that trained cleanly.
-    if (run.consecutive_bad == 0 && ((tc.ckpt_every > 0 && run.step % tc.ckpt_every == 0) || last))
+    if (run.consecutive_bad == 0 && ((tc.ckpt_every > 0 && run.step % tc.ckpt_every == 0) || last || r.checkpoint_due))
       with_context(run, run.step, [&] {
         run.phase = "saving the checkpoint";
         save_checkpoint(run);

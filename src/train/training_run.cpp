@@ -4,12 +4,16 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "aim/compat.h"
+#include "aim/error.h"
 #include "aim/io/atomic_file.h"
 #include "aim/optim/optimizer.h"
 #include "aim/data/loader_state.h"
 #include "aim/runtime/device.h"
+#include "aim/train/memory_advice.h"
+#include "aim/runtime/stop_request.h"
 #include "aim/train/memory_plan.h"
 #include "aim/train/prefix_sampler.h"
 #include "aim/train/trainer.h"
@@ -69,7 +73,7 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   const auto& tc = cfg.train;
   config::validate(cfg, env.world_size);
 
-  run->device = runtime::select_device(tc.device, env.local_rank);
+  run->device = runtime::select_device(tc.device, env.local_rank, env.local_world_size);
   runtime::pin_current_device(run->device);  // before any CUDA work: this rank's GPU, not GPU 0
   const bool cuda = run->device.is_cuda();
   run->bf16 = cuda && tc.precision == "bf16";
@@ -86,14 +90,18 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
   }
   if (run->comm) run->comm->check_same_on_all_ranks(config::fingerprint(cfg), "the resolved config");
 
-  if (run->is_rank0()) {
-    fs::create_directories(tc.out_dir);
-    const std::string yaml_path = (fs::path(tc.out_dir) / "config.yaml").string();
-    io::write_file_atomic(yaml_path, config::to_yaml(cfg));
-    // Every key is in the file (and in --dry-run's output); the log keeps to the summary.
-    spdlog::info("resolved config (every key, after presets and overrides): {}", yaml_path);
-    spdlog::info("{}{}", describe_run(cfg, env.world_size), describe_memory_plan(plan_memory_for_config(cfg, env.world_size)));
-  }
+  // The plan before anything is allocated: a run that cannot fit stops here with what would,
+  // instead of dying of out-of-memory minutes later. Every rank must take the same decision.
+  const auto plan = plan_memory_for_config(cfg, env.world_size, env.local_world_size);
+  if (run->is_rank0())
+    spdlog::info("{}{}{}", describe_run(cfg, env.world_size), describe_memory_plan(plan),
+                 describe_fitting_options(cfg, plan));
+  bool refuse = tc.memory_check == "enforce" && !plan.fits();
+  if (run->comm) refuse = run->comm->all_reduce_sum_host({refuse ? 1.0 : 0.0}).at(0) > 0;
+  if (refuse && plan.fits())
+    throw Error("another rank's memory plan does not fit its budget (see its error); train.memory_check=warn starts "
+                "anyway");
+  check_memory_plan(cfg, plan, run->is_rank0());
 
   torch::manual_seed(tc.seed);
   run->net = model::AimPretrainModel(cfg.model);
@@ -110,8 +118,22 @@ std::unique_ptr<TrainingRun> start_training_run(const config::RunConfig& cfg_in,
     for (const auto& p : run->params) n += p.numel();
     run->ckpt->preallocate(n);  // before the first step: pinned memory is slow to allocate
   }
+  // Before the loader's threads start decoding on the same cores.
+  run->peak = device_peak_flops(cfg, cuda);
+  if (run->is_rank0()) spdlog::info("MFU is measured against {}", run->peak.source);
   run->loader = std::make_unique<data::Loader>(config::loader_config(cfg, true, env.rank, env.world_size));
+  // A rank asked to stop while its data stalls (a remote shard) gives the step up; the step's
+  // reduction tells every rank, and the loop checkpoints the last finished step (train_step.cpp).
+  run->loader->set_interrupt([] { return runtime::stop_signal() != 0; });
   restore_and_agree(*run);
+  if (run->is_rank0()) {
+    // Written only now: a run refused above (another config's checkpoints, a plan that does
+    // not fit) must leave the run directory's config.yaml as the run that owns it wrote it.
+    const std::string yaml_path = (fs::path(tc.out_dir) / "config.yaml").string();
+    io::write_file_atomic(yaml_path, config::to_yaml(cfg));
+    // Every key is in the file (and in --dry-run's output); the log keeps to the summary.
+    spdlog::info("resolved config (every key, after presets and overrides): {}", yaml_path);
+  }
 
   if (run->comm && tc.sharding == "gradients")
     run->grad_shards = std::make_unique<dist::ShardedGradientSync>(
@@ -133,19 +155,16 @@ loss::LossTerms forward_loss(TrainingRun& run, const data::Batch& batch, uint64_
   // Pinned on CUDA so the mask's copy of it to the device does not block the host.
   auto prefix = prefix_lengths(prefix_seed, batch.index, mc.num_tokens(), mc.attention);
   if (run.device.is_cuda()) prefix = prefix.pin_memory();
-  if (run.bf16) compat::set_cuda_autocast(true, at::kBFloat16);
-  auto out = run.net->forward(images, prefix, model::HeadTokens::kLossOnly);
-  if (run.bf16) {
-    compat::set_cuda_autocast(false, at::kBFloat16);
-    compat::clear_autocast_cache();
-  }
-  return out.loss;
+  std::optional<compat::AutocastGuard> autocast;  // left (and its cache cleared) before backward
+  if (run.bf16) autocast.emplace(compat::bf16_training_autocast(run.cfg.train.activation_checkpointing == "full"));
+  return run.net->forward(images, prefix, model::HeadTokens::kLossOnly).loss;
 }
 
 SaveTimes save_checkpoint(TrainingRun& run) {
   nlohmann::json meta = {{"skipped_steps", run.skipped_total}, {"fingerprint", config::fingerprint(run.cfg)},
                          {"images_seen", run.step * run.cfg.train.batch_size}};
   const auto t = run.ckpt->save(run.step, *run.net, *run.opt, run.loader->state(), meta, run.comm, run.shards);
+  run.last_checkpoint = std::chrono::steady_clock::now();  // train.ckpt_every_min counts from the snapshot
   if (!run.is_rank0()) return t;
   if (run.ckpt->in_flight())
     spdlog::info("checkpoint of step {}: snapshot taken in {:.2f} s{}; writing it in the background", run.step,
@@ -173,7 +192,14 @@ CheckpointOptions checkpoint_options(TrainingRun& run) {
   for (const auto& p : run.params) params += p.numel();
   run.ckpt_snapshot_bytes = checkpoint_snapshot_bytes(params, run.env.world_size, o.chunk_bytes);
   std::string why;
-  const bool fits = checkpoint_async_fits(run.ckpt_snapshot_bytes, run.env.local_world_size, &why);
+  bool fits = checkpoint_async_fits(run.ckpt_snapshot_bytes, run.env.local_world_size, &why);
+  // Every rank saves the same way (a synchronous save completes inside save(), an asynchronous
+  // one after a later step's vote): auto is on only where it fits on every rank.
+  if (run.comm && tc.ckpt_async == "auto" &&
+      run.comm->all_reduce_sum_host({fits ? 0.0 : 1.0}).at(0) > 0 && fits) {
+    fits = false;
+    why = "another rank's host memory does not hold its snapshot";
+  }
   o.async = tc.ckpt_async == "true" || (tc.ckpt_async == "auto" && fits);
   if (run.is_rank0()) {
     if (tc.ckpt_async == "auto")

@@ -3,6 +3,7 @@
 // pieces run_training (trainer.cpp) is made of. Each piece fits on a screen.
 #include <torch/torch.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "aim/dist/communicator.h"
 #include "aim/dist/dist_env.h"
 #include "aim/dist/gradient_sync.h"
+#include "aim/train/peak_flops.h"
 #include "aim/dist/sharded_gradient_sync.h"
 #include "aim/loss/next_patch_loss.h"
 #include "aim/model/aim_pretrain.h"
@@ -44,6 +46,9 @@ struct TrainingRun {
   int64_t step = 0;             // optimizer steps completed
   int64_t resumed_from = -1;    // checkpoint step, -1 for a fresh run
   int64_t skipped_total = 0;    // non-finite steps skipped, over the whole run
+  PeakFlops peak;               // what MFU is measured against (per device)
+  // When the newest checkpoint was written (or the run started): train.ckpt_every_min.
+  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
   int64_t consecutive_bad = 0;  // the current streak of non-finite steps
   const char* phase = "";       // what the run is doing or waiting for, for error messages
   uint64_t ckpt_snapshot_bytes = 0;  // host memory of one checkpoint snapshot on this rank
@@ -72,6 +77,8 @@ struct StepResult {
   bool finite = true;    // false: the update was skipped
   bool stop_requested = false;  // a stop signal reached some rank before this step's reduction
   bool checkpoint_written = false;  // every rank's background checkpoint write has ended (or none runs)
+  bool checkpoint_due = false;  // train.ckpt_every_min passed on some rank before this step's reduction
+  bool given_up = false;  // some rank was asked to stop while its data stalled: nobody took this step
 };
 
 /// One optimizer step over the global batch: accumulation micro-batches, the gradient

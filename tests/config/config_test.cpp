@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "aim/config/run_config.h"
+#include "aim/io/fnv1a.h"
 #include "aim/error.h"
 #include "test_util.h"
 
@@ -512,6 +513,31 @@ TEST(ConfigFingerprint, StableAndSensitive) {
   EXPECT_EQ(run_identity(base({"train.ckpt_async=false"})), run_identity(base()));
 }
 
+// The run identity is the set of training keys that differ from the preset's defaults: a
+// config at every default has the identity of the empty set (so a key added in a later
+// version, at its default, leaves every checkpoint resumable), operational keys never count.
+TEST(ConfigFingerprint, IdentityIsTheTrainingKeysThatDifferFromTheDefaults) {
+  RunConfig defaults;
+  defaults.train = train_defaults(defaults.model.preset);
+  EXPECT_EQ(run_identity(defaults), io::fnv1a_hex("", 0));
+  RunConfig steps = defaults;
+  steps.train.steps += 1;
+  EXPECT_NE(run_identity(steps), run_identity(defaults));
+  RunConfig operational = defaults;
+  operational.train.log_every = 3;
+  operational.train.memory_check = "warn";
+  operational.train.ckpt_every_min = 30;
+  operational.data.workers = 1;
+  operational.probe.epochs = 1;
+  EXPECT_EQ(run_identity(operational), run_identity(defaults));
+  for (const char* k : {"train.log_every", "train.memory_check", "data.workers", "probe.lr", "probe.train.root",
+                        "data.val.root", "train.micro_batch_size"})
+    EXPECT_FALSE(affects_training(k)) << k;
+  for (const char* k : {"train.steps", "optim.lr", "data.sources[0].weight", "model.width", "train.seed",
+                        "train.sharding", "data.augment.hflip"})
+    EXPECT_TRUE(affects_training(k)) << k;
+}
+
 // ------------------------------------------------------------------------------------------
 
 TEST(ConfigLoader, MapsSectionsToLoaderConfig) {
@@ -583,7 +609,7 @@ TEST(ConfigFiles, OfficialRecipes) {
     EXPECT_EQ(cfg.train.out_dir, "runs/" + name);
     ASSERT_EQ(cfg.data.sources.size(), 2u);
     EXPECT_EQ(cfg.data.sources[0].kind, "webdataset");
-    EXPECT_EQ(cfg.data.sources[0].shards, std::vector<std::string>{"/data/dfn2b/{00000000..00019999}.tar"});
+    EXPECT_EQ(cfg.data.sources[0].shards, std::vector<std::string>{"/data/dfn2b/{00000000..00199999}.tar"});
     EXPECT_DOUBLE_EQ(cfg.data.sources[0].weight, 0.8);
     EXPECT_EQ(cfg.data.sources[1].root, "/data/imagenet/train");
     EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
@@ -591,7 +617,7 @@ TEST(ConfigFiles, OfficialRecipes) {
     EXPECT_EQ(cfg.data.val->root, "/data/imagenet/val");
     EXPECT_DOUBLE_EQ(cfg.data.augment.color_jitter, 0.8);
     EXPECT_DOUBLE_EQ(cfg.data.augment.ratio_max, 4.0 / 3.0);
-    // spec §7
+    // the paper's optimizer recipe
     EXPECT_DOUBLE_EQ(cfg.optim.lr, 1e-3);
     EXPECT_DOUBLE_EQ(cfg.optim.beta1, 0.9);
     EXPECT_DOUBLE_EQ(cfg.optim.beta2, 0.95);

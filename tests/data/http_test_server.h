@@ -2,14 +2,17 @@
 // A tiny HTTP/1.1 file server on 127.0.0.1 (an ephemeral port) for the remote-shard tests:
 // serves the files of one directory, counts requests per path, and can misbehave on purpose:
 // cut the first N responses of a path after half of the body (a connection reset mid-shard,
-// as curl sees it: "transfer closed with ... bytes remaining").
+// as curl sees it: "transfer closed with ... bytes remaining"), answer a path with an error
+// status, or drip a path's body a few bytes at a time.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -50,6 +53,17 @@ class HttpTestServer {
     std::lock_guard<std::mutex> lk(m_);
     cut_["/" + rel] = n;
   }
+  /// Every response for `/rel` has this status (500, 403, ...) and a short text body.
+  void fail_with(const std::string& rel, int status) {
+    std::lock_guard<std::mutex> lk(m_);
+    status_["/" + rel] = status;
+  }
+  /// `/rel` is sent `bytes` at a time, one piece every `every_s` seconds (bounded: it stops
+  /// when the server is destroyed or the client goes away).
+  void drip(const std::string& rel, size_t bytes, double every_s) {
+    std::lock_guard<std::mutex> lk(m_);
+    drip_["/" + rel] = {bytes, every_s};
+  }
   int hits(const std::string& rel) {
     std::lock_guard<std::mutex> lk(m_);
     return hits_["/" + rel];
@@ -86,6 +100,8 @@ class HttpTestServer {
     std::string method, path;
     line >> method >> path;
     bool cut = false;
+    int status = 0;
+    std::pair<size_t, double> drip{0, 0.0};
     {
       std::lock_guard<std::mutex> lk(m_);
       ++hits_[path];
@@ -93,9 +109,15 @@ class HttpTestServer {
         --cut_[path];
         cut = true;
       }
+      if (status_.count(path)) status = status_[path];
+      if (drip_.count(path)) drip = drip_[path];
     }
     std::ifstream f(root_ + path, std::ios::binary);
-    if (method != "GET" || path.find("..") != std::string::npos || !f) {
+    if (status != 0) {
+      const std::string r = "HTTP/1.1 " + std::to_string(status) + " Test Error\r\nContent-Length: 5\r\n" +
+                            "Connection: close\r\n\r\nerror";
+      send_all(c, r.data(), r.size());
+    } else if (method != "GET" || path.find("..") != std::string::npos || !f) {
       const std::string r = "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found";
       send_all(c, r.data(), r.size());
     } else {
@@ -103,7 +125,15 @@ class HttpTestServer {
       const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                                "\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n";
       send_all(c, head.data(), head.size());
-      send_all(c, body.data(), cut ? body.size() / 2 : body.size());
+      const size_t n = cut ? body.size() / 2 : body.size();
+      if (drip.first == 0) {
+        send_all(c, body.data(), n);
+      } else {
+        for (size_t at = 0; at < n && !stop_; at += drip.first) {
+          if (::send(c, body.data() + at, std::min(drip.first, n - at), MSG_NOSIGNAL) <= 0) break;
+          std::this_thread::sleep_for(std::chrono::duration<double>(drip.second));
+        }
+      }
     }
     ::shutdown(c, SHUT_RDWR);
     ::close(c);
@@ -116,7 +146,8 @@ class HttpTestServer {
   std::thread accept_thread_;
   std::mutex m_;
   std::vector<std::thread> handlers_;
-  std::map<std::string, int> cut_, hits_;
+  std::map<std::string, int> cut_, hits_, status_;
+  std::map<std::string, std::pair<size_t, double>> drip_;
 };
 
 }  // namespace aim::data::testing

@@ -560,3 +560,77 @@ TEST(DataLoader, ConfigurationMistakesFailAtStartup) {
   c.sources = {};
   expect_error(c, "no sources");
 }
+
+// A hold-out by sample index: the held-out side and the training side partition the data
+// exactly as HoldOut::holds says, on random-access sources (train draws and eval passes, any
+// world size) and on streams.
+TEST(DataLoader, HoldOutSplitsEverySourceBySampleIndex) {
+  auto c = base(2);
+  c.sources = {idx()};
+  c.augment = AugmentConfig{};
+  c.augment.scale_min = c.augment.scale_max = 1.0;
+  c.augment.ratio_min = c.augment.ratio_max = 1.0;
+  c.augment.hflip = 0;
+  c.augment.eval_crop_pct = 1.0;
+  c.img_size = 12;  // the whole image: pixel (0,0) = (i*7) & 255 names item i
+  c.holdout = HoldOut{0.3, 11, false};
+  std::set<int> want_held, want_kept;
+  for (int i = 0; i < 50; ++i) (c.holdout.holds(i) ? want_held : want_kept).insert((i * 7) & 255);
+  ASSERT_GT(want_held.size(), 5u);
+  ASSERT_GT(want_kept.size(), 25u);
+  auto item = [](const Batch& b, int64_t i) { return static_cast<int>(b.images[i][0][0][0].item<uint8_t>()); };
+  for (bool held : {false, true}) {
+    for (int world : {1, 2}) {
+      std::multiset<int> seen;
+      for (int r = 0; r < world; ++r) {
+        auto e = c;
+        e.train = false;
+        e.holdout.held = held;
+        e.world_size = world;
+        e.rank = r;
+        e.batch_size = 4;
+        Loader l(e);
+        EXPECT_EQ(l.source_sizes().at(0), static_cast<int64_t>((held ? want_held : want_kept).size()));
+        while (auto b = l.next())
+          for (int64_t i = 0; i < b->size(); ++i) seen.insert(item(*b, i));
+      }
+      const auto& want = held ? want_held : want_kept;
+      EXPECT_EQ(seen, std::multiset<int>(want.begin(), want.end())) << "held " << held << ", world " << world;
+    }
+  }
+  // Training draws one epoch over exactly the kept items.
+  c.batch_size = static_cast<int64_t>(want_kept.size());
+  Loader train(c);
+  std::multiset<int> epoch;
+  Batch b = *train.next();
+  for (int64_t i = 0; i < b.size(); ++i) epoch.insert(item(b, i));
+  EXPECT_EQ(epoch, std::multiset<int>(want_kept.begin(), want_kept.end()));
+
+  // Streams: the sides are disjoint and together hold every sample; training never yields a
+  // held-out one.
+  auto s = base(2);
+  s.sources = {wds()};
+  s.augment.color_jitter = 0;
+  s.stream_lanes = 1;
+  s.holdout = HoldOut{0.3, 11, true};
+  std::vector<std::set<int>> side(2);
+  for (bool held : {false, true}) {
+    auto e = s;
+    e.train = false;
+    e.holdout.held = held;
+    Loader l(e);
+    while (auto x = l.next())
+      for (int64_t i = 0; i < x->size(); ++i)
+        EXPECT_TRUE(side[held].insert(t::id_of(x->images[i].data_ptr<uint8_t>(), 16 * 16)).second);
+  }
+  EXPECT_EQ(side[0].size() + side[1].size(), static_cast<size_t>(files().wds_samples));
+  EXPECT_GT(side[1].size(), 2u);
+  for (int id : side[1]) EXPECT_EQ(side[0].count(id), 0u) << id;
+  s.holdout.held = false;
+  Loader stream_train(s);
+  for (int k = 0; k < 6; ++k) {
+    Batch x = *stream_train.next();
+    for (int64_t i = 0; i < x.size(); ++i)
+      EXPECT_EQ(side[1].count(t::id_of(x.images[i].data_ptr<uint8_t>(), 16 * 16)), 0u) << "a held-out sample in training";
+  }
+}

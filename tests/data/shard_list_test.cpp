@@ -35,3 +35,46 @@ TEST(DataShardList, SeveralListsAndGlobs) {
   EXPECT_EQ(out, (Strings{d / "0.tar", d / "1.tar", d / "2.tar", d / "a.tar", d / "b.tar"}));
   EXPECT_TRUE(expand_shard_patterns({d / "*.nothing"}).empty());
 }
+
+// Only strings the user wrote are commands or URLs. On main a file named like a command,
+// found by "*.tar", ran under sh -c when the shard was opened.
+TEST(DataShardList, ANameFoundByAGlobIsAFileNeverACommand) {
+  t::TempDir d;
+  const std::string hostile = "pipe:touch INJECTED; cat 00000000.tar;.tar";
+  t::write_text(d / "00000000.tar", "x");
+  t::write_text(d / hostile, "x");
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(d.path);
+  const auto out = expand_shard_patterns({"*.tar"});
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(out, (Strings{"00000000.tar", "./" + hostile}));
+  for (const auto& s : out) EXPECT_FALSE(is_remote_shard(s)) << s;
+  // Absolute glob results are paths already.
+  EXPECT_EQ(expand_shard_patterns({d / "*.tar"}), (Strings{d / "00000000.tar", d / hostile}));
+  // Written literally, the same string is the user's command.
+  EXPECT_TRUE(is_remote_shard(expand_shard_patterns({hostile}).at(0)));
+}
+
+// On main every brace group was expanded: "{ cat X; }" lost its braces (a syntax error),
+// "${DIR}" became "$DIR" by luck, find's "{}" vanished, and awk's "/}/" was an error.
+TEST(DataShardList, BracesExpandOnlyWhereTheyAskForARange) {
+  for (const std::string cmd : {"pipe:f() { cat /d/x.tar; }; f", "pipe:find /d -name x.tar -exec cat {} \\;",
+                                "pipe:awk '/}/' /d/x", "pipe:cat ${DIR}/x.tar", "pipe:echo {a, b}"})
+    EXPECT_EQ(expand_braces(cmd), (Strings{cmd})) << cmd;
+  EXPECT_EQ(expand_braces("pipe:cat ${DIR}/{0..1}.tar"), (Strings{"pipe:cat ${DIR}/0.tar", "pipe:cat ${DIR}/1.tar"}));
+  EXPECT_EQ(expand_braces("pipe:f() { cat /d/{0,1}.tar; }; f"),
+            (Strings{"pipe:f() { cat /d/0.tar; }; f", "pipe:f() { cat /d/1.tar; }; f"}));
+  // Local paths: same rule, and a malformed range is still an error.
+  EXPECT_EQ(expand_braces("/d/{}/x.tar"), (Strings{"/d/{}/x.tar"}));
+  EXPECT_THROW(expand_braces("/d/{0..x}.tar"), aim::Error);
+}
+
+// On main "::" split "http://[::1]:8080/..." into "http://[", "1]:8080/...".
+TEST(DataShardList, ListsSplitAtDoubleColonsButNotInsideIpv6OrQuotes) {
+  EXPECT_EQ(split_shard_lists("http://[::1]:8080/{0..1}.tar::/d/a.tar"),
+            (Strings{"http://[::1]:8080/{0..1}.tar", "/d/a.tar"}));
+  EXPECT_EQ(expand_shard_patterns({"http://[::1]:8080/{0..1}.tar::http://[fe80::2]/c.tar"}),
+            (Strings{"http://[::1]:8080/0.tar", "http://[::1]:8080/1.tar", "http://[fe80::2]/c.tar"}));
+  EXPECT_EQ(split_shard_lists("pipe:perl -e 'print Foo::bar' /d/x.tar::pipe:cat \"a::b.tar\""),
+            (Strings{"pipe:perl -e 'print Foo::bar' /d/x.tar", "pipe:cat \"a::b.tar\""}));
+}

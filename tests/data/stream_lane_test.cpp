@@ -149,3 +149,98 @@ TEST(StreamLane, AStreakOfBadSamplesStopsATrainingLane) {
   }
   EXPECT_EQ(log.total(), 7);
 }
+
+// No head-of-line blocking: a worker whose sample is decoded while an earlier one is still
+// decoding parks it and returns (on main it waited for the front); the earlier ordinal's
+// worker hands out both, in order.
+TEST(StreamLane, ADecodedSampleBehindTheFrontIsParkedNotWaitedFor) {
+  Fixture f;
+  BadSampleLog log;
+  auto lane = f.lane(&log, false);
+  std::atomic<bool> abort{false}, release{false}, decoding0{false}, fast_done{false};
+  std::mutex m;
+  std::vector<int64_t> completed;  // ordinals, in completion order
+  auto complete = [&](int64_t k) {
+    return [&, k](const StreamLane::Served& s) {
+      std::lock_guard<std::mutex> lk(m);
+      if (s.kind == StreamLane::Served::kSample) completed.push_back(k);
+    };
+  };
+  std::thread slow([&] {
+    auto decode = [&](const RawSample&, std::string*) {
+      decoding0 = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return true;
+    };
+    lane->serve(0, decode, complete(0), abort);
+  });
+  while (!decoding0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread fast([&] {
+    lane->serve(1, [](const RawSample&, std::string*) { return true; }, complete(1), abort);
+    fast_done = true;
+  });
+  for (int i = 0; i < 400 && !fast_done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(fast_done.load()) << "the worker of ordinal 1 waited for ordinal 0 (head-of-line blocking)";
+  {
+    std::lock_guard<std::mutex> lk(m);
+    EXPECT_TRUE(completed.empty()) << "ordinal 1 was handed out before ordinal 0";
+  }
+  release = true;
+  slow.join();
+  fast.join();
+  EXPECT_EQ(completed, (std::vector<int64_t>{0, 1})) << "handed out in order by the front's worker";
+}
+
+// A parked ordinal whose sample moves on to an earlier ordinal (that one's turned out bad) is
+// not left behind: the earlier worker reads on for it before returning. Here the stream ends
+// there, so ordinal 1 gets the end of the stream. Without that read it never completed.
+TEST(StreamLane, AParkedOrdinalWhoseSampleMovedOnIsStillServed) {
+  t::TempDir d;
+  {
+    TarWriter w(d / "00000000.tar");
+    for (int s = 0; s < 2; ++s) {
+      auto png = t::id_png(s);
+      w.add(std::to_string(1000 + s) + ".png", png.data(), png.size());
+    }
+  }
+  WebDatasetSource source("lane", std::vector<std::string>{d / "00000000.tar"});
+  BadSampleLog log;
+  StreamLane lane(std::make_unique<WebDatasetLane>(source, 0, 1, 0, 1, 0, 1, false, &log),
+                  StreamLane::Options{"lane", &log, 64, false});
+  std::atomic<bool> abort{false}, release{false}, decoding0{false}, one_returned{false};
+  std::mutex m;
+  std::map<int64_t, StreamLane::Served::Kind> completed;
+  auto complete = [&](int64_t k) {
+    return [&, k](const StreamLane::Served& s) {
+      std::lock_guard<std::mutex> lk(m);
+      completed[k] = s.kind;
+    };
+  };
+  std::thread first([&] {
+    auto decode = [&](const RawSample& raw, std::string* why) {
+      if (sample_of(raw) == 0) {  // sample 0 is bad, found out slowly
+        decoding0 = true;
+        while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        *why = "bad";
+        return false;
+      }
+      return true;
+    };
+    lane.serve(0, decode, complete(0), abort);
+  });
+  while (!decoding0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread second([&] {
+    lane.serve(1, [](const RawSample&, std::string*) { return true; }, complete(1), abort);  // parks sample 1
+    one_returned = true;
+  });
+  for (int i = 0; i < 400 && !one_returned; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(one_returned.load());
+  release = true;
+  first.join();
+  second.join();
+  std::lock_guard<std::mutex> lk(m);
+  ASSERT_EQ(completed.count(0), 1u);
+  EXPECT_EQ(completed[0], StreamLane::Served::kSample);  // sample 1, decoded again for ordinal 0
+  ASSERT_EQ(completed.count(1), 1u) << "ordinal 1 was left without a sample or the end";
+  EXPECT_EQ(completed[1], StreamLane::Served::kEnd);
+}

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -163,4 +164,96 @@ TEST(DataTool, PackRefusesStaleFoldersVerifiesImagesAndCheckNamesOrigins) {
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("holds 'notes.txt', which is not a shard"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/notes.txt"));
+}
+
+// Shards that yield nothing, or less than they hold: on main `check` exited 0 for a tar of
+// directories only, a GNU sparse member (skipped unread) and two tars concatenated (only
+// the first read), while training lost their samples.
+TEST(DataTool, CheckFailsOnEmptySparseAndConcatenatedShards) {
+  const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
+  t::TempDir d;
+  auto intact = [&](const std::string& path, int first, int n) {
+    TarWriter w(path);
+    for (int k = first; k < first + n; ++k) {
+      auto png = t::id_png(k);
+      w.add(std::to_string(1000 + k) + ".png", png.data(), png.size());
+    }
+  };
+  const std::vector<uint8_t> end(1024, 0);
+  t::write_bytes(d / "dirs.tar", t::tar_header("a/", t::octal_size(0), '5'));
+  t::append_bytes(d / "dirs.tar", t::tar_header("a/b/", t::octal_size(0), '5'));
+  t::append_bytes(d / "dirs.tar", end);
+  t::write_bytes(d / "sparse.tar", t::tar_header("1000.png", t::octal_size(512), 'S'));
+  t::append_bytes(d / "sparse.tar", std::vector<uint8_t>(512, 7));
+  t::append_bytes(d / "sparse.tar", end);
+  intact(d / "first.tar", 0, 2);
+  intact(d / "second.tar", 2, 3);
+  {
+    std::ifstream a(d / "first.tar", std::ios::binary), b(d / "second.tar", std::ios::binary);
+    std::ofstream out(d / "both.tar", std::ios::binary);
+    out << a.rdbuf() << b.rdbuf();
+  }
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"dirs.tar", "EMPTY"},
+      {"sparse.tar", "a GNU sparse file"},
+      {"both.tar", "data after the end-of-archive blocks"}};
+  for (const auto& [name, says] : cases) {
+    auto [rc, out] = run("timeout 20 " + bin + " check " + d / name);
+    EXPECT_EQ(rc, 1) << name << ": " << out;
+    EXPECT_NE(out.find(says), std::string::npos) << name << ": " << out;
+  }
+  // The first tar's samples are still read, and counted.
+  auto [rc, out] = run("timeout 20 " + bin + " check --no-decode " + d / "both.tar");
+  EXPECT_NE(out.find("\"samples\":2"), std::string::npos) << out;
+}
+
+// The repro of the issue: a file named like a command beside real shards, found by a glob.
+TEST(DataTool, CheckReadsAGlobFoundFileNamedLikeACommandAsAFile) {
+  const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
+  t::TempDir d;
+  for (const std::string name : {"00000005.tar", "pipe:touch INJECTED; cat 00000005.tar;.tar"}) {
+    TarWriter w(d / name);
+    auto png = t::id_png(1);
+    w.add("1000.png", png.data(), png.size());
+  }
+  auto [rc, out] = run("cd " + d.path.string() + " && timeout 20 " + bin + " check '*.tar'");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"samples\":2"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(d / "INJECTED")) << "a file name ran as a command";
+}
+
+// Errors stay on the screen: the usage text follows only a mistake in how the tool was called.
+TEST(DataTool, UsageOnlyForUsageErrors) {
+  const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
+  t::TempDir d;
+  auto [rc, out] = run(bin + " pack --from image_folder --root " + d / "missing" + " --out " + d / "o");
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("is not a directory"), std::string::npos) << out;
+  EXPECT_EQ(out.find("usage:"), std::string::npos) << out;
+  std::tie(rc, out) = run(bin + " frobnicate");
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("unknown command 'frobnicate'"), std::string::npos) << out;
+  EXPECT_NE(out.find("usage:"), std::string::npos) << out;
+  std::tie(rc, out) = run(bin + " pack --from image_folder --root " + d.path.string());
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("--out is required"), std::string::npos) << out;
+  EXPECT_NE(out.find("usage:"), std::string::npos) << out;
+}
+
+// On main `check` read remote shards without a timeout: a stalled URL never ended, and its
+// curl stayed behind. It has training's timeouts now, and ends its commands.
+TEST(DataTool, CheckTimesOutOnAStalledShardAndEndsItsCommand) {
+  const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
+  AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [rc, out] = run("timeout 60 " + bin + " check 'pipe:sleep 44.2 | cat' --shard-timeout-s 1");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("no data for 1 s (data.shard_timeout_s)"), std::string::npos) << out;
+  EXPECT_LT(s, 10.0) << out;
+  EXPECT_NE(std::system("pgrep -f '^sleep 44.2$' > /dev/null"), 0) << "the shard's command was left running";
+  std::system("pkill -KILL -f '^sleep 44.2$'");
 }

@@ -8,9 +8,12 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "aim/error.h"
 #include "dist/dist_test_util.h"
+#include "test_util.h"
 
 using namespace aim;
 using aim::test::gloo_rank;
@@ -137,11 +140,106 @@ TEST(Communicator, ADeadRankEndsCollectivesWithAnError) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     auto t = torch::ones({4});
     comm->all_reduce_sum_now(t);
+    // Gloo reports the failure in wait(); NCCL (and the suite's emulation of it) when the
+    // host next reads a result back or meets the other ranks.
+    comm->barrier();
   });
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(errors[0].find("collective failed"), std::string::npos) << errors[0];
   EXPECT_EQ(errors[1], "");
   EXPECT_LT(s, 30.0);
+}
+
+// What a collective's wait() promises the host under NCCL: nothing. Rank 1 writes a file
+// and then joins a collective; rank 0 waits for the same collective and looks for the file.
+// With Gloo's blocking wait the file is always there, which is how a CPU suite hid that an
+// all-reduce + wait() orders no file operation on a GPU cluster. With NCCL's host semantics
+// the old barrier (a collective waited for) lets rank 0 run ahead; barrier() does not.
+std::vector<bool> file_seen_after(dist::HostSemantics semantics, bool real_barrier) {
+  const int port = test::free_loopback_port();
+  test::TempDir dir;
+  std::vector<bool> seen(2, true);
+  auto errors = run_ranks(2, [&](int r) {
+    dist::ConnectOptions o;
+    o.timeout = std::chrono::seconds(30);
+    o.host_semantics = semantics;
+    auto comm = dist::connect(test::rank_env(r, 2, port), o);
+    comm->barrier();  // both connected
+    if (r == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      std::ofstream(dir.file("from_rank1")) << "written before the barrier";
+    }
+    if (real_barrier) {
+      comm->barrier();
+    } else {  // the barrier aim had: an all-reduce of a dummy, waited for
+      auto t = torch::zeros({1});
+      comm->all_reduce_sum(t)->wait();
+    }
+    seen[static_cast<size_t>(r)] = std::filesystem::exists(dir.file("from_rank1"));
+    comm->barrier();
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  return seen;
+}
+
+TEST(Communicator, UnderNcclHostSemanticsACollectiveOrdersNoFileButBarrierDoes) {
+  EXPECT_TRUE(file_seen_after(dist::HostSemantics::kBackend, /*real_barrier=*/false)[0])
+      << "Gloo's wait() blocks the host: the old barrier looked correct on CPU";
+  EXPECT_FALSE(file_seen_after(dist::HostSemantics::kNccl, /*real_barrier=*/false)[0])
+      << "under NCCL's semantics a waited-for collective must not hold rank 0's host";
+  EXPECT_TRUE(file_seen_after(dist::HostSemantics::kNccl, /*real_barrier=*/true)[0]);
+  EXPECT_TRUE(file_seen_after(dist::HostSemantics::kBackend, /*real_barrier=*/true)[0]);
+}
+
+// The emulated device is the host thread: wait() returns before the late rank arrives, and
+// the next tensor operation on the result waits for it (a kernel queued behind the
+// collective), so results are right without a host synchronisation.
+TEST(Communicator, UnderNcclHostSemanticsTensorOpsSeeTheResult) {
+  const int port = test::free_loopback_port();
+  std::vector<double> wait_s(2), value(2);
+  auto errors = run_ranks(2, [&](int r) {
+    dist::ConnectOptions o;
+    o.timeout = std::chrono::seconds(30);
+    o.host_semantics = dist::HostSemantics::kNccl;
+    auto comm = dist::connect(test::rank_env(r, 2, port), o);
+    comm->barrier();
+    if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    auto t = torch::full({3}, double(r + 1), torch::kFloat64);
+    const auto t0 = std::chrono::steady_clock::now();
+    comm->all_reduce_sum(t)->wait();
+    wait_s[static_cast<size_t>(r)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto doubled = t * 2;  // queued behind the all-reduce
+    value[static_cast<size_t>(r)] = doubled[2].item<double>();
+    // broadcast and all_gather queue the same way
+    auto b = torch::full({2}, double(10 * r + 5), torch::kFloat64);
+    comm->broadcast(b, 1);
+    auto in = torch::full({2}, double(r), torch::kFloat64), out = torch::zeros({4}, torch::kFloat64);
+    comm->all_gather(out, in);
+    EXPECT_EQ(b.sum().item<double>(), 30.0);
+    EXPECT_EQ(out[2].item<double>() + out[1].item<double>(), 1.0);
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  EXPECT_LT(wait_s[0], 0.2) << "wait() held the host until the late rank arrived";
+  EXPECT_EQ(value[0], 6.0);
+  EXPECT_EQ(value[1], 6.0);
+}
+
+TEST(Communicator, HostSemanticsComeFromTheEnvironment) {
+  const char* before = std::getenv("AIM_COMM_HOST_SEMANTICS");
+  const std::string saved = before ? before : "";
+  ::setenv("AIM_COMM_HOST_SEMANTICS", "nccl", 1);
+  EXPECT_EQ(dist::host_semantics_from_environment(), dist::HostSemantics::kNccl);
+  ::setenv("AIM_COMM_HOST_SEMANTICS", "backend", 1);
+  EXPECT_EQ(dist::host_semantics_from_environment(), dist::HostSemantics::kBackend);
+  ::setenv("AIM_COMM_HOST_SEMANTICS", "gloo", 1);
+  EXPECT_THROW(dist::host_semantics_from_environment(), Error);
+  if (before) ::setenv("AIM_COMM_HOST_SEMANTICS", saved.c_str(), 1);
+  else ::unsetenv("AIM_COMM_HOST_SEMANTICS");
+}
+
+// The whole suite runs under NCCL's host semantics (tests/test_environment.cpp).
+TEST(Communicator, TheSuiteRunsUnderNcclHostSemantics) {
+  EXPECT_EQ(dist::ConnectOptions().host_semantics, dist::HostSemantics::kNccl);
 }
 
 TEST(Communicator, GlooSocketIfnameSelectsInterfaces) {

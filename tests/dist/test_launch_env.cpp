@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "aim/dist/dist_env.h"
 #include "aim/dist/slurm_nodelist.h"
@@ -21,7 +22,8 @@ class ScopedEnv {
   explicit ScopedEnv(const std::map<std::string, std::string>& vars) {
     for (const char* k : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                           "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
-                          "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURM_JOB_ID"})
+                          "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURM_JOB_ID", "SLURM_STEP_ID",
+                          "SLURM_STEP_NODELIST"})
       ::unsetenv(k);
     for (const auto& [k, v] : vars) ::setenv(k.c_str(), v.c_str(), 1);
     keys_ = vars;
@@ -68,6 +70,30 @@ TEST(LaunchEnv, SlurmWithoutMasterAddrUsesTheFirstNodeAndAJobPort) {
   EXPECT_EQ(e.master_port, 10000 + 123456 % 20000);
   // Two jobs sharing a node get different ports.
   EXPECT_NE(dist::port_for_slurm_job(123456), dist::port_for_slurm_job(123457));
+}
+
+// A job step may run on part of the allocation: its rank 0 is the step's first node, and two
+// steps of one job (two sruns side by side) must not meet at the same port.
+TEST(LaunchEnv, SlurmJobStepsUseTheirOwnNodesAndPorts) {
+  ScopedEnv env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}, {"SLURM_JOB_NODELIST", "gpu[001-004]"},
+                 {"SLURM_STEP_NODELIST", "gpu[003-004]"}, {"SLURM_JOB_ID", "777"}, {"SLURM_STEP_ID", "1"}});
+  auto e = dist::dist_env_from_environment();
+  EXPECT_EQ(e.master_addr, "gpu003");
+  const int step1 = e.master_port;
+  ::setenv("SLURM_STEP_ID", "0", 1);
+  const int step0 = dist::dist_env_from_environment().master_port;
+  EXPECT_EQ(step0, 10000 + 777);
+  EXPECT_NE(step0, step1);
+  std::set<int> ports;
+  for (int s = 0; s < 64; ++s) {
+    const int p = dist::port_for_slurm_job(987654321, s);
+    EXPECT_GE(p, 10000);
+    EXPECT_LT(p, 30000);
+    ports.insert(p);
+  }
+  EXPECT_EQ(ports.size(), 64u) << "two steps of one job share a port";
+  ::setenv("SLURM_STEP_ID", "batch", 1);  // the batch script's own step: no number
+  EXPECT_EQ(dist::dist_env_from_environment().master_port, 10000 + 777);
 }
 
 TEST(LaunchEnv, TorchrunVariablesMapOneToOne) {
@@ -129,10 +155,17 @@ TEST(LaunchEnv, BadPortIsRefused) {
 }
 
 TEST(CudaDevice, EachLocalRankGetsItsOwnGpu) {
-  EXPECT_EQ(runtime::cuda_device_for_local_rank(0, 8), torch::Device(torch::kCUDA, 0));
-  EXPECT_EQ(runtime::cuda_device_for_local_rank(3, 8), torch::Device(torch::kCUDA, 3));
-  const auto msg = error_of([] { runtime::cuda_device_for_local_rank(2, 2); });
+  EXPECT_EQ(runtime::cuda_device_for_local_rank(0, 8, 8, nullptr), torch::Device(torch::kCUDA, 0));
+  EXPECT_EQ(runtime::cuda_device_for_local_rank(3, 8, 8, nullptr), torch::Device(torch::kCUDA, 3));
+  const auto msg = error_of([] { runtime::cuda_device_for_local_rank(2, 2, 4, nullptr); });
   EXPECT_NE(msg.find("local rank 2 needs its own GPU, but this process sees 2"), std::string::npos) << msg;
+  // SLURM --gpus-per-task=1 (or --gpu-bind): every task sees exactly its own GPU as device 0.
+  for (int local = 0; local < 8; ++local)
+    EXPECT_EQ(runtime::cuda_device_for_local_rank(local, 1, 8, "5"), torch::Device(torch::kCUDA, 0)) << local;
+  // One GPU shown unbound to several local ranks: they would share it.
+  const auto shared = error_of([] { runtime::cuda_device_for_local_rank(1, 1, 2, nullptr); });
+  EXPECT_NE(shared.find("local rank 1 of 2 needs its own GPU"), std::string::npos) << shared;
+  EXPECT_EQ(runtime::cuda_device_for_local_rank(0, 1, 2, nullptr), torch::Device(torch::kCUDA, 0));
   // On a machine without CUDA a CPU device never touches the CUDA guard.
   runtime::pin_current_device(torch::Device(torch::kCPU));
 }

@@ -21,6 +21,7 @@
 #include "aim/model/aim_pretrain.h"
 #include "aim/train/checkpoint.h"
 #include "aim/train/trainer.h"
+#include "data/data_test_util.h"
 #include "dist/dist_test_util.h"
 #include "test_util.h"
 
@@ -105,7 +106,7 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   ASSERT_NE(a.find("[exit 0]"), std::string::npos) << a;
   // torchrun_compat.py also makes Debian 13's 2.6 torchrun (built without libuv) start.
   const std::string b = test::capture(py + " " + AIM_SOURCE_DIR +
-                                      "/tests/dist/torchrun_compat.py --nproc_per_node 2 "
+                                      "/scripts/torchrun_compat.py --nproc_per_node 2 "
                                       "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + kTrainBin +
                                       " --config " + kTiny + overrides + " train.out_dir=" + dir.file("torchrun"));
   ASSERT_NE(b.find("[exit 0]"), std::string::npos) << b;
@@ -331,6 +332,45 @@ TEST(Preemption, CtrlCOnceStopsCleanlyTwiceAtOnce) {
           << "the second Ctrl-C waited for a checkpoint: " << e.path();
 }
 
+// srun + torchrun: SLURM signals the task, which is torchrun's agent. The agent handles
+// SIGTERM (not SIGUSR1, whose default action kills it and orphans the ranks) by sending its
+// workers SIGTERM and SIGKILLing them 30 s later: the ranks must finish the step, write the
+// checkpoint within that grace, and the same command then resumes exactly.
+TEST(Preemption, SigtermToTorchrunCheckpointsWithinItsGraceAndResumesExactly) {
+  const std::string py = "/usr/bin/python3";
+  AIM_REQUIRE_DEPENDENCY(test::capture(py + " -c 'import torch.distributed.run'").find("[exit 0]") != std::string::npos,
+                         "torchrun (python3-torch)");
+  test::TempDir dir;
+  const auto straight = preemptible(dir.file("straight"), true);
+  ASSERT_EQ(wait_status_of(spawn(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
+
+  const std::string out = dir.file("run");
+  auto torchrun = [&] {
+    std::vector<std::string> cmd = {py, std::string(AIM_SOURCE_DIR) + "/scripts/torchrun_compat.py",
+                                    "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                                    std::to_string(test::free_loopback_port()), "--no_python"};
+    for (const auto& a : preemptible(out, false)) cmd.push_back(a);
+    return cmd;
+  };
+  const auto t0 = Clock::now();
+  auto p = preempt(torchrun(), out, dir.file("stop.log"), SIGTERM, 1, Target::kProcess);
+  const double stop_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_NE(p.log.find("stopping on SIGTERM after step "), std::string::npos) << p.log;
+  ASSERT_GT(p.step, 0) << p.log;
+  ASSERT_LT(p.step, 80) << "finished before the signal";
+  EXPECT_EQ(p.log.find("SIGKILL"), std::string::npos) << "torchrun had to kill a rank: " << p.log;
+  EXPECT_LT(stop_s, 120);
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%09lld", static_cast<long long>(p.step));
+  for (int r = 0; r < 2; ++r)
+    EXPECT_TRUE(fs::exists(out + "/checkpoints/" + name + "/loader_rank" + std::to_string(r) + ".json")) << p.log;
+
+  ASSERT_EQ(wait_status_of(spawn(preemptible(out, true), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
+  const auto a = losses(dir.file("straight")), b = losses(out);
+  ASSERT_EQ(b.size(), 80u);
+  for (const auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+}
+
 // Ranks on nodes that do not share train.out_dir (or that see a stale copy) must stop
 // rather than probe different weights.
 TEST(Launch, TrunkExportIsConfirmedByEveryRank) {
@@ -393,3 +433,94 @@ TEST(Launch, AtEndProbeOnTwoRanksFreshAndResumed) {
 }
 
 }  // namespace
+
+// The goal of issue 27 for one rank: a stop signal while the step waits for a stalled remote
+// shard (here a command that sends a few samples, then nothing: the default 120 s timeout and
+// three retries would hold the run ~8 minutes) drops that step, checkpoints the last finished
+// one and exits 128 + SIGTERM within seconds; the shard's command goes with it.
+TEST(Launch, SigtermWhileAStepWaitsForAStalledShardStopsAtOnce) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("wds"));
+  {
+    data::TarWriter w(dir.file("wds/00000000.tar"));
+    for (int k = 0; k < 20; ++k) {
+      auto jpg = data::testing::jpeg(28, 28, k);
+      w.add(std::to_string(1000 + k) + ".jpg", jpg.data(), jpg.size());
+    }
+  }
+  // Its 20 samples (two steps of 8 and a half) without the end-of-archive blocks, then silence.
+  const std::string tar = dir.file("wds/00000000.tar");
+  const std::string stalled = "pipe:head -c $(( $(stat -c %s " + tar + ") - 1024 )) " + tar + "; sleep 47.3";
+  const std::string out = dir.file("run"), log = dir.file("log.txt");
+  pid_t pid = spawn({kTrainBin, "--config", kTiny, "data.val=null", "train.steps=1000", "train.ckpt_every=0",
+                     "train.log_every=1", "train.out_dir=" + out,
+                     "data.sources=[{name: remote, kind: webdataset, shards: '" + stalled + "'}]"},
+                    log);
+  ASSERT_TRUE(wait_until([&] { return losses(out).size() >= 2; }, 120)) << slurp(log);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the third step is waiting for data by now
+  const size_t steps_before = losses(out).size();
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  const bool ended = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 60);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!ended) ::kill(pid, SIGKILL), ::waitpid(pid, &status, 0);
+  const std::string text = slurp(log);
+  ASSERT_TRUE(ended) << "no exit within 60 s of SIGTERM\n" << text;
+  EXPECT_LT(s, 15.0) << text;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM) << text;
+  EXPECT_NE(text.find("stopping on SIGTERM after step " + std::to_string(steps_before)), std::string::npos) << text;
+  char step_dir[32];
+  std::snprintf(step_dir, sizeof step_dir, "step_%09zu", steps_before);
+  EXPECT_TRUE(fs::exists(out + "/checkpoints/" + step_dir)) << "the last finished step's checkpoint";
+  EXPECT_TRUE(wait_until([] { return std::system("pgrep -f '^sleep 47.3$' > /dev/null") != 0; }, 5))
+      << "the shard's command outlived the run";
+  std::system("pkill -KILL -f '^sleep 47.3$'");
+}
+
+// Two ranks, one of them starved by a stalled shard while the other waits for it in the
+// step's gradient all-reduce: SIGTERM to the launcher reaches both; the starved rank gives
+// the step up and still takes part in the step's collectives (empty), the step's reduction
+// tells the other, and both checkpoint the last finished step within seconds instead of
+// waiting out data.shard_timeout_s.
+TEST(Launch, SigtermWhileOneOfTwoRanksWaitsForAStalledShardStopsBoth) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("wds"));
+  for (int s = 0; s < 2; ++s) {
+    data::TarWriter w(dir.file("wds/0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < (s == 0 ? 400 : 12); ++k) {
+      auto jpg = data::testing::jpeg(28, 28, 100 * s + k);
+      w.add(std::to_string(1000 * (s + 1) + k) + ".jpg", jpg.data(), jpg.size());
+    }
+  }
+  // Shard 0 plays on for hundreds of steps; shard 1's 12 samples come without the
+  // end-of-archive blocks, then silence: its rank starves a few steps in.
+  const std::string cut = dir.file("wds/00000001.tar");
+  const std::string stalled = "pipe:head -c $(( $(stat -c %s " + cut + ") - 1024 )) " + cut + "; sleep 48.7";
+  const std::string shards = dir.file("wds/00000000.tar") + "::" + stalled;
+  const std::string out = dir.file("run"), log = dir.file("log.txt");
+  pid_t pid = spawn({kTrainBin, "--nproc-per-node", "2", "--config", kTiny, "data.val=null", "train.steps=1000",
+                     "train.ckpt_every=0", "train.log_every=1", "data.stream_lanes=1", "train.out_dir=" + out,
+                     "data.sources=[{name: remote, kind: webdataset, shards: '" + shards + "'}]"},
+                    log);
+  ASSERT_TRUE(wait_until([&] { return losses(out).size() >= 2; }, 120)) << slurp(log);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // one rank is starved by now, the other waits for it
+  const size_t steps_before = losses(out).size();
+  ASSERT_LT(steps_before, 20u) << "no rank starved: " << slurp(log);
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  const bool ended = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 60);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!ended) ::kill(pid, SIGKILL), ::waitpid(pid, &status, 0);
+  const std::string text = slurp(log);
+  std::system("pkill -KILL -f '^sleep 48.7$'");
+  ASSERT_TRUE(ended) << "no exit within 60 s of SIGTERM\n" << text;
+  EXPECT_LT(s, 15.0) << text;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM) << text;
+  EXPECT_NE(text.find("stopping on SIGTERM after step " + std::to_string(steps_before)), std::string::npos) << text;
+  char step_dir[32];
+  std::snprintf(step_dir, sizeof step_dir, "step_%09zu", steps_before);
+  for (int r = 0; r < 2; ++r)
+    EXPECT_TRUE(fs::exists(out + "/checkpoints/" + step_dir + "/loader_rank" + std::to_string(r) + ".json")) << text;
+}

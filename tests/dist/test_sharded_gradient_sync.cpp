@@ -37,7 +37,7 @@ TEST(ShardedGradientSync, ReduceAndAllGather) {
 // cut through parameters 1 and 2; 4-byte buckets give one bucket per parameter, so buckets
 // cross the slice bounds and at most three (the one being filled and two in flight) are
 // alive. Two micro-batches, and the last one gives parameter 2 no gradient.
-TEST(ShardedGradientSync, EachRankGetsTheSumOfItsSliceAndNoFullGradient) {
+void each_rank_gets_the_sum_of_its_slice(dist::ReduceScatterPolicy policy) {
   const int port = test::free_loopback_port();
   const int world = 3;
   const std::vector<int64_t> sizes = {7, 5, 11, 3}, bounds = {0, 8, 17, 26};
@@ -58,7 +58,7 @@ TEST(ShardedGradientSync, EachRankGetsTheSumOfItsSliceAndNoFullGradient) {
     auto comm = gloo_rank(r, world, port);
     std::vector<torch::Tensor> params;
     for (auto n : sizes) params.push_back(torch::zeros({n}, torch::requires_grad()));
-    dist::ShardedGradientSync sync(params, bounds, *comm, 4.0 / (1024 * 1024));
+    dist::ShardedGradientSync sync(params, bounds, *comm, 4.0 / (1024 * 1024), 2, policy);
     EXPECT_EQ(sync.num_buckets(), 4u);
     sync.zero();
     for (int m = 0; m < 2; ++m) {
@@ -72,9 +72,66 @@ TEST(ShardedGradientSync, EachRankGetsTheSumOfItsSliceAndNoFullGradient) {
       loss.backward();
       sync.finish();
       for (size_t k = 0; k < params.size(); ++k) EXPECT_FALSE(params[k].grad().defined()) << "param " << k;
+      EXPECT_EQ(sync.scattered_buckets(), policy == dist::ReduceScatterPolicy::kAlways ? 4u : 0u);
     }
     EXPECT_TRUE(torch::allclose(sync.slice(), expected(bounds[r], bounds[r + 1]))) << "rank " << r << sync.slice();
-    EXPECT_LT(sync.peak_bucket_elements(), 26) << "every bucket alive at once";
+    if (policy == dist::ReduceScatterPolicy::kNever)  // padded parts may outgrow the bucket
+      EXPECT_LT(sync.peak_bucket_elements(), 26) << "every bucket alive at once";
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+}
+
+TEST(ShardedGradientSync, EachRankGetsTheSumOfItsSliceAndNoFullGradient) {
+  each_rank_gets_the_sum_of_its_slice(dist::ReduceScatterPolicy::kNever);
+}
+
+// The same sums through one zero-padded reduce-scatter per bucket (native on NCCL and on
+// Gloo from LibTorch 2.3; an all-reduce stand-in on Gloo 1.13, so the padding and the
+// piece each rank keeps are checked here on every build).
+TEST(ShardedGradientSync, PaddedReduceScatterGivesTheSameSlices) {
+  each_rank_gets_the_sum_of_its_slice(dist::ReduceScatterPolicy::kAlways);
+}
+
+TEST(ShardedGradientSync, ReduceScatterOfEqualParts) {
+  const int port = test::free_loopback_port();
+  auto errors = run_ranks(3, [&](int r) {
+    auto comm = gloo_rank(r, 3, port);
+    auto in = torch::arange(6, torch::kFloat32) * float(r + 1);  // parts [0,1] [2,3] [4,5]
+    auto out = torch::empty({2}, torch::kFloat32);
+    comm->reduce_scatter_sum(out, in)->wait();
+    EXPECT_TRUE(torch::equal(out, torch::tensor({0.f, 1.f}) * 6 + 12.f * r)) << "rank " << r << out;
+    auto wrong = torch::empty({4}, torch::kFloat32);
+    EXPECT_THROW(comm->reduce_scatter_sum(wrong, in), std::exception);
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+}
+
+// kAuto: a bucket spread evenly over the three slices (8, 9, 9 of 26 elements: 2 x 9 <= 26)
+// is one reduce-scatter where the backend has a native one; elsewhere per-owner reduces.
+TEST(ShardedGradientSync, AutoScattersOnlyEvenlySpreadBucketsAndOnlyWhereNative) {
+  const int port = test::free_loopback_port();
+  auto errors = run_ranks(3, [&](int r) {
+    auto comm = gloo_rank(r, 3, port);
+    std::vector<torch::Tensor> params;
+    for (int64_t n : {7, 5, 11, 3}) params.push_back(torch::zeros({n}, torch::requires_grad()));
+    dist::ShardedGradientSync sync(params, {0, 8, 17, 26}, *comm);  // 25 MB: one bucket
+    sync.zero();
+    sync.arm();
+    auto loss = torch::zeros({});
+    for (auto& p : params) loss = loss + p.sum() * float(r + 1);
+    loss.backward();
+    sync.finish();
+    EXPECT_EQ(sync.scattered_buckets(), comm->native_reduce_scatter() ? 1u : 0u);
+    EXPECT_TRUE(torch::allclose(sync.slice(), torch::full({sync.slice().numel()}, 6.f)));
+    // A bucket inside one slice: one reduce to its owner moves less than any reduce-scatter.
+    dist::ShardedGradientSync lopsided(params, {0, 26, 26, 26}, *comm);
+    lopsided.zero();
+    lopsided.arm();
+    auto l2 = torch::zeros({});
+    for (auto& p : params) l2 = l2 + p.sum();
+    l2.backward();
+    lopsided.finish();
+    EXPECT_EQ(lopsided.scattered_buckets(), 0u);
   });
   for (const auto& e : errors) EXPECT_EQ(e, "");
 }

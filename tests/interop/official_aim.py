@@ -23,6 +23,13 @@ usage:
       a random official model written as the official hub layout (config.json with the builder's
       keys, probe_layers as an int; model.safetensors in float32); images and float64 logits of
       those float32 weights -> IO_OUT
+  official_aim.py export-torch CONFIG_JSON OUT_DIR DTYPE
+      a random official model (float32 or float16 weights) saved with torch.save as the released
+      files are: OUT_DIR/backbone.pth (preprocessor.* and trunk.*, the apple/AIM backbones'
+      layout), OUT_DIR/head.pth (head.*), OUT_DIR/checkpoint.pth ({"model": state dict,
+      "epoch": ...}), and OUT_DIR/hub/ as the official Hugging Face repositories hold it
+      (config.json, pytorch_model.bin, LICENSE, README.md with license fields); images and the
+      float64 features / logits of those exact weights -> OUT_DIR/io.safetensors
 CONFIG_JSON: {"img_size","patch_size","channels","width","depth","heads","classes","blocks"[,
 "lora_rank","lora_alpha"]}."""
 import json
@@ -238,6 +245,33 @@ def main():
         return
     cfg = json.loads(open(sys.argv[2]).read())
     torch.manual_seed(7)
+    if mode == "export-torch":
+        out, dtype = sys.argv[3], {"float32": torch.float32, "float16": torch.float16}[sys.argv[4]]
+        model = AIMForProbing(cfg).double()
+        randomize(model, cfg["width"])
+        model = model.to(dtype)
+        sd = model.state_dict()
+        os.makedirs(os.path.join(out, "hub"), exist_ok=True)
+        torch.save({k: v for k, v in sd.items() if not k.startswith("head.")}, os.path.join(out, "backbone.pth"))
+        torch.save({k: v for k, v in sd.items() if k.startswith("head.")}, os.path.join(out, "head.pth"))
+        torch.save({"model": sd, "epoch": 3, "optimizer": {"state": {}}}, os.path.join(out, "checkpoint.pth"))
+        depth, blocks = cfg["depth"], cfg["blocks"]
+        hub = {"img_size": cfg["img_size"], "patch_size": cfg["patch_size"], "embed_dim": cfg["width"],
+               "num_blocks": depth, "num_heads": cfg["heads"], "num_channels": cfg["channels"],
+               "probe_layers": len(blocks), "num_classes": cfg["classes"]}
+        with open(os.path.join(out, "hub", "config.json"), "w") as f:
+            json.dump(hub, f)
+        torch.save(sd, os.path.join(out, "hub", "pytorch_model.bin"))
+        with open(os.path.join(out, "hub", "LICENSE"), "w") as f:
+            f.write("Test licence text of the trunk.\n")
+        with open(os.path.join(out, "hub", "README.md"), "w") as f:
+            f.write("---\nlicense: other\nlicense_name: test-sample-license\nlicense_link: LICENSE\n"
+                    "library_name: ml-aim\n---\n# a trunk\n")
+        images = torch.randn(3, cfg["channels"], cfg["img_size"], cfg["img_size"], dtype=torch.float64)
+        with torch.no_grad():
+            feats, logits = model.double()(images)
+        safetensors_np.save(os.path.join(out, "io.safetensors"), {"images": images, "features": feats, "logits": logits})
+        return
     if mode == "hub-export":
         model = AIMForProbing(cfg).float()
         randomize(model, cfg["width"])

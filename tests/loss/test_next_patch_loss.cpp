@@ -48,6 +48,31 @@ TEST(NextPatchLoss, MatchesHandComputedValue) {
   EXPECT_NEAR(out.mean.item<double>(), (e1 + 2 * e2) / 3, 1e-6);
 }
 
+// A near-constant patch (variance 1e-8, far below the 1e-6 of spec §5): the epsilon sits
+// inside the square root, so its values are divided by sqrt(1e-8 + 1e-6) = 1.005e-3 and stay
+// small (0.0995); sqrt(1e-8) + 1e-6 = 1.01e-4 would blow them up tenfold (0.990). The 1x3
+// image (patch 1, 3 channels) has patches p0 = [1, 2, 3], p1 = [-h, 0, h] with h = 1e-4, and
+// p2 = [0, 0, 0]; in float64 and in float32 (the training dtype).
+TEST(NextPatchLoss, NearConstantPatchIsScaledWithTheEpsilonInsideTheRoot) {
+  const double h = 1e-4;
+  const double scale = std::sqrt(h * h + 1e-6);  // unbiased variance of [-h, 0, h]: (h^2 + h^2) / 2
+  EXPECT_NEAR(h / scale, 0.0995037, 1e-6);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    // [C, H, W] = [3, 1, 3]: channel c of pixel x is element 3 c + x.
+    auto img = torch::tensor({1.0, -h, 0.0, 2.0, 0.0, 0.0, 3.0, h, 0.0}, torch::kFloat64).view({1, 3, 1, 3}).to(dtype);
+    auto target = loss::patch_targets(img, 1, loss::TargetKind::kNormalizedPixels);
+    const double tol = dtype == torch::kFloat64 ? 1e-12 : 1e-6;
+    EXPECT_NEAR(target[0][1][0].item<double>(), -h / scale, tol);
+    EXPECT_NEAR(target[0][1][1].item<double>(), 0.0, tol);
+    EXPECT_NEAR(target[0][1][2].item<double>(), h / scale, tol);
+    EXPECT_NEAR(target[0][0][0].item<double>(), -1.0 / std::sqrt(1.0 + 1e-6), tol);
+    // Predicting zeros: the error at p1 is (2 h^2 / scale^2) / 3, at p2 zero; mean over both.
+    auto out = loss::next_patch_loss(torch::zeros({1, 3, 3}, dtype), target, torch::zeros({1}, torch::kInt64));
+    EXPECT_NEAR(out.mean.item<double>(), 2 * h * h / (scale * scale) / 3 / 2, tol);
+  }
+}
+
 TEST(NextPatchLoss, CausalKeepsEveryTarget) {
   auto pred = torch::ones({2, 5, 4});
   auto target = torch::zeros({2, 5, 4});

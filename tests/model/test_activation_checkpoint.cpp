@@ -1,11 +1,13 @@
 // Activation checkpointing (model::checkpoint, train.activation_checkpointing=full) changes
 // what backward keeps, never what it computes: gradients equal the plain graph's, and every
 // parameter's gradient arrives once, through its hooks, as GradientSync needs.
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <map>
 
+#include "aim/compat.h"
 #include "aim/model/activation_checkpoint.h"
 #include "aim/model/aim_pretrain.h"
 #include "aim/model/attention_mask.h"
@@ -123,4 +125,34 @@ TEST(ActivationCheckpoint, RecomputesOnceInBackwardAndNotWithoutGrad) {
     model::checkpoint(fn, x);
   }
   EXPECT_EQ(calls, 3);
+}
+
+// The bf16 training forward under checkpointing runs without autocast's cast cache (it would
+// hold a bf16 copy of every weight through the whole forward: nothing else keeps them), in
+// the forward and in the recompute, which re-enters the forward's state; the thread's own
+// setting is back afterwards. Without checkpointing the cache stays on (backward keeps the
+// copies anyway, and a weight used twice is cast once).
+TEST(ActivationCheckpoint, NoAutocastWeightCacheInTheCheckpointedForwardOrItsRecompute) {
+  ASSERT_TRUE(at::autocast::is_autocast_cache_enabled());
+  EXPECT_TRUE(compat::bf16_training_autocast(false).cache);
+  EXPECT_TRUE(compat::bf16_training_autocast(false).enabled);
+  std::vector<bool> cache_seen;
+  model::BlockFn fn = [&](const torch::Tensor& x) {
+    cache_seen.push_back(at::autocast::is_autocast_cache_enabled());
+    return x * 2;
+  };
+  auto x = torch::ones({2}, torch::requires_grad());
+  torch::Tensor y;
+  {
+    compat::AutocastGuard autocast(compat::bf16_training_autocast(true));
+    EXPECT_TRUE(compat::cuda_autocast_state().enabled);
+    y = model::checkpoint(fn, x);
+  }
+  EXPECT_TRUE(at::autocast::is_autocast_cache_enabled()) << "the guard left the cache off";
+  EXPECT_FALSE(compat::cuda_autocast_state().enabled);
+  y.sum().backward();  // the recompute
+  ASSERT_EQ(cache_seen.size(), 2u);
+  EXPECT_FALSE(cache_seen[0]) << "forward";
+  EXPECT_FALSE(cache_seen[1]) << "recompute";
+  EXPECT_TRUE(at::autocast::is_autocast_cache_enabled());
 }

@@ -1,5 +1,5 @@
-"""Independent PyTorch implementation of AIM written from ../shared/aim-spec.md, used by
-the C++ parity tests: it reads weights + inputs from a safetensors file written by the C++
+"""Independent PyTorch implementation of AIM written from the AIM paper (El-Nouby et al., 2024)
+and the official apple/ml-aim code, used by the C++ parity tests: it reads weights + inputs from a safetensors file written by the C++
 side, recomputes everything with plain PyTorch ops, and writes its outputs back.
 
 usage: reference_aim.py IN.safetensors OUT.safetensors

@@ -68,10 +68,22 @@ TEST(LoraProbe, AdaptsTheTrunkAndItsExportsReproduceTheResult) {
   auto r = probe::run_probe(cfg, {}, nullptr);
   EXPECT_FALSE(r.cached);  // the trunk runs every step
   EXPECT_GT(r.heads[0].top1, 0.2);  // chance is 0.10 (a random trunk, 20 steps)
+  // Held out here too (issue 28): one head, so nothing is chosen, and its held-out accuracy is
+  // there to compare LoRA runs (learning rates) without looking at probe.val.
+  EXPECT_EQ(r.selection, "train_holdout");
+  EXPECT_NEAR(r.select_samples, 100, 30);
+  EXPECT_GE(r.heads[0].select_top1, 0);
+  const std::string table = probe::format_probe_report(r, cfg.probe);
+  EXPECT_NE(table.find("one head: nothing chosen"), std::string::npos) << table;
+  EXPECT_EQ(table.find("optimistic"), std::string::npos) << table;
+  // The peft adapter beside the loralib-named trunk.
+  EXPECT_TRUE(fs::is_regular_file(dir.file("probe/peft_adapter/adapter_config.json")));
+  EXPECT_TRUE(fs::is_regular_file(dir.file("probe/peft_adapter/adapter_model.safetensors")));
 
   auto results = nlohmann::json::parse(std::ifstream(dir.file("probe/results.json")));
   EXPECT_EQ(results["lora"]["rank"].get<int64_t>(), 4);
   EXPECT_EQ(results["lora"]["parameters"].get<int64_t>(), 6 * 4 * 128 * 2);
+  EXPECT_EQ(results["selection"]["split"], "train_holdout");
   // The frozen weights stayed as loaded; the LoRA tensors moved; the merged trunk differs.
   const std::string qkv = "trunk.blocks.0.attn.qkv.weight";
   const auto original = tensor_in(dir.file("trunk.safetensors"), qkv);

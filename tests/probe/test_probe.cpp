@@ -64,7 +64,9 @@ TEST(Probe, PixelLinearGridLearnsAndSavedProbeEvaluatesIdentically) {
   EXPECT_DOUBLE_EQ(r.heads[1].lr, 1e-3);
   EXPECT_DOUBLE_EQ(r.heads[1].weight_decay, 0.05);
   EXPECT_EQ(r.classes, 10);
-  EXPECT_EQ(r.train_samples, 1800);  // 10 % held out to choose the head (probe.select_fraction)
+  // ~10 % held out by sample index to choose the head (probe.select_fraction), never trained on.
+  EXPECT_EQ(r.train_samples + r.select_samples, 2000);
+  EXPECT_NEAR(r.select_samples, 200, 40);
   EXPECT_EQ(r.val_samples, 1000);
   EXPECT_TRUE(r.cached);
   EXPECT_GT(r.heads[r.best].top1, 0.65);  // chance is 0.10; a pixel linear probe reaches ~0.8
@@ -130,8 +132,8 @@ TEST(Probe, BestHeadIsChosenOnAHeldOutPartOfTheTrainingSplit) {
   auto cfg = fmnist_probe(dir, grid);
   auto r = probe::run_probe(cfg, {}, nullptr);
   EXPECT_EQ(r.selection, "train_holdout");
-  EXPECT_EQ(r.select_samples, 200);
-  EXPECT_EQ(r.train_samples, 1800);  // the held-out images are not trained on
+  EXPECT_NEAR(r.select_samples, 200, 40);
+  EXPECT_EQ(r.train_samples, 2000 - r.select_samples);  // the held-out images are not trained on
   for (size_t i = 0; i < r.heads.size(); ++i) {
     const auto &h = r.heads[i], &b = r.heads[r.best];
     ASSERT_GE(h.select_top1, 0);
@@ -140,7 +142,7 @@ TEST(Probe, BestHeadIsChosenOnAHeldOutPartOfTheTrainingSplit) {
   }
   auto results = nlohmann::json::parse(std::ifstream(dir.file("probe/results.json")));
   EXPECT_EQ(results["selection"]["split"], "train_holdout");
-  EXPECT_EQ(results["selection"]["samples"].get<int64_t>(), 200);
+  EXPECT_EQ(results["selection"]["samples"].get<int64_t>(), r.select_samples);
   EXPECT_DOUBLE_EQ(results["heads"][r.best]["select_top1"].get<double>(), r.heads[r.best].select_top1);
 
   cfg.probe.select_fraction = 0;
@@ -254,7 +256,10 @@ TEST(Probe, UncachedAndAugmentedPathsLearn) {
   EXPECT_TRUE(cached.cached);
   EXPECT_FALSE(uncached.cached);
   EXPECT_FALSE(augmented.cached);
-  EXPECT_EQ(uncached.train_samples, 2000);
+  EXPECT_EQ(uncached.train_samples + uncached.select_samples, 2000);
+  EXPECT_EQ(uncached.selection, "train_holdout");  // held out on every path, not only with the cache
+  EXPECT_EQ(augmented.selection, "train_holdout");
+  EXPECT_EQ(augmented.select_samples, cached.select_samples);  // the same images, by sample index
   EXPECT_EQ(uncached.val_samples, 1000);
   EXPECT_NEAR(uncached.heads[0].top1, cached.heads[0].top1, 0.04);
   EXPECT_GT(augmented.heads[0].top1, 0.5);  // chance is 0.10
@@ -368,7 +373,8 @@ TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
   auto results = nlohmann::json::parse(std::ifstream(dir.file("p/results.json")));
   EXPECT_EQ(results["world_size"].get<int>(), 2);
   EXPECT_EQ(results["val_samples"].get<int64_t>(), 500);  // split over ranks, counted once
-  EXPECT_EQ(results["train_samples"].get<int64_t>(), 900);  // 10 % of each rank's 500 held out
+  // ~10 % held out by sample index, the same images on any world size.
+  EXPECT_EQ(results["train_samples"].get<int64_t>() + results["selection"]["samples"].get<int64_t>(), 1000);
   const double top1 = results["best"]["top1"].get<double>();
   EXPECT_GT(top1, 0.6);
   // One process on the same data and global batch. Not bit-identical by design (each rank

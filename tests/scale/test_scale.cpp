@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -58,95 +60,6 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
   }
   if (rows.back().empty()) rows.pop_back();
   return rows;
-}
-
-TEST(ScalingFit, RecoversAKnownPowerLawAndFrontier) {
-  std::vector<std::pair<double, double>> xy;
-  for (double x : {1e3, 1e4, 1e5, 1e6}) xy.emplace_back(x, 7.0 * std::pow(x, -0.25));
-  auto p = scale::fit_power_law(xy);
-  ASSERT_TRUE(p.valid());
-  EXPECT_NEAR(p.b, -0.25, 1e-12);
-  EXPECT_NEAR(p.a, 7.0, 1e-9);
-  EXPECT_NEAR(p.r2, 1.0, 1e-12);
-  EXPECT_FALSE(scale::fit_power_law({{5, 1}, {5, 2}}).valid());  // one distinct x
-
-  auto f = scale::pareto_frontier({{3, 0.5}, {1, 2.0}, {2, 2.5}, {2, 1.0}, {4, 0.7}, {5, 0.4}});
-  ASSERT_EQ(f.size(), 4u);  // (1,2.0) (2,1.0) (3,0.5) (5,0.4): dominated points dropped
-  EXPECT_EQ(f[1], std::make_pair(2.0, 1.0));
-  EXPECT_EQ(f[3], std::make_pair(5.0, 0.4));
-
-  EXPECT_NEAR(scale::pearson({{1, 10}, {2, 8}, {3, 6}}), -1.0, 1e-12);
-  EXPECT_TRUE(std::isnan(scale::pearson({{1, 1}})));
-}
-
-// fit_scaling on hand-made points whose answers are known: losses follow 4·N^-0.1·D^-0.05,
-// the best run per model size feeds the size law, each size's runs the data law, and the
-// frontier keeps exactly the validation points no cheaper point beats.
-TEST(ScalingFit, ReportFitsMatchHandComputedValues) {
-  std::vector<scale::PointResult> rs;
-  for (int64_t n : {1000000, 10000000})
-    for (int64_t d : {100000, 1000, 10000}) {  // the best run per size is not the last
-      scale::PointResult r;
-      r.name = std::to_string(n) + "/" + std::to_string(d);
-      r.status = "done";
-      r.trunk_params = n;
-      r.unique_images = d;
-      r.val_loss = 4.0 * std::pow(double(n), -0.1) * std::pow(double(d), -0.05);
-      r.probe_top1 = 1.0 - r.val_loss / 4.0;  // exactly linear in the loss
-      rs.push_back(r);
-    }
-  // Validation curves as (FLOPs, loss): (1,5) (3,4) (6,2.5) and (2,3) (4,2) (8,1). By hand,
-  // the frontier is (1,5) (2,3) (4,2) (8,1): (3,4) and (6,2.5) are beaten by cheaper points.
-  rs[0].val_curve = {{10, 1, 5}, {30, 3, 4}, {60, 6, 2.5}};
-  rs[1].val_curve = {{20, 2, 3}, {40, 4, 2}, {80, 8, 1}};
-  auto f = scale::fit_scaling(rs);
-  ASSERT_TRUE(f.loss_vs_params.valid());
-  EXPECT_EQ(f.loss_vs_params.n, 2);  // one best point per size
-  EXPECT_NEAR(f.loss_vs_params.b, -0.1, 1e-12);
-  EXPECT_NEAR(f.loss_vs_params.a, 4.0 * std::pow(100000.0, -0.05), 1e-12);  // best = most data
-  ASSERT_EQ(f.loss_vs_data.size(), 2u);
-  for (const auto& [n, law] : f.loss_vs_data) {
-    EXPECT_EQ(law.n, 3);
-    EXPECT_NEAR(law.b, -0.05, 1e-12) << n;
-    EXPECT_NEAR(law.a, 4.0 * std::pow(double(n), -0.1), 1e-12) << n;
-  }
-  const std::vector<std::pair<double, double>> frontier = {{1, 5}, {2, 3}, {4, 2}, {8, 1}};
-  EXPECT_EQ(f.frontier, frontier);
-  const auto by_hand = scale::fit_power_law(frontier);
-  EXPECT_NEAR(f.loss_vs_compute.a, by_hand.a, 1e-12);
-  EXPECT_NEAR(f.loss_vs_compute.b, by_hand.b, 1e-12);
-  EXPECT_NEAR(f.accuracy_loss_pearson, -1.0, 1e-12);
-  EXPECT_NEAR(f.accuracy_vs_loss.slope, -0.25, 1e-12);
-}
-
-// Fits use finished points only (a failed, diverged or stale point's loss is no evidence),
-// and several runs at one (model size, data size) count by their best loss, not the last.
-TEST(ScalingFit, OnlyDonePointsEnterTheFitsAndTheBestRunPerSizeAndDataCounts) {
-  std::vector<scale::PointResult> rs;
-  auto add = [&](int64_t n, int64_t d, double loss, const char* status) {
-    scale::PointResult r;
-    r.name = std::to_string(rs.size());
-    r.status = status;
-    r.trunk_params = n;
-    r.unique_images = d;
-    r.val_loss = loss;
-    r.probe_top1 = std::nan("");
-    r.val_curve = {{10, 1e9 * (1 + rs.size()), loss}};
-    rs.push_back(r);
-  };
-  add(1000000, 1000, 2.0, "done");
-  add(1000000, 1000, 5.0, "done");  // same size and data (another lr, say), worse, listed last
-  add(1000000, 10000, 1.0, "done");
-  add(1000000, 100000, 1e-3, "failed");
-  add(1000000, 100000, 1e-4, "diverged");
-  add(10000000, 1000, 1e-6, "stale");
-  add(10000000, 1000, 1e-7, "running");
-  const auto f = scale::fit_scaling(rs);
-  ASSERT_EQ(f.loss_vs_data.size(), 1u);
-  EXPECT_EQ(f.loss_vs_data[0].second.n, 2);
-  EXPECT_NEAR(f.loss_vs_data[0].second.b, std::log(0.5) / std::log(10.0), 1e-12);  // (1k, 2.0), (10k, 1.0)
-  EXPECT_FALSE(f.loss_vs_params.valid());  // one finished model size
-  for (const auto& [flops, loss] : f.frontier) EXPECT_GE(loss, 1.0) << flops;  // no unfinished curve
 }
 
 // collect_results reads each run's own files: a run whose last losses rose above its first, or
@@ -236,6 +149,23 @@ TEST(Sweep, ExpandsAxesThenPointsAndQuotesPlans) {
   }
 }
 
+// A relative data path in the base config would resolve against wherever a scheduler's job
+// starts: --plan names it (absolute, remote and synthetic sources are fine).
+TEST(Sweep, NamesRelativeDataPaths) {
+  test::TempDir dir;
+  std::ofstream(dir.file("sweep.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/fmnist-scale-base.yaml\n"
+                                        << "overrides: [data.val.path=fmnist]\n"
+                                        << "points: [{model.width: 64}]\nout_dir: " << dir.file("out") << "\n";
+  auto s = scale::load_sweep(dir.file("sweep.yaml"));
+  const auto rel = scale::relative_data_paths(s, scale::expand_points(s)[0]);
+  ASSERT_EQ(rel.size(), 1u);
+  EXPECT_EQ(rel[0], "data.val.path = fmnist");
+  std::ofstream(dir.file("tiny.yaml")) << "base: " << AIM_SOURCE_DIR << "/configs/test-tiny.yaml\n"
+                                       << "points: [{model.width: 16}]\nout_dir: " << dir.file("out") << "\n";
+  const auto tiny = scale::load_sweep(dir.file("tiny.yaml"));
+  EXPECT_TRUE(scale::relative_data_paths(tiny, scale::expand_points(tiny)[0]).empty());
+}
+
 // SIGINT to aim-scale alone (a scheduler, `kill -INT`): the running aim-train gets it once,
 // checkpoints and exits; the point is recorded as interrupted, not failed; aim-scale exits
 // 130; re-running the sweep continues the point from its checkpoint to the end.
@@ -322,12 +252,18 @@ TEST(SweepCli, RunsRecordsFailuresResumesAndReports) {
   }
   EXPECT_EQ(done, 4u) << csv;
   const std::string report = read(dir.file("out/report.md"));
-  EXPECT_NE(report.find("Validation loss vs trunk parameters"), std::string::npos) << report;
+  EXPECT_NE(report.find("| trunk parameters | at 256 unique images | — | too few points to fit: 2 distinct values"),
+            std::string::npos)
+      << report;
   EXPECT_NE(report.find("## Failed points"), std::string::npos) << report;
   EXPECT_NE(report.find("Pearson r"), std::string::npos) << report;
   auto fits = nlohmann::json::parse(std::ifstream(dir.file("out/fits.json")));
-  EXPECT_FALSE(fits["loss_vs_params"].is_null());
-  EXPECT_FALSE(fits["loss_vs_compute"].is_null());
+  std::set<std::string> ids;
+  for (const auto& f : fits["fits"]) ids.insert(f["id"].get<std::string>());
+  for (const char* id : {"loss_vs_trunk_params", "loss_vs_total_params", "loss_vs_data", "loss_vs_compute",
+                         "loss_vs_trunk_compute"})
+    EXPECT_TRUE(ids.count(id)) << id << " missing from " << fits.dump(1);
+  EXPECT_EQ(fits["accuracy_loss"]["n"], 4);
   for (const char* png : {"loss_vs_compute.png", "loss_vs_params.png", "accuracy_vs_loss.png"})
     EXPECT_GT(fs::file_size(dir.path() / "out" / png), 1000u) << png;
 
@@ -378,10 +314,13 @@ TEST(SweepCli, ChangedOverrideRunsPointsAgainAndReportsTheirOwnSteps) {
   EXPECT_EQ(csv_value("steps"), "2");
   EXPECT_EQ(std::stod(csv_value("images_seen")), 16.0);
 
-  out = test::capture(cmd + " --collect train.steps=3");  // not run yet: stale, and says why
-  EXPECT_EQ(csv_value("status"), "stale") << out;
+  // Not run yet: the point would be stale and the report poorer, so it is left alone, naming
+  // what the run was made with.
+  out = test::capture(cmd + " --collect train.steps=3");
+  EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
+  EXPECT_NE(out.find("were run with train.steps=2"), std::string::npos) << out;
+  EXPECT_EQ(csv_value("status"), "done") << out;
   EXPECT_EQ(csv_value("steps"), "2");
-  EXPECT_NE(read(dir.file("out/report.md")).find("train.steps: 2 -> 3"), std::string::npos);
 
   out = test::capture(cmd + " train.steps=3");
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
@@ -391,7 +330,7 @@ TEST(SweepCli, ChangedOverrideRunsPointsAgainAndReportsTheirOwnSteps) {
   EXPECT_EQ(csv_value("status"), "done");
   EXPECT_EQ(csv_value("steps"), "3");
   EXPECT_EQ(std::stod(csv_value("images_seen")), 24.0);
-  EXPECT_NE(read(dir.file("out/report.md")).find("| model.width=16 | done | 7.12k | 3 |"), std::string::npos)
+  EXPECT_NE(read(dir.file("out/report.md")).find("| model.width=16 | done | 0 | 7.12k | 47.6k | 3 |"), std::string::npos)
       << read(dir.file("out/report.md"));
   const auto now = test::metric_by_step(point), old = test::metric_by_step(dir.file("out/replaced/model.width=16"));
   ASSERT_FALSE(now.empty());
@@ -425,6 +364,54 @@ TEST(SweepCli, ChangedOverrideRunsPointsAgainAndReportsTheirOwnSteps) {
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
   EXPECT_EQ(out.find("[exit 0]"), std::string::npos) << out;
 
+}
+
+// Under a scheduler: the --plan lines (absolute paths) run from another directory, one of them
+// fails; aim-train's own run_status.json says so, --collect exits 1 naming the reason, and
+// --plan --pending lists only that point.
+TEST(SweepCli, FailedPlanLineMakesCollectExitNonZeroAndPendingListsIt) {
+  test::TempDir dir;
+  fs::copy_file(std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml", dir.file("base.yaml"));
+  std::ofstream(dir.file("sweep.yaml")) << "base: base.yaml\n"  // relative to where aim-scale runs
+                                        << "overrides: [train.ckpt_every=0]\n"
+                                        << "points: [{model.width: 16}, {optim.lr: 1.0e+30, train.max_nonfinite: 1}]\n"
+                                        << "out_dir: out\nprobe: false\n";
+  fs::create_directories(dir.file("elsewhere"));
+  const std::string scale = "cd " + dir.path().string() + " && " + kScaleBin + " --config sweep.yaml --python ''";
+  std::string out = test::capture(scale + " --plan");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);)
+    if (l.find("aim-train") != std::string::npos) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 2u) << out;
+  for (const auto& l : lines) {
+    EXPECT_NE(l.find("--config " + dir.file("base.yaml")), std::string::npos) << l;
+    EXPECT_NE(l.find("train.out_dir=" + dir.file("out") + "/"), std::string::npos) << l;
+  }
+  // What a scheduler does: each line on its own, from wherever the job starts.
+  for (const auto& l : lines) test::capture("cd " + dir.file("elsewhere") + " && " + l);
+  const std::string failed = dir.file("out/optim.lr=1.0e+30,train.max_nonfinite=1");
+  auto status = nlohmann::json::parse(std::ifstream(failed + "/run_status.json"));
+  EXPECT_EQ(status["status"], "failed") << status.dump(2);
+  EXPECT_EQ(status["exit_code"], 2);
+  EXPECT_NE(status["reason"].get<std::string>().find("non-finite"), std::string::npos) << status.dump(2);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir.file("out/model.width=16/run_status.json")))["status"], "done");
+  EXPECT_FALSE(fs::exists(dir.file("elsewhere/out"))) << "a plan line wrote relative to where it ran";
+
+  out = test::capture(scale + " --collect");
+  EXPECT_NE(out.find("[exit 1]"), std::string::npos) << out;
+  EXPECT_NE(out.find("2 points: 1 done, 1 failed"), std::string::npos) << out;
+  EXPECT_NE(out.find("point optim.lr=1.0e+30,train.max_nonfinite=1 failed: aim-train failed (exit 2): "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(read(dir.file("out/report.md")).find("## Failed points"), std::string::npos);
+
+  out = test::capture(scale + " --plan --pending");
+  EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 of 2 points pending"), std::string::npos) << out;
+  EXPECT_EQ(out.find("model.width=16"), std::string::npos) << out;
+  EXPECT_NE(out.find("train.out_dir=" + failed), std::string::npos) << out;
 }
 
 }  // namespace

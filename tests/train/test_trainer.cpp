@@ -24,6 +24,7 @@
 #include "aim/train/trainer.h"
 #include "data/data_test_util.h"
 #include "test_util.h"
+#include "train/train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace aim;
@@ -38,35 +39,10 @@ std::map<int64_t, double> losses(const std::string& out_dir, const char* key = "
 }
 using test::slurp;
 
-// Starts args[0] with args; its stdout and stderr go to `log` (or nowhere).
-pid_t spawn(const std::vector<std::string>& args, const std::string& log = "/dev/null") {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    freopen(log.c_str(), "w", stdout);
-    if (log != "/dev/null") dup2(fileno(stdout), 2);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int run(const std::vector<std::string>& args, const std::string& log = "/dev/null") {
-  int status = 0;
-  waitpid(spawn(args, log), &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// The exported trunks of two runs hold the same tensors, equal within (rtol, atol).
-void expect_same_trunks(const std::string& a_dir, const std::string& b_dir, double rtol, double atol) {
-  const auto wa = io::load_safetensors(a_dir + "/trunk.safetensors").tensors;
-  const auto wb = io::load_safetensors(b_dir + "/trunk.safetensors").tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (size_t i = 0; i < wa.size(); ++i)
-    EXPECT_TRUE(torch::allclose(wa[i].second, wb[i].second, rtol, atol)) << wa[i].first;
-}
+using test::train_runs::expect_same_trunks;
+using test::train_runs::newest_checkpoint;
+using test::train_runs::run;
+using test::train_runs::spawn;
 
 // GradientSync's report in a run's log: (buckets, how many started during backward); (-1, -1)
 // when the line is missing.
@@ -78,18 +54,6 @@ std::pair<int, int> bucket_report(const std::string& log) {
                   &overlapped) != 2)
     return {-1, -1};
   return {buckets, overlapped};
-}
-
-// Newest step_NNNNNNNNN under dir/checkpoints, or -1.
-int64_t newest_checkpoint(const std::string& run_dir) {
-  int64_t newest = -1;
-  if (!fs::exists(run_dir + "/checkpoints")) return newest;
-  for (const auto& e : fs::directory_iterator(run_dir + "/checkpoints")) {
-    const auto name = e.path().filename().string();
-    if (name.rfind("step_", 0) == 0 && name.find('.') == std::string::npos)
-      newest = std::max<int64_t>(newest, std::stoll(name.substr(5)));
-  }
-  return newest;
 }
 
 }  // namespace
@@ -264,122 +228,6 @@ TEST(Trainer, ActivationCheckpointingOnTwoRanksMatchesPlain) {
   const auto [buckets, overlapped] = bucket_report(log);
   ASSERT_GE(buckets, 0) << log;
   EXPECT_GT(overlapped, buckets / 2) << "the hooks inside the recompute should start most all-reduces";
-}
-
-// train.sharding=optimizer (ZeRO-1): each rank keeps AdamW state for its slice of the
-// flattened parameters (uneven on 3 ranks), updates it and all-gathers it; gradients
-// (ZeRO-2): each rank also keeps only its slice of the gradients, reduced micro-batch by
-// micro-batch (3 micro-batches per rank on 2 ranks). With clipping active the losses,
-// gradient norms and final weights equal the replicated run's on the same world size (1e-5)
-// and one process with the same global batch (1e-4).
-TEST(Trainer, ShardedOptimizerMatchesReplicatedOnTwoAndThreeRanks) {
-  test::TempDir dir;
-  const auto cfg = config::load_run_config(kTinyYaml);
-  const int64_t n = model::count_parameters(cfg.model).total();
-  EXPECT_NE(n % 3, 0) << "the 3-rank case should have uneven slices";
-  const std::vector<std::string> common = {kTinyYaml, "train.steps=8", "train.log_every=1", "train.val_every=0",
-                                           "train.batch_size=24", "train.micro_batch_size=4", "train.ckpt_every=0",
-                                           "optim.grad_clip=0.05", "optim.warmup=0"};
-  auto with = [&](const std::string& name, int ranks, const std::string& sharding) {
-    std::vector<std::string> a = {kTrainBin, "--config"};
-    if (ranks > 1) a.insert(a.begin() + 1, {"--nproc-per-node", std::to_string(ranks)});
-    a.insert(a.end(), common.begin(), common.end());
-    a.push_back("train.sharding=" + sharding);
-    a.push_back("train.out_dir=" + dir.file(name));
-    EXPECT_EQ(run(a, dir.file(name + ".log")), 0) << slurp(dir.file(name + ".log"));
-  };
-  with("one", 1, "none");
-  const auto g1 = losses(dir.file("one"), "grad_norm");
-  ASSERT_EQ(g1.size(), 8u);
-  EXPECT_GT(g1.begin()->second, 0.05 * 2) << "clipping should be active";
-  for (int ranks : {2, 3}) {
-    SCOPED_TRACE(std::to_string(ranks) + " ranks");
-    const std::string rep = "rep" + std::to_string(ranks);
-    with(rep, ranks, "none");
-    for (const std::string mode : {"optimizer", "gradients"}) {
-      SCOPED_TRACE("train.sharding=" + mode);
-      const std::string sh = mode + std::to_string(ranks);
-      with(sh, ranks, mode);
-      for (const char* key : {"loss", "grad_norm"}) {
-        auto a = losses(dir.file(rep), key), b = losses(dir.file(sh), key), o = losses(dir.file("one"), key);
-        ASSERT_EQ(a.size(), 8u) << key;
-        ASSERT_EQ(b.size(), 8u) << key;
-        for (auto& [step, v] : a) {
-          EXPECT_NEAR(b[step], v, 1e-5 * std::abs(v)) << key << " at step " << step;
-          EXPECT_NEAR(b[step], o[step], 1e-4 * std::abs(v)) << key << " against one process at step " << step;
-        }
-      }
-      expect_same_trunks(dir.file(rep), dir.file(sh), 1e-5, 1e-7);
-    }
-    if (ranks == 2) {
-      const auto log = slurp(dir.file("gradients2.log"));
-      EXPECT_NE(log.find("gradient reduction to the owning ranks"), std::string::npos) << log;
-    }
-  }
-}
-
-// Sharded checkpoints: every rank writes its own slice; a 3-rank run killed mid-way
-// resumes on 2 ranks (the slices re-cut on load) and continues with the uninterrupted 3-rank
-// run's losses; on 3 ranks again the resume is bit-exact. For both sharding modes.
-static void expect_sharded_checkpoint_resumes_on_another_world_size(const std::string& sharding) {
-  test::TempDir dir;
-  auto args = [&](int ranks, const std::string& out) {
-    return std::vector<std::string>{kTrainBin, "--nproc-per-node", std::to_string(ranks), "--config", kTinyYaml,
-                                    "train.steps=40", "train.log_every=1", "train.val_every=0", "train.batch_size=24",
-                                    "train.micro_batch_size=4", "train.ckpt_every=4", "train.sharding=" + sharding,
-                                    "train.out_dir=" + out};
-  };
-  ASSERT_EQ(run(args(3, dir.file("straight")), dir.file("straight.log")), 0) << slurp(dir.file("straight.log"));
-  pid_t pid = spawn(args(3, dir.file("killed")));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(dir.file("killed/checkpoints/step_000000008")) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  const std::string ckpt = dir.file("killed/checkpoints/step_000000008");
-  ASSERT_TRUE(fs::exists(ckpt)) << "no checkpoint within the deadline";
-  // Every rank wrote its own part: a third of the weights and of the optimizer state each.
-  for (int r = 0; r < 3; ++r) {
-    int64_t weights = 0;
-    for (const auto& [name, t] : io::load_safetensors(ckpt + "/part_rank" + std::to_string(r) + ".safetensors").tensors)
-      if (name.rfind("model.", 0) == 0) weights += t.numel();
-    EXPECT_GT(weights, 0) << r;
-    EXPECT_LT(weights, 2 * model::count_parameters(test::tiny_config()).total() / 3) << r;
-  }
-  // Let the killed ranks' checkpoint writes settle (the launcher's ranks die with it).
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const int64_t resume_step = newest_checkpoint(dir.file("killed"));
-  ASSERT_LT(resume_step, 40) << "the run finished before it could be killed";
-  ASSERT_EQ(run(args(2, dir.file("killed")), dir.file("resume.log")), 0) << slurp(dir.file("resume.log"));
-  const auto log = slurp(dir.file("resume.log"));
-  EXPECT_NE(log.find("(step " + std::to_string(resume_step) + ")"), std::string::npos) << log;
-  auto a = losses(dir.file("straight")), b = losses(dir.file("killed"));
-  ASSERT_EQ(a.size(), 40u);
-  ASSERT_EQ(b.size(), 40u);
-  for (auto& [step, loss] : a)
-    if (step > resume_step) EXPECT_NEAR(b[step], loss, 1e-4 * std::abs(loss)) << "step " << step;
-
-  // On the same world size the sharded resume is bit-exact.
-  pid = spawn(args(3, dir.file("again")));
-  const auto deadline2 = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(dir.file("again/checkpoints/step_000000008")) && std::chrono::steady_clock::now() < deadline2)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  ASSERT_LT(newest_checkpoint(dir.file("again")), 40);
-  ASSERT_EQ(run(args(3, dir.file("again")), dir.file("again.log")), 0) << slurp(dir.file("again.log"));
-  auto c = losses(dir.file("again"));
-  ASSERT_EQ(c.size(), 40u);
-  for (auto& [step, loss] : a) EXPECT_EQ(c[step], loss) << "step " << step;
-}
-
-TEST(Trainer, ShardedCheckpointResumesOnADifferentWorldSize) {
-  expect_sharded_checkpoint_resumes_on_another_world_size("optimizer");
-}
-
-TEST(Trainer, GradientShardedCheckpointResumesOnADifferentWorldSize) {
-  expect_sharded_checkpoint_resumes_on_another_world_size("gradients");
 }
 
 // optim.grad_clip bounds the update: with the norm clipped to 1e-12 AdamW's steps shrink
@@ -589,6 +437,94 @@ TEST(Trainer, DryRunAndStartWarnWhenTheBatchExceedsTheData) {
   EXPECT_NE(slurp(log).find("train.batch_size=16 is larger than the training data (10 images: synth 10)"),
             std::string::npos)
       << slurp(log);
+}
+
+// A refused re-run (another config's checkpoints) leaves the finished run's config.yaml as
+// that run wrote it, and names only keys that change what training computes.
+TEST(Trainer, ARefusedRunLeavesTheRunDirectoryAlone) {
+  test::TempDir dir;
+  const std::string out = "train.out_dir=" + dir.file("run");
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", out}), 0);
+  const std::string before = slurp(dir.file("run/config.yaml"));
+  const std::string log = dir.file("log");
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=3",
+                 "probe.epochs=7", out},
+                log),
+            2);
+  EXPECT_EQ(slurp(dir.file("run/config.yaml")), before) << "the refused run rewrote config.yaml";
+  EXPECT_NE(slurp(log).find("The newest differs in: train.steps 4 -> 6"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(log).find("train.log_every"), std::string::npos) << "an operational key named as a reason";
+  EXPECT_EQ(slurp(log).find("probe.epochs"), std::string::npos) << "a probe key named as a reason";
+}
+
+// train.ckpt_every_min: a checkpoint whenever that much wall-clock time passed, whatever
+// train.ckpt_every says, and every rank writes it after the same step.
+TEST(Trainer, WallClockCadenceCheckpointsOnEveryRank) {
+  test::TempDir dir;
+  const std::string out = dir.file("run");
+  ASSERT_EQ(run({kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=0",
+                 "train.keep_checkpoints=10", "train.ckpt_every_min=0.0001", "train.out_dir=" + out},
+                dir.file("log")),
+            0)
+      << slurp(dir.file("log"));
+  int complete = 0;
+  for (const auto& e : fs::directory_iterator(out + "/checkpoints")) {
+    if (e.path().filename().string().find('.') != std::string::npos) continue;
+    ++complete;
+    EXPECT_TRUE(fs::exists(e.path() / "loader_rank1.json")) << e.path();
+  }
+  EXPECT_GE(complete, 5) << "a 6 ms cadence must checkpoint (nearly) every step";
+  // Without it only the final step is checkpointed.
+  const std::string plain = dir.file("plain");
+  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=0", "train.keep_checkpoints=10",
+                 "train.out_dir=" + plain}),
+            0);
+  int plain_count = 0;
+  for (const auto& e : fs::directory_iterator(plain + "/checkpoints")) plain_count += e.is_directory();
+  EXPECT_EQ(plain_count, 1);
+}
+
+// A run whose memory plan does not fit stops before allocating anything, naming what would
+// fit; train.memory_check=warn starts anyway.
+TEST(Trainer, APlanThatDoesNotFitStopsBeforeAllocating) {
+  test::TempDir dir;
+  const std::string log = dir.file("log");
+  EXPECT_EQ(run({kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml, "train.steps=2",
+                 "train.memory_gb=0.001", "train.out_dir=" + dir.file("run")},
+                log),
+            2);
+  EXPECT_NE(slurp(log).find("the memory plan needs"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("train.memory_check=warn starts anyway"), std::string::npos) << slurp(log);
+  EXPECT_FALSE(fs::exists(dir.file("run/config.yaml")));
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoints")));
+  // A budget that only a smaller micro-batch meets: the refusal names it with its number.
+  const auto plan = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.batch_size=64 "
+                                  "train.micro_batch_size=64 train.memory_gb=1");
+  ASSERT_NE(plan.find("memory verdict: fits"), std::string::npos) << plan;
+  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=2", "train.memory_gb=0.001", "train.memory_check=warn",
+                 "train.out_dir=" + dir.file("warned")},
+                log),
+            0);
+  EXPECT_NE(slurp(log).find("starting anyway (train.memory_check=warn)"), std::string::npos) << slurp(log);
+}
+
+// "Ask the plan before booking GPUs" works on a machine without the dataset: the dry run
+// says what it did not check, puts the summary before the resolved config, and gives slow
+// steps in human units.
+TEST(Trainer, DryRunPlansWithoutTheDataSummaryFirst) {
+  test::TempDir dir;
+  const auto out = test::capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
+                                 "/configs/aim-600m.yaml --dry-run --nproc-per-node 8 train.device=cuda "
+                                 "train.memory_gb=80 train.peak_tflops=1e-3");
+  ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("data: not checked here"), std::string::npos) << out;
+  EXPECT_NE(out.find("/data/"), std::string::npos) << out;
+  const auto summary = out.find("model aim-600m"), config = out.find("resolved config (every key");
+  ASSERT_NE(summary, std::string::npos) << out;
+  ASSERT_NE(config, std::string::npos) << out;
+  EXPECT_LT(summary, config);
+  EXPECT_LT(out.find("memory verdict"), config);
+  EXPECT_NE(out.find(" days"), std::string::npos) << "a slow step in days, not minutes:\n" << out;
 }
 
 TEST(Trainer, BadConfigFailsBeforeCompute) {

@@ -10,6 +10,13 @@
 
 namespace aim::config {
 
+/// DINO's weighted k-nearest-neighbour classifier on the frozen features (probe.knn).
+struct KnnConfig {
+  int64_t k = 20;              // neighbours; 0 = no kNN evaluation
+  double temperature = 0.07;   // votes weigh exp(cosine similarity / temperature)
+  bool operator==(const KnnConfig& o) const { return k == o.k && temperature == o.temperature; }
+};
+
 struct ProbeConfig {
   /// Trunk weights: a .safetensors file (our trunk export or an official checkpoint; only
   /// preprocessor.* and trunk.* are read), a run directory (its trunk.safetensors, else its
@@ -26,6 +33,11 @@ struct ProbeConfig {
   int64_t batch_size = 256;         // global, over all ranks
   std::vector<double> lrs = {3e-4, 1e-3, 3e-3};   // one head per (lr, weight decay) pair
   std::vector<double> weight_decays = {0.05};
+  /// The probe's AdamW: PyTorch's defaults, what probe and fine-tuning recipes use (MAE,
+  /// timm); pre-training's beta2 = 0.95 is a large-batch stability choice a probe does not need.
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double grad_clip = 0.0;           // per head (and its LoRA tensors): global L2 norm; 0 = off
   double warmup = 0.1;              // fraction of the probe's steps in linear warmup, then cosine
   double label_smoothing = 0.0;
   bool augment = false;             // RandomResizedCrop + flip on the training split (no caching)
@@ -44,6 +56,12 @@ struct ProbeConfig {
   /// the head reported on probe.val was not chosen on probe.val (DINOv2's practice).
   /// 0 = choose on probe.val, and the report says so.
   double select_fraction = 0.1;
+  KnnConfig knn;
+  /// How class labels of probe.train, probe.val and a saved probe's class names are matched:
+  /// "names" (the same class names on every side, labels mapped by name), "subset" (probe.val
+  /// and a saved probe's data may hold a subset of the names), "position" (labels as they are:
+  /// class i is class i, for splits whose names differ on purpose).
+  std::string class_match = "names";
 
   bool operator==(const ProbeConfig& o) const;
 };

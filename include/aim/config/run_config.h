@@ -42,7 +42,9 @@ struct TrainConfig {
   bool tensorboard = false;         // TensorBoard event files in <out_dir>/tb/ (aim-probe: <probe out_dir>/tb/)
   std::string activation_checkpointing = "none";  // none | full: keep only block inputs, recompute in backward
   std::string sharding = "none";    // none | optimizer (ZeRO-1: AdamW state for 1/N of the parameters) | gradients (ZeRO-2: also the gradients)
-  double memory_gb = 0;             // per-device budget for the --dry-run memory plan; 0 = the GPU's memory (none on CPU)
+  double memory_gb = 0;             // per-device budget of the memory plan; 0 = the GPU's memory, or this machine's available RAM / local ranks
+  std::string memory_check = "enforce";  // enforce: refuse to start when the plan does not fit | warn | off
+  double ckpt_every_min = 0;        // also checkpoint when this many minutes passed since the last one; 0 = off
   std::string ckpt_async = "auto";  // auto | true | false: checkpoint writes on background threads (auto: where host memory allows)
 
   bool operator==(const TrainConfig& o) const;
@@ -124,8 +126,14 @@ std::vector<KeyChange> config_changes(const std::string& before_yaml, const std:
 /// The fingerprint of what a checkpoint's state depends on: model, data mixture, optimizer
 /// and the training trajectory (steps, global batch, seed, precision). Operational keys
 /// (out_dir, logging/checkpoint/validation intervals, micro-batch size, device, threads,
-/// timeouts, data workers, probe) are left out, so changing them keeps resuming.
+/// timeouts, data workers, probe: affects_training) are left out, so changing them keeps
+/// resuming; so are keys at their defaults, so a key added in a later version keeps old
+/// checkpoints resumable.
 std::string run_identity(const RunConfig& cfg);
+
+/// False for the operational keys run_identity leaves out ("train.log_every",
+/// "probe.lr", "data.workers", ...): changing them cannot change what training computes.
+bool affects_training(const std::string& dotted_key);
 
 /// The loader settings for the training mixture (train=true) or the validation source
 /// (train=false; throws aim::Error when data.val is not set). Batch size is the per-rank

@@ -27,6 +27,10 @@ struct DecodeOptions {
   int channels = 3;                  // 3: RGB-ordered output is produced later; here BGR; 1: gray
   int reduce = 1;                    // 1, 2, 4 or 8: DCT-domain downscale (JPEG only)
   int64_t max_pixels = 1ll << 26;    // ~67 MP; larger images are refused as bombs
+  // JPEG: entropy-decode the whole file first (verify_jpeg) and refuse corrupt data, which
+  // OpenCV decodes into gray or garbage without a word. `aim-data check` and `pack` do; the
+  // training path finds corruption in the rows it decodes (jpeg_region.h) instead.
+  bool verify_jpeg_data = false;
 };
 
 /// Decodes to 8-bit BGR (channels 3; gray, CMYK, 16-bit and alpha are converted) or 8-bit gray

@@ -23,6 +23,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,12 +31,19 @@
 #include <vector>
 
 #include "aim/data/bad_sample_log.h"
+#include "aim/data/holdout.h"
 #include "aim/data/loader_state.h"
 #include "aim/data/shard_stream.h"
 #include "aim/data/transforms.h"
 #include "aim/data/webdataset_source.h"
+#include "aim/error.h"
 
 namespace aim::data {
+
+/// Thrown by Loader::next when its interrupt check turned true before a batch was ready.
+struct LoaderInterrupted : Error {
+  using Error::Error;
+};
 
 struct SourceConfig {
   std::string name;
@@ -70,6 +78,13 @@ struct LoaderConfig {
   int64_t max_pixels = 1ll << 26;
   double dct_min_ratio = 1.0;
   bool pin_memory = true;       // page-locked batches when CUDA is available
+  // Benchmarks only: called by the worker after each sample's decode (with its global index
+  // in train mode), to stand in for a decoder of another cost (aim-bench-loader --skew).
+  std::function<void(int64_t)> decode_cost;
+  /// Only one side of a seeded hold-out of every source (data/holdout.h): random-access
+  /// sources draw from (train) or pass over (eval) that side's items, streams skip the other
+  /// side's samples. Off by default.
+  HoldOut holdout;
 };
 
 /// One batch. images is uint8 [B, C, H, W], contiguous (normalize on the device with
@@ -94,8 +109,14 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   /// The next batch. Train mode never ends; eval mode returns nullopt after one pass (the
-  /// last batch may be short, bad samples are dropped rather than replaced).
+  /// last batch may be short, bad samples are dropped rather than replaced). Throws
+  /// LoaderInterrupted if the interrupt check (set_interrupt) turns true while it waits.
   std::optional<Batch> next();
+
+  /// A check next() polls (every 0.1 s) while it waits for a batch, e.g. "a stop signal came":
+  /// a stalled remote shard can then not hold a stopping run. The position stays that of the
+  /// last batch returned. Set before the first next(); empty: never interrupted.
+  void set_interrupt(std::function<bool()> interrupted);
 
   /// Position after the last batch returned by next(). Per rank: with streaming sources each
   /// rank must save its own.
@@ -114,7 +135,8 @@ class Loader {
   /// Samples delivered by this rank, per source (restored with the state).
   std::vector<int64_t> source_counts() const;
   const BadSampleLog& bad_samples() const;
-  /// Samples per epoch of each source as used (after `limit`); -1 for streaming sources.
+  /// Samples per epoch of each source as used (after `limit`, on this loader's side of
+  /// `holdout`); -1 for streaming sources.
   std::vector<int64_t> source_sizes() const;
   /// Number of classes of each source (0 when unknown or unlabeled).
   std::vector<int64_t> source_classes() const;

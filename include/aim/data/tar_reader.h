@@ -9,6 +9,7 @@
 // followed by the two zero blocks that end a tar; a file that stops anywhere else is
 // reported truncated.
 #include <cstdint>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -22,14 +23,16 @@ struct TarEntry {
   std::string name;
   uint64_t size = 0;
   bool regular = true;  // false for directories, links, ... (their data is skipped)
+  bool sparse = false;  // a GNU sparse file ('S'): its data is a sparse map, not the file's bytes
 };
 
 class TarReader {
  public:
   /// Opens a shard (a path, "pipe:COMMAND" or an http(s) URL: see shard_stream.h); ok() is
   /// false (and error() says why) when it cannot be opened. For a remote shard, `timeout_s`
-  /// bounds the wait for each read, and errors end with how the command ended.
-  explicit TarReader(const std::string& path, double timeout_s = 0);
+  /// bounds the wait for each read, errors end with how the command ended, and every wait
+  /// ends once `abort` is set.
+  explicit TarReader(const std::string& path, double timeout_s = 0, const std::atomic<bool>* abort = nullptr);
   ~TarReader();
   TarReader(const TarReader&) = delete;
   TarReader& operator=(const TarReader&) = delete;
@@ -37,10 +40,17 @@ class TarReader {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   const std::string& path() const { return path_; }
+  /// The end-of-archive blocks were read: every member before them is whole, even if an
+  /// error came after them.
+  bool complete() const { return ended_; }
+  /// For a remote shard that failed: whether a retry may help (shard_stream.h).
+  StreamFailure failure() const { return stream_ ? stream_->failure() : StreamFailure::kNone; }
 
   /// Reads the next header (metadata entries are consumed internally). Returns false at the
   /// end-of-archive blocks, or on damage with error() set: "truncated tar (...)", "bad tar
-  /// size field", "empty file", "empty tar (no members ...)", ...
+  /// size field", "empty file", "empty tar (no members ...)", "data after the end-of-archive
+  /// blocks" (two tars concatenated: webdataset reads the first only, so its members are
+  /// complete(), and the rest would be lost without a word), ...
   /// After true, exactly one of read_data()/skip_data() must follow.
   bool next(TarEntry& entry);
   /// Reads the current entry's data. False (with error()) when the file ends early.
@@ -53,6 +63,8 @@ class TarReader {
   bool read_exact(void* dst, size_t n);
   bool skip_bytes(uint64_t n);
   bool fail(const std::string& why);
+  /// After the end-of-archive blocks: false (with error()) if anything but zero padding follows.
+  bool check_trailing();
   /// Bytes the file holds after the current position (UINT64_MAX when not a regular file).
   uint64_t remaining() const;
 

@@ -3,6 +3,7 @@
 // by key (<key>.jpg + <key>.txt + <key>.json ...). Streamed sequentially; shards are split
 // across ranks and across "lanes" (independent sequential readers whose outputs interleave
 // round-robin), and their order is reshuffled every epoch from the seed.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "aim/data/holdout.h"
 #include "aim/data/source.h"
 #include "aim/data/tar_reader.h"
 
@@ -33,15 +35,17 @@ constexpr uint64_t kDefaultMaxMemberBytes = uint64_t{256} << 20;
 class ShardSampleReader {
  public:
   explicit ShardSampleReader(const std::string& path, uint64_t max_member_bytes = kDefaultMaxMemberBytes,
-                             double timeout_s = 0)
-      : tar_(path, timeout_s), max_member_bytes_(max_member_bytes) {}
+                             double timeout_s = 0, const std::atomic<bool>* abort = nullptr)
+      : tar_(path, timeout_s, abort), max_member_bytes_(max_member_bytes) {}
   bool ok() const { return tar_.ok(); }
   const std::string& error() const { return tar_.error(); }
+  StreamFailure failure() const { return tar_.failure(); }
   /// Next sample; load=false skips the data (used to seek to a saved position). Returns
   /// false at the end, or on damage with error() set. A sample cut by damage is not
   /// returned: when the shard stops before its end-of-archive blocks, the sample being read
   /// may be missing members (its label, say) and would pass for a complete one. A member
-  /// above max_member_bytes is skipped unread and named in `damage`.
+  /// above max_member_bytes, or a GNU sparse member (its bytes are not the file's), is
+  /// skipped unread and named in `damage`.
   bool next(WdsSample& sample, bool load = true);
 
  private:
@@ -77,6 +81,12 @@ class WebDatasetSource {
   int64_t missing_at_start() const { return missing_; }
   uint64_t max_member_bytes() const { return max_member_bytes_; }
   const RemoteShardOptions& remote() const { return remote_; }
+  /// Before the first step: reads the first tar header of the first remote shard in the
+  /// list, trying the next ones (at most 3 in all) if it fails, and throws aim::Error naming
+  /// each shard tried and why when none can be read: a typo in a URL or a command fails the
+  /// start in seconds, not after every shard's retries. A source without remote shards
+  /// passes at once.
+  void check_remote_readable() const;
 
  private:
   std::string name_;
@@ -107,6 +117,7 @@ enum class LaneRead {
   kSample,   // a sample with an image member
   kSkipped,  // only bad items (the caller's bound on them reached): a caller counting streaks decides
   kEnd,      // a non-repeating lane is done
+  kAborted,  // `abort` was set while it read or waited: nothing consumed, the cursor unchanged
 };
 
 /// One sequential reader over this rank's share of the shards. Not thread-safe: the loader
@@ -115,18 +126,25 @@ class WebDatasetLane {
  public:
   /// The epoch-e shard order is a seeded permutation; position j of it belongs to rank
   /// j % world and, within the rank, to lane (j / world) % lanes. repeat=false: one pass.
+  /// Samples on the other side of `holdout` are read past (they count in the cursor, not as
+  /// bad items); an epoch that yields none of this side's samples is an error, not a spin.
   WebDatasetLane(const WebDatasetSource& source, int source_id, uint64_t seed, int rank,
-                 int world, int lane, int lanes, bool repeat, BadSampleLog* log);
+                 int world, int lane, int lanes, bool repeat, BadSampleLog* log,
+                 const std::atomic<bool>* abort = nullptr, HoldOut holdout = {});
   ~WebDatasetLane();
   /// Continues from a saved cursor (re-opens the shard and skips `offset` samples).
   void restore(const LaneCursor& cursor);
   /// Next sample holding an image. Bad items on the way (a sample without an image member or
   /// with a member above the size cap; a shard that is unreadable, damaged or holds no
   /// sample) are reported to the log and counted in *skipped. A remote shard that fails
-  /// (its command exits non-zero, the connection drops, the stream is cut or stalls) is first
-  /// re-opened up to remote().retries times with backoff, continuing after the last sample
-  /// delivered, so a transient failure changes nothing in what the lane yields; only then is
-  /// it skipped and counted like a damaged file. Returns kSkipped instead of
+  /// (its command exits non-zero, the connection drops, the stream is cut, stalls or drips)
+  /// is first re-opened up to remote().retries times with backoff, continuing after the last
+  /// sample delivered, so a transient failure changes nothing in what the lane yields; only
+  /// then is it skipped and counted like a damaged file. The count restarts whenever the
+  /// shard delivered a sample, so a long shard that keeps failing later loses nothing. A
+  /// permanent failure (an HTTP 4xx, a command that exited 0 after a cut tar) is skipped at
+  /// once. Waits (reads, backoff) end within 0.1 s once `abort` is set: then kAborted.
+  /// Returns kSkipped instead of
   /// reading on once `max_skips` of them came in a row, so that a source with nothing good in
   /// it cannot keep a caller spinning.
   LaneRead next(RawSample& out, int64_t max_skips, int64_t* skipped);
@@ -145,9 +163,11 @@ class WebDatasetLane {
   void load_epoch(int64_t epoch);
   /// Opens the cursor's shard and skips to its offset; false if it cannot be opened (*why says why).
   bool open_current(std::string* why);
-  /// After remote shard `path` failed with `why`: waits and returns true when it may be
-  /// re-opened (retries left), false when it must be skipped.
-  bool retry_remote(const std::string& path, const std::string& why);
+  enum class Retry { kReopen, kSkip, kAborted };
+  /// After remote shard `path` failed with `why`: waits and says kReopen when it may be
+  /// re-opened (transient, retries left), kSkip when it must be skipped.
+  Retry retry_remote(const std::string& path, const std::string& why, StreamFailure failure);
+  bool aborted() const { return abort_ && abort_->load(); }
   void skip(const std::string& where, const std::string& why, int64_t* skipped);
 
   const WebDatasetSource& source_;
@@ -156,12 +176,15 @@ class WebDatasetLane {
   int rank_, world_, lane_, lanes_;
   bool repeat_;
   BadSampleLog* log_;
+  const std::atomic<bool>* abort_;
   LaneCursor cursor_;
   std::vector<int64_t> order_;  // shard indices of the current epoch for this lane
   int64_t order_epoch_ = -1;
   std::unique_ptr<ShardSampleReader> reader_;
   std::string last_bad_;
   int64_t failures_ = 0;  // failures of the current remote shard since it last yielded a sample
+  HoldOut holdout_;
+  int64_t epoch_kept_ = 0, epoch_passed_ = 0;  // this epoch's samples on this side / on the other
 };
 
 }  // namespace aim::data

@@ -10,7 +10,11 @@
 
 namespace aim::dist {
 
-/// A pending collective; wait() throws aim::Error when it failed or timed out.
+/// A pending collective. wait() has the backend's semantics: Gloo blocks the host until every
+/// rank took part; NCCL only makes this rank's later device work wait for the collective and
+/// returns at once. So wait() never orders host-side effects (files, exits) across ranks:
+/// that takes barrier() or a host read-back (the *_host helpers). Throws aim::Error when the
+/// collective failed or timed out (NCCL, and the emulation below, may report it later).
 class PendingWork {
  public:
   virtual ~PendingWork() = default;
@@ -43,11 +47,22 @@ class Communicator {
   /// way: it is what reduce-scatter does for uneven slices, and ProcessGroupGloo (1.13) has
   /// reduce but no reduce_scatter.
   virtual std::unique_ptr<PendingWork> reduce_sum(torch::Tensor& t, int root) = 0;
+  /// Reduce-scatter: `in` holds world_size equal parts; part r summed over ranks lands in
+  /// rank r's `out` (in.numel() / world_size elements), started asynchronously. Native on
+  /// NCCL and on Gloo from LibTorch 2.3 (_reduce_scatter_base); elsewhere (Gloo 1.13) an
+  /// all-reduce of `in` followed by a copy of this rank's part, completed by wait():
+  /// the same result with world_size times the traffic, so callers ask
+  /// native_reduce_scatter() before choosing it for speed.
+  virtual std::unique_ptr<PendingWork> reduce_scatter_sum(torch::Tensor& out, torch::Tensor& in) = 0;
+  virtual bool native_reduce_scatter() const = 0;
   /// Every rank's `in` (same size on every rank), concatenated in rank order into `out`
   /// (world_size x in.numel() elements, contiguous), blocking. NCCL writes straight into
   /// `out` (_allgather_base); Gloo gathers into a flat buffer of its own and copies.
   virtual void all_gather(torch::Tensor& out, torch::Tensor& in) = 0;
-  virtual void barrier() = 0;
+  /// Returns on every rank only after every rank's host has called it: what came before on
+  /// any rank (files written, directories created) happened before what follows on all.
+  /// A collective waited for does not give this under NCCL; this reads its result back.
+  void barrier();
 
   /// Convenience: blocking sum.
   void all_reduce_sum_now(torch::Tensor& t) { all_reduce_sum(t)->wait(); }
@@ -66,7 +81,27 @@ class Communicator {
  protected:
   /// Throws aim::Error unless `t` may go into a collective here (see the class comment).
   void require_on_device(const torch::Tensor& t, const char* op) const;
+  /// Before the host reads a collective's result: what a device-to-host copy implies on
+  /// CUDA (the stream catches up). Only the NCCL-semantics emulation has work to do here.
+  virtual void synchronize_for_host_read() {}
 };
+
+/// How a communicator's wait() treats the calling thread.
+enum class HostSemantics {
+  /// As the backend does: Gloo blocks until the collective completed, NCCL returns at once.
+  kBackend,
+  /// CPU test suite: a Gloo communicator whose wait() behaves as NCCL's does for the host.
+  /// It returns at once; the thread's next tensor operation waits for the collective (the
+  /// emulated device is the host thread, as a kernel queued behind it on a CUDA stream
+  /// would); host code without tensor operations (files, renames, exits) runs ahead. Read
+  /// results through the *_host helpers or after barrier(). Failures surface at the next
+  /// read-back, barrier or collective.
+  kNccl,
+};
+
+/// HostSemantics from AIM_COMM_HOST_SEMANTICS ("nccl" or "backend"; unset = backend). The
+/// test suite sets "nccl", so its multi-rank tests see NCCL's host semantics on Gloo.
+HostSemantics host_semantics_from_environment();
 
 struct ConnectOptions {
   /// Where the collectives run: CUDA selects NCCL, CPU selects Gloo.
@@ -76,9 +111,11 @@ struct ConnectOptions {
   /// Tests only: a Gloo communicator that claims `device` although it reduces CPU tensors,
   /// so the device rule above can be watched rejecting host tensors without a GPU.
   bool declared_device_only = false;
+  /// Only for CPU (Gloo) communicators; NCCL always has NCCL's semantics.
+  HostSemantics host_semantics = host_semantics_from_environment();
 };
 
-/// Connects to the job described by `env` (world_size must be > 1).
+/// Connects to the job described by `env` (a single rank too: GPU checks use a group of one).
 /// Rendezvous: when torchrun's agent already serves the TCPStore on MASTER_PORT
 /// (TORCHELASTIC_USE_AGENT_STORE=True) every rank joins it as a client under the same
 /// "/worker/attempt_<restart>" prefix PyTorch's env:// init uses; otherwise rank 0 serves

@@ -6,8 +6,9 @@ namespace aim::dist {
 /// Where this process sits in a job. Read from torchrun's variables (RANK, WORLD_SIZE,
 /// LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT) with SLURM fallbacks
 /// (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE); none set means
-/// a single process. Under SLURM without MASTER_ADDR the first host of SLURM_JOB_NODELIST
-/// serves the rendezvous, on a port derived from SLURM_JOB_ID unless MASTER_PORT is set.
+/// a single process. Under SLURM without MASTER_ADDR the first host of the step's node list
+/// (SLURM_STEP_NODELIST, else SLURM_JOB_NODELIST) serves the rendezvous, on a port derived
+/// from SLURM_JOB_ID and SLURM_STEP_ID unless MASTER_PORT is set.
 struct DistEnv {
   int rank = 0;
   int world_size = 1;

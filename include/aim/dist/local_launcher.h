@@ -10,7 +10,9 @@ namespace aim::dist {
 /// the others are terminated. Returns the first non-zero exit status, else 0.
 /// SIGTERM, SIGINT and SIGUSR1 sent to the launcher are forwarded to every rank (as torchrun
 /// does), and each rank has SIGTERM as its parent-death signal, so a launcher killed with
-/// SIGKILL takes its ranks with it instead of leaving them training.
+/// SIGKILL takes its ranks with it instead of leaving them training. Only the ranks' own exits
+/// count: as PID 1 of a container (or a subreaper) the launcher inherits orphans from below,
+/// e.g. what a shard command left behind, and reaps them without taking them for ranks.
 int launch_local(int nproc, const std::vector<std::string>& argv);
 
 }  // namespace aim::dist

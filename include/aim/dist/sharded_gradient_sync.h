@@ -23,10 +23,21 @@ namespace aim::dist {
 ///
 /// Every micro-batch reduces (arm() before its backward, finish() after): accumulating full
 /// local gradients first would cost the memory this mode exists to save.
+///
+/// A bucket spread evenly over every rank's slice (a small model, or many ranks) goes out as
+/// one reduce-scatter of zero-padded equal parts instead, where the backend has a native one
+/// and it moves no more data than the reduces would (ReduceScatterPolicy::kAuto).
+enum class ReduceScatterPolicy {
+  kAuto,    // reduce-scatter where it is native and moves no more data than per-owner reduces
+  kAlways,  // every bucket (tests: the padded path on any backend)
+  kNever,   // per-owner reduces only
+};
+
 class ShardedGradientSync {
  public:
   ShardedGradientSync(std::vector<torch::Tensor> params, std::vector<int64_t> bounds, Communicator& comm,
-                      double bucket_mb = 25.0, int max_in_flight = 2);
+                      double bucket_mb = 25.0, int max_in_flight = 2,
+                      ReduceScatterPolicy reduce_scatter = ReduceScatterPolicy::kAuto);
   ~ShardedGradientSync();
 
   /// Zeroes this rank's gradient slice (start of an optimizer step).
@@ -39,6 +50,8 @@ class ShardedGradientSync {
   torch::Tensor& slice();
   size_t num_buckets() const;
   size_t overlapped_buckets() const;
+  /// Buckets of the last backward that went out as one reduce-scatter.
+  size_t scattered_buckets() const;
   /// The most bucket elements alive at once during the last finish()ed backward.
   int64_t peak_bucket_elements() const;
 

@@ -9,7 +9,8 @@ namespace aim::dist {
 /// expression it cannot read.
 std::string first_host_of_nodelist(const std::string& nodelist);
 
-/// The rendezvous port every rank of SLURM job `job_id` derives when MASTER_PORT is unset.
-int port_for_slurm_job(int64_t job_id);
+/// The rendezvous port every rank of step `step_id` (SLURM_STEP_ID) of SLURM job `job_id`
+/// derives when MASTER_PORT is unset: distinct for the steps of one job.
+int port_for_slurm_job(int64_t job_id, int64_t step_id = 0);
 
 }  // namespace aim::dist

@@ -20,10 +20,18 @@ struct HubConfig {
 };
 
 inline constexpr const char* kHubConfigFile = "config.json";
+/// What aim-probe writes; the reader also takes the other names the hub uses (below).
 inline constexpr const char* kHubWeightsFile = "model.safetensors";
+/// The weights file names of a hub model directory, in the order they are looked for:
+/// model.safetensors, its shard index, pytorch_model.bin (a torch.save archive: the official
+/// apple/aim-* repositories), its shard index.
+const std::vector<std::string>& hub_weights_names();
 
-/// A directory holding config.json or model.safetensors (then both are required).
+/// A directory holding config.json or one of hub_weights_names() (then both are required).
 bool is_hub_dir(const std::string& path);
+
+/// DIR/<the first of hub_weights_names() present>; "" when there is none.
+std::string hub_weights_file(const std::string& dir);
 
 /// Reads DIR/config.json; errors name the file and the key (missing, not an integer, ...).
 HubConfig read_hub_config(const std::string& dir);

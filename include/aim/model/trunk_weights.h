@@ -9,14 +9,17 @@
 namespace aim::model {
 
 /// Where a trunk's weights come from, resolved from probe.weights:
-///  - a .safetensors file: our trunk export, or an official checkpoint (its head.* is ignored);
+///  - a weights file (io/weights_file.h, told apart by content): safetensors (our trunk export,
+///    an official checkpoint: its head.* is ignored), a torch.save archive (the official
+///    `.pth` backbones, `pytorch_model.bin`; nested {"model": ...} unwrapped), a shard index;
 ///  - a run directory: its trunk.safetensors, else the newest complete checkpoint;
 ///  - a checkpoint directory (checkpoints/step_N, io/sharded_checkpoint.h): its weights,
 ///    assembled from every rank's part, each part's checksum checked;
-///  - a hub model directory (config.json + model.safetensors, model/hub_config.h): its
-///    model.safetensors, after config.json is checked against the model and the weights.
+///  - a hub model directory (config.json + model.safetensors or pytorch_model.bin,
+///    model/hub_config.h): its weights, after config.json is checked against the model and
+///    the weights.
 struct TrunkWeights {
-  std::string file;    // the safetensors file read (a training checkpoint: its directory)
+  std::string file;    // the weights file read (a training checkpoint: its directory)
   std::string prefix;  // "model." for a training checkpoint (its parts name the weights model.*@begin)
   std::string hub_dir;  // set for a hub model directory
 };

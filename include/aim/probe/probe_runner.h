@@ -18,6 +18,14 @@ struct HeadResult {
   double select_loss = -1, select_top1 = -1;  // on the held-out part of probe.train; -1 without one
 };
 
+/// DINO's weighted kNN on the same features (probe.knn; probe/knn.h), beside the heads.
+struct KnnResult {
+  int64_t k = 0;                  // 0: not evaluated
+  double temperature = 0;
+  double top1 = 0, top5 = 0;      // on probe.val, in [0, 1]
+  int64_t bank = 0;               // training images compared with
+};
+
 struct ProbeReport {
   std::vector<HeadResult> heads;  // in grid order: lrs outer, weight decays inner
   size_t best = 0;                // highest top-1 on the selection split (ties: lower loss there)
@@ -26,11 +34,20 @@ struct ProbeReport {
   double seconds = 0;
   std::string weights;            // what the features came from
   std::string out_dir;            // results.json and probe.safetensors (rank 0)
-  /// Where the best head was chosen: "train_holdout" (probe.select_fraction of the cached
-  /// training split, not trained on) or "val" (probe.val itself: the reported top-1 is then
-  /// the maximum over the grid on the split it is reported on, an optimistic number).
+  /// Where the best head was chosen: "train_holdout" (probe.select_fraction of probe.train,
+  /// held out by sample index and never trained on, on every path: cached features,
+  /// augmentation, features recomputed every step, LoRA), "val" (probe.select_fraction=0 and
+  /// a grid: probe.val itself, so the reported top-1 is the grid's maximum on the split it is
+  /// reported on, an optimistic number), or "none" (one head and no hold-out: nothing chosen).
   std::string selection = "val";
   int64_t select_samples = 0;
+  /// The best lr is the smallest or the largest of a grid of several lrs: the grid may not
+  /// hold the optimum (a warning says so; widen probe.lrs).
+  bool lr_at_edge = false;
+  KnnResult knn;
+  std::vector<std::string> class_names;  // probe.train's, when its source names them
+  /// top-5 is reported only with more than 5 classes (it is 100 % otherwise).
+  bool has_top5() const { return classes > 5; }
 };
 
 /// Trains every (lr, weight decay) head of the grid on the same frozen features — the trunk
@@ -47,7 +64,9 @@ struct EvalReport {
 };
 
 /// Evaluates a saved probe (ours or an official head.*) on probe.val with the configured trunk.
-/// A class count that differs from the data's is an error naming both.
+/// Labels are matched by class name when the probe file and probe.val both name their
+/// classes (probe.class_match), else by position, and a class count that differs from the
+/// data's is an error naming both.
 EvalReport evaluate_saved_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
                                 const std::string& probe_path);
 
@@ -69,7 +88,13 @@ void export_hub_from_files(const config::RunConfig& cfg, const std::string& prob
 /// The probe's output directory: probe.out_dir, or <train.out_dir>/probe.
 std::string probe_out_dir(const config::RunConfig& cfg);
 
-/// "ID -> name" labels where the data has them (ImageFolder class folders), else empty.
-std::vector<std::string> class_names(const config::RunConfig& cfg);
+/// The names --predict prints for the head's classes: the probe file's own (written with the
+/// probe), else the configured split's (ImageFolder folders), else empty. Throws aim::Error
+/// when the file's names and the configured split's disagree (probe.class_match).
+std::vector<std::string> prediction_class_names(const config::RunConfig& cfg, const std::string& probe_path);
+
+/// The table aim-probe prints after training: one row per head (held-out top-1 when there is
+/// a hold-out; top-5 only with more than 5 classes), the kNN row, where the head was chosen.
+std::string format_probe_report(const ProbeReport& report, const config::ProbeConfig& probe);
 
 }  // namespace aim::probe

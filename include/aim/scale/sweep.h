@@ -20,7 +20,8 @@ namespace aim::scale {
 
 struct SweepConfig {
   std::string base;
-  std::vector<std::string> overrides;
+  std::vector<std::string> overrides;        // the file's, then the command line's
+  std::vector<std::string> extra_overrides;  // the command line's alone
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;  // key -> values (YAML text)
   std::vector<std::vector<std::pair<std::string, std::string>>> points;
   std::string out_dir = "runs/scale";
@@ -58,9 +59,14 @@ std::vector<std::string> point_overrides(const SweepConfig& sweep, const SweepPo
 void validate_points(const SweepConfig& sweep, const std::vector<SweepPoint>& points);
 
 /// One shell command line per point (launcher + aim-train + quoted arguments), for a
-/// cluster scheduler (e.g. a SLURM array indexing these lines).
+/// cluster scheduler (e.g. a SLURM array indexing these lines). Paths (aim-train, the base
+/// config, each point's train.out_dir) are absolute, so a line works from any directory.
 std::vector<std::string> plan_commands(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
                                        const std::string& aim_train);
+
+/// The data paths of a point's config that are relative ("data.sources.0.path = fmnist"): they
+/// resolve against the directory a job starts in, so a plan line run elsewhere would miss them.
+std::vector<std::string> relative_data_paths(const SweepConfig& sweep, const SweepPoint& point);
 
 /// Single-quotes a word for a POSIX shell when it needs it.
 std::string shell_quote(const std::string& word);

@@ -16,8 +16,9 @@ namespace aim::scale {
 std::vector<std::string> point_config_differences(const SweepConfig& sweep, const SweepPoint& point);
 
 /// A point is finished when its run exported the trunk, wrote the probe's results.json (for
-/// probed sweeps) and was made with the config the sweep asks for now (no
-/// point_config_differences) — whoever ran it (aim-scale, or a scheduler running --plan's lines).
+/// probed sweeps), was made with the config the sweep asks for now (no
+/// point_config_differences) and its last aim-train did not record "failed" or "interrupted" in
+/// run_status.json — whoever ran it (aim-scale, or a scheduler running --plan's lines).
 bool point_finished(const SweepConfig& sweep, const SweepPoint& point);
 
 struct PointOutcome {

@@ -18,7 +18,10 @@ namespace aim::train {
 /// changes: one line per differing key, "train.steps 50 -> 100 (the learning-rate schedule ...)".
 /// Empty when nothing differs; one line saying so when before_yaml is empty (a checkpoint
 /// written before configs were stored with it).
-std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml);
+/// training_only: only keys that change what training computes (config::affects_training),
+/// for a refusal to resume; the operational ones cannot be its reason.
+std::vector<std::string> describe_config_changes(const std::string& before_yaml, const std::string& after_yaml,
+                                                 bool training_only = false);
 /// train.sharding=optimizer (ZeRO-1): elements [begin, end) of parameter `param` (position
 /// in model.parameters(), data flattened) belong to this rank. `leaf` is that piece as a view
 /// of the parameter's storage: this rank's AdamW updates it in place and keeps state for it only.

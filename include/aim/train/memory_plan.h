@@ -35,6 +35,7 @@ struct MemoryPlan {
   double grad_buckets = 0;  // GradientSync's flat all-reduce buffers (more than one rank), or
                             // ShardedGradientSync's in-flight buckets (sharding=gradients)
   double weight_casts = 0;  // bf16 copies of the weights that autocast makes and backward keeps
+                            // (one block's under activation checkpointing: no cast cache)
   double activations_full = 0;          // one micro-batch, no checkpointing
   double activations_checkpointed = 0;  // one micro-batch, activation_checkpointing=full
   double workspace = 0;  // transient peaks (attention scores, their gradients, a recomputed block,
@@ -43,6 +44,7 @@ struct MemoryPlan {
                                  // not false); in `total` on CPU, beside it on CUDA
   double total = 0;      // everything at the configured checkpointing
   double budget = 0;     // train.memory_gb in bytes; 0 = no budget
+  std::string budget_source;  // where the budget came from, for the verdict line
   int64_t max_micro_batch = 0;  // largest micro-batch within the budget (0: none; -1: no budget)
 
   double activations() const { return checkpointing ? activations_checkpointed : activations_full; }
@@ -54,9 +56,14 @@ struct MemoryPlan {
 MemoryPlan plan_memory(const config::RunConfig& cfg, int world_size, PlanTarget target, double budget_bytes);
 
 /// The plan for the device the config selects (train.device; auto = CUDA when available, as
-/// runtime::select_device) and its budget: train.memory_gb, else the GPU's memory on CUDA,
-/// else none. What --dry-run prints and a training run logs at its start.
-MemoryPlan plan_memory_for_config(const config::RunConfig& cfg, int world_size);
+/// runtime::select_device) and its budget: train.memory_gb; else the GPU's memory on CUDA;
+/// else, for a CPU plan, this machine's available memory shared by its `local_ranks` ranks;
+/// none for a CUDA plan made on a machine without CUDA. What --dry-run prints and a training
+/// run checks at its start (train.memory_check).
+MemoryPlan plan_memory_for_config(const config::RunConfig& cfg, int world_size, int local_ranks = 1);
+
+/// MemAvailable of /proc/meminfo in bytes (0 when unreadable): what a CPU run can still take.
+double host_available_memory_bytes();
 
 /// The plan as printed by --dry-run: one line per term, the total, and a verdict line that
 /// says `fits` or `does not fit` (with the largest micro-batch that fits).

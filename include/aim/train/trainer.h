@@ -47,9 +47,13 @@ TrainSummary run_training(const config::RunConfig& cfg, const dist::DistEnv& env
 /// head, FLOPs per image, tokens, global batch, accumulation, steps, images seen.
 std::string describe_run(const config::RunConfig& cfg, int world_size);
 
-/// Peak FLOP/s used for MFU: train.peak_tflops if set; on CPU a measured fp32 GEMM rate
-/// (~0.3 s at start); on CUDA 0 (MFU is then reported as null) unless configured.
-double peak_flops(const config::RunConfig& cfg, bool cuda);
+/// "45 s", "12 min", "3.5 h", "2.1 days".
+std::string human_duration(double seconds);
+
+/// The --dry-run report: the run's summary, the memory plan with what would fit, the data
+/// checks a dry run can make without the data being there (it names what it did not check),
+/// the slow-step warning, then the resolved config. Throws aim::Error on invalid values.
+std::string describe_dry_run(const config::RunConfig& cfg, int world_size, int local_ranks);
 
 /// A warning when one optimizer step needs more than three minutes even at `peak` FLOP/s over
 /// all ranks (a global batch sized for a cluster on a laptop: nothing is logged for

@@ -1,13 +1,13 @@
-"""GPU variant of ../shared/bench/ref_aim.py for side-by-side timing with
+"""GPU variant of scripts/reference/ref_aim.py for side-by-side timing with
 `aim-bench-model --device cuda --dtype bf16`.
 
-The shared reference is CPU-only (its mask is built from CPU tensors). This script imports
+The reference is CPU-only (its mask is built from CPU tensors). This script imports
 its modules unchanged (same architecture, init and loss) and only moves the step onto the
 GPU the way a PyTorch user would run it: bf16 autocast, AdamW with PyTorch's default
 multi-tensor (foreach) implementation on CUDA, optionally the fused AdamW kernel and
 scaled_dot_product_attention instead of the reference's explicit masked softmax.
 Prints one JSON line like ref_aim.py (plus opt_s_median).
-Usage: python3 scripts/ref_aim_gpu.py --ref ../shared/bench/ref_aim.py [--sdpa] [--fused] ...
+Usage: python3 scripts/reference/ref_aim_gpu.py --ref scripts/reference/ref_aim.py [--sdpa] [--fused] ...
 """
 import argparse, importlib.util, json, math, time
 
@@ -51,7 +51,7 @@ def aim_forward(s, img, prefix):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="../shared/bench/ref_aim.py")
+    ap.add_argument("--ref", default="scripts/reference/ref_aim.py")
     ap.add_argument("--sdpa", action="store_true", help="F.scaled_dot_product_attention with the bool mask")
     ap.add_argument("--fused", action="store_true", help="AdamW(fused=True)")
     for k, v in dict(img=224, patch=14, ch=3, width=1536, depth=24, heads=12, head_blocks=12,

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""torchrun shim for Debian's python3-torch: 1.13 on Python 3.11 (Debian 12), and 2.6 built
-without libuv (Debian 13).
+"""torchrun for Debian's python3-torch: 1.13 on Python 3.11 (Debian 12), and 2.6 built
+without libuv (Debian 13). Run it where you would run torchrun; it takes torchrun's own
+arguments and starts torchrun's main() after patching the two defects below in memory
+(nothing on disk changes). Other PyTorch builds (pip wheels, NGC containers) do not need
+it: their torchrun works as shipped. Run there, the first patch is skipped (it applies only
+when the defect is present) and the second makes the static rendezvous store use the classic
+TCPStore backend, which every build has.
 
-TEST-ONLY helper: it exists solely so the distributed tests can launch
-workers with torchrun on Debian 12. Do not use it for anything else.
+Usage: python3 scripts/torchrun_compat.py [torchrun args...]
+   e.g. python3 scripts/torchrun_compat.py --nproc_per_node 8 --no_python build/bin/aim-train --config ...
 
-Why: torch/distributed/elastic/multiprocessing/api.py, Std.from_str() ->
-inner to_std(), maps "--redirects"/"--tee" values to Std by iterating
+1. Python >= 3.11 with torch 1.13 (Debian 12):
+torch/distributed/elastic/multiprocessing/api.py, Std.from_str() -> inner to_std(), maps "--redirects"/"--tee" values to Std by iterating
 `for s in Std`.  Std is an enum.IntFlag; since Python 3.11 iterating a Flag
 yields only canonical single-bit members (OUT=1, ERR=2), not NONE=0 or the
 alias ALL=3.  So the default "--redirects 0" / "--tee 0" (and "3") fall
@@ -18,7 +23,10 @@ Fix: replace Std.from_str with a version that converts via Std(int(v)),
 then run torchrun's main() exactly like `python3 -m torch.distributed.run`
 (same argv: sys.argv[1:] is parsed by torchrun's own argparse).
 
-Usage: python3 tests/dist/torchrun_compat.py [torchrun args...]
+2. torch >= 2.4 built without libuv (Debian 13's 2.6): torchrun's static rendezvous asks its
+TCPStore for the libuv backend and dies with "use_libuv was requested but PyTorch was build
+without libuv support". Fix: create that store with use_libuv=False (the classic backend,
+which every build has). aim's own store never asks for libuv.
 """
 import re
 import sys
