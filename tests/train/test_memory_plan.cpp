@@ -80,6 +80,20 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
   EXPECT_DOUBLE_EQ(on_gpu.checkpoint_buffers, p.checkpoint_buffers) << "host memory beside the GPU's";
   EXPECT_DOUBLE_EQ(on_gpu.total - on_gpu.params - on_gpu.grads - on_gpu.optimizer - on_gpu.activations_full,
                    on_gpu.workspace) << "the snapshot is not in the GPU's total";
+  // A CPU budget that holds the run but not its snapshot: auto takes no buffers (its saves are
+  // then synchronous) and fits; true keeps them and does not fit.
+  const double tight = p.total - p.checkpoint_buffers / 2;
+  const auto tight_auto = train::plan_memory(cfg, 1, train::PlanTarget{}, tight);
+  EXPECT_EQ(tight_auto.checkpoint_buffers, 0);
+  EXPECT_DOUBLE_EQ(tight_auto.total, p.total - p.checkpoint_buffers);
+  EXPECT_TRUE(tight_auto.fits());
+  auto forced = cfg;
+  forced.train.ckpt_async = "true";
+  const auto tight_true = train::plan_memory(forced, 1, train::PlanTarget{}, tight);
+  EXPECT_DOUBLE_EQ(tight_true.checkpoint_buffers, p.checkpoint_buffers);
+  EXPECT_FALSE(tight_true.fits());
+  EXPECT_DOUBLE_EQ(train::plan_memory(cfg, 1, train::PlanTarget{}, p.total).checkpoint_buffers, p.checkpoint_buffers)
+      << "where the run fits with them, auto keeps them";
 
   // More ranks add the all-reduce buckets; bf16 on CUDA adds the weight copies and halves the
   // compute-dtype activations.
@@ -136,7 +150,8 @@ TEST(MemoryPlan, WorkspaceTermByTermOnCpu) {
     ASSERT_GT(ws.scores + ws.trunk_mlp_grads, ws.head_mlp_grads) << "this shape is meant to test the trunk's side";
     EXPECT_DOUBLE_EQ(p.workspace, ws.total());
     EXPECT_DOUBLE_EQ(p.workspace, 827392 + 0.2e9);
-    EXPECT_DOUBLE_EQ(p.total, p.params + p.grads + p.optimizer + p.activations_full + p.workspace);
+    EXPECT_DOUBLE_EQ(p.total, p.params + p.grads + p.optimizer + p.activations_full + p.workspace +
+                                  p.checkpoint_buffers);  // train.ckpt_async=auto: see ArithmeticOnKnownShapes
   }
   {
     SCOPED_TRACE("K = 16");
@@ -228,6 +243,7 @@ TEST(MemoryPlan, ShardedTermsWhenTheSliceSpansManyChunks) {
   ws.gather = (1 + 3 + 3) * bucket;
   EXPECT_DOUBLE_EQ(cpu.workspace, ws.total());
   EXPECT_DOUBLE_EQ(cpu.total, cpu.params + cpu.grads + cpu.optimizer + cpu.grad_buckets + cpu.activations_full +
+                                  cpu.checkpoint_buffers +
                                   cpu.workspace);
   // ZeRO-1 keeps the full gradients and GradientSync's buckets; the all-gather is the same.
   cfg.train.sharding = "optimizer";
