@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -114,7 +115,7 @@ void check_out_dir(const std::string& out, bool replace) {
   for (const auto& e : fs::directory_iterator(out)) {
     const std::string name = e.path().filename().string();
     if (entries++ == 0) first = name;
-    if (foreign.empty() && !(e.is_regular_file() && is_shard_name(name))) foreign = name;
+    if (foreign.empty() && !(e.is_regular_file() && (is_shard_name(name) || name == "sizes.json"))) foreign = name;
   }
   if (entries == 0) return;
   if (!replace)
@@ -123,7 +124,7 @@ void check_out_dir(const std::string& out, bool replace) {
                      "empty folder, or pass --replace to replace its shards as a whole");
   if (!foreign.empty())
     throw aim::Error("pack: --replace: '" + out + "' holds '" + foreign +
-                     "', which is not a shard aim-data pack writes (NNNNNNNN.tar); refusing to delete it");
+                     "', which is not a shard aim-data pack writes (NNNNNNNN.tar, sizes.json); refusing to delete it");
 }
 
 int pack(const Args& a) {
@@ -163,6 +164,7 @@ int pack(const Args& a) {
   fs::create_directories(partial);
   std::unique_ptr<TarWriter> w;
   int64_t shards = 0, written = 0, skipped = 0;
+  nlohmann::json sizes = nlohmann::json::object();  // sizes.json: each shard's sample count (open_clip's index)
   for (int64_t i = 0; i < n; ++i) {
     int64_t item = shuffle ? static_cast<int64_t>(perm(i)) : i;
     RawSample s;
@@ -214,8 +216,10 @@ int pack(const Args& a) {
     w->add(std::string(key) + ".txt", cls);
     w->add(std::string(key) + ".json", meta.dump());
     ++written;
+    sizes[shard_name(shards - 1)] = (written - 1) % shard_size + 1;
   }
   if (w) w->close();
+  if (shards > 0) std::ofstream(fs::path(partial) / "sizes.json") << sizes.dump(1) << "\n";
   if (fs::exists(out)) fs::remove_all(out);  // checked above: empty, or only an earlier pack's shards
   fs::rename(partial, out);
   std::string pattern = (fs::path(out) / ("{" + shard_name(0).substr(0, 8) + ".." +

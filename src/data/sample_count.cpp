@@ -1,6 +1,7 @@
 #include "aim/data/sample_count.h"
 
 #include <algorithm>
+#include <fstream>
 
 #include "aim/data/idx_source.h"
 #include "aim/data/image_folder_source.h"
@@ -17,9 +18,14 @@ std::optional<int64_t> count_samples_up_to(const SourceConfig& s, int64_t cap, u
   if (s.kind == "idx") return capped(IdxSource(s.path, s.split).size());
   if (s.kind == "image_folder") return capped(ImageFolderSource(s.root).size());
   int64_t total = 0;
+  ShardSizes sizes;
   for (const auto& shard : expand_shard_patterns(s.shards)) {
     if (total >= bound) break;
     if (is_remote_shard(shard)) return std::nullopt;  // streaming it here would cost what training does
+    if (const int64_t listed = sizes.of(shard); listed >= 0) {  // sizes.json: no reading
+      if (std::ifstream(shard)) total = std::min(bound, total + listed);
+      continue;
+    }
     ShardSampleReader reader(shard, max_member_bytes);
     if (!reader.ok()) continue;
     WdsSample sample;

@@ -109,6 +109,40 @@ TEST(DataWebDataset, PatternsLimitsAndMissingShards) {
   EXPECT_EQ(limited.shards()[1].max_samples, 2);
 }
 
+// open_clip's sizes.json beside the shards gives their sample counts: `limit` cuts by it
+// without reading the shards it lists (here it claims 3 for a shard that holds 4, which a scan
+// would not say), scans the shards it does not list, and names the file when it is malformed.
+TEST(DataWebDataset, LimitTakesShardSizesFromSizesJson) {
+  t::TempDir d;
+  for (int s = 0; s < 3; ++s) {
+    TarWriter w(d / ("0000000" + std::to_string(s) + ".tar"));
+    for (int k = 0; k < 4; ++k) w.add(std::to_string(s * 10 + k) + ".png", "x");
+  }
+  t::write_text(d / "sizes.json", R"({"00000000.tar": 3, "00000001.tar": "4"})");
+  WebDatasetSource cut("dfn", {d / "{00000000..00000002}.tar"}, 5);
+  ASSERT_EQ(cut.shards().size(), 2u);
+  EXPECT_EQ(cut.shards()[0].max_samples, 3) << "shard 0 was scanned, not looked up";
+  EXPECT_EQ(cut.shards()[1].max_samples, 2);
+  WebDatasetSource past("dfn", {d / "{00000000..00000002}.tar"}, 100);
+  ASSERT_EQ(past.shards().size(), 3u);
+  EXPECT_EQ(past.shards()[1].max_samples, 4);
+  EXPECT_EQ(past.shards()[2].max_samples, 4) << "a shard sizes.json does not list is scanned";
+  SourceConfig sc;
+  sc.name = "dfn";
+  sc.kind = "webdataset";
+  sc.shards = {d / "{00000000..00000002}.tar"};
+  auto counted = count_samples_up_to(sc, 100);
+  ASSERT_TRUE(counted.has_value());
+  EXPECT_EQ(*counted, 11);
+  t::write_text(d / "sizes.json", R"({"00000000.tar": -3})");
+  try {
+    WebDatasetSource bad("dfn", {d / "{00000000..00000002}.tar"}, 5);
+    ADD_FAILURE() << "a negative count was accepted";
+  } catch (const aim::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sizes.json"), std::string::npos) << e.what();
+  }
+}
+
 // Counting a source before training: exact below the cap, the cap above it (a web-scale
 // source costs only the headers up to it), `limit` respected, missing shards count nothing,
 // and a remote shard before the cap leaves the count unknown.

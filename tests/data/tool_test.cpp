@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "aim/data/loader.h"
 #include "data_test_util.h"
@@ -143,10 +146,14 @@ TEST(DataTool, PackRefusesStaleFoldersVerifiesImagesAndCheckNamesOrigins) {
   EXPECT_NE(out.find("pack: skipping " + cut_path + ": truncated jpeg"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/00000002.tar"));
   EXPECT_FALSE(fs::exists(d / "shards.partial"));
+  // Each shard's sample count in open_clip's index, what `limit` reads instead of the shards.
+  const auto sizes_of = [&] { std::ifstream in(d / "shards/sizes.json");
+    return nlohmann::json::parse(in); };
+  EXPECT_EQ(sizes_of(), nlohmann::json::parse(R"({"00000000.tar": 2, "00000001.tar": 2, "00000002.tar": 2})"));
 
   std::tie(rc, out) = run(pack + " --shard-size 10");
   EXPECT_EQ(rc, 2) << out;
-  EXPECT_NE(out.find("is not empty (3 entries"), std::string::npos) << out;
+  EXPECT_NE(out.find("is not empty (4 entries"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/00000002.tar")) << "a refused pack must leave the folder alone";
 
   std::tie(rc, out) = run(pack + " --shard-size 10 --replace --no-verify");
@@ -154,6 +161,7 @@ TEST(DataTool, PackRefusesStaleFoldersVerifiesImagesAndCheckNamesOrigins) {
   EXPECT_NE(out.find("\"samples\":7"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/00000000.tar"));
   EXPECT_FALSE(fs::exists(d / "shards/00000001.tar")) << "a stale shard of the earlier pack survived";
+  EXPECT_EQ(sizes_of(), nlohmann::json::parse(R"({"00000000.tar": 7})"));
 
   std::tie(rc, out) = run(bin + " check " + d / "shards/00000000.tar");
   EXPECT_EQ(rc, 1) << out;

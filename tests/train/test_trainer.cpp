@@ -531,7 +531,14 @@ TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.micro_batch_size=3", "train.out_dir=" + dir.file("x")}), 2);
-  EXPECT_FALSE(fs::exists(dir.file("x")));
+  // Nothing but how it ended (a scheduler's job has no parent reading the exit code).
+  ASSERT_TRUE(fs::exists(dir.file("x")));
+  std::vector<std::string> written;
+  for (const auto& e : fs::directory_iterator(dir.file("x"))) written.push_back(e.path().filename().string());
+  EXPECT_EQ(written, std::vector<std::string>{"run_status.json"});
+  const std::string status = slurp(dir.file("x/run_status.json"));
+  EXPECT_NE(status.find("\"failed\""), std::string::npos) << status;
+  EXPECT_NE(status.find("must be divisible by train.micro_batch_size"), std::string::npos) << status;
   EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run"}), 0);
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
@@ -62,6 +63,20 @@ std::pair<std::string, std::string> split_key(const std::string& member_name);
 /// the sample has no image member.
 bool sample_image(WdsSample& sample, std::vector<uint8_t>** bytes, int64_t* label);
 
+/// Sample counts of local shards from the `sizes.json` in their folder, the index open_clip
+/// reads for DataComp/DFN shards and `aim-data pack` writes: {"00000000.tar": 10000, ...}.
+/// With it, `limit` and the sample count before training know a shard's size without reading
+/// it; shards it does not list are scanned as before. Remote shards have no index here.
+class ShardSizes {
+ public:
+  /// The count of a local shard, or -1 when its folder has no sizes.json or it lacks the
+  /// shard. Throws aim::Error naming the file when sizes.json is not an object of counts.
+  int64_t of(const std::string& shard_path);
+
+ private:
+  std::map<std::string, std::map<std::string, int64_t>> by_dir_;  // parsed once per folder
+};
+
 struct ShardSpec {
   std::string path;
   int64_t max_samples = -1;  // only the first N samples (the `limit` option); -1: all
@@ -72,8 +87,9 @@ class WebDatasetSource {
  public:
   /// Throws aim::Error when the patterns match no existing file (remote shards, "pipe:" and
   /// http(s), cannot be checked before they are read and are taken as they are). limit > 0
-  /// keeps only the first `limit` samples in list order (shard headers are scanned, remote
-  /// shards streamed, to find where to cut).
+  /// keeps only the first `limit` samples in list order: shard sizes come from `sizes.json`
+  /// (ShardSizes) where it lists them, else shard headers are scanned (remote shards
+  /// streamed, with a warning) to find where to cut.
   WebDatasetSource(std::string name, const std::vector<std::string>& patterns, int64_t limit = -1,
                    uint64_t max_member_bytes = kDefaultMaxMemberBytes, RemoteShardOptions remote = {});
   const std::string& name() const { return name_; }
