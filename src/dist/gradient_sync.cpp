@@ -17,9 +17,20 @@ struct GradientSync::State {
   std::vector<std::unique_ptr<PendingWork>> works;
   bool armed = false;
   size_t overlapped = 0;  // buckets launched from hooks in the last step
+  size_t next_launch = 0;  // buckets launch in index order, whatever order they fill in
   std::mutex mu;  // hooks may run on autograd's device threads
 
   void launch(size_t b) { works[b] = comm->all_reduce_sum(flats[b]); }
+
+  // Launches every filled bucket from next_launch on, in index order (as DDP's reducer does):
+  // collectives pair up by order across ranks, and a rank that fills no bucket from hooks (one
+  // that gives a stalled step up, train_step.cpp) launches them in index order from finish().
+  void launch_ready(bool from_hook) {
+    while (next_launch < buckets.size() && pending[next_launch] == 0) {
+      launch(next_launch++);
+      if (from_hook) ++overlapped;
+    }
+  }
 
   // Called from the parameter's hook with this micro-batch's gradient: the value to reduce
   // is it plus what earlier micro-batches accumulated in param.grad().
@@ -33,10 +44,7 @@ struct GradientSync::State {
     if (acc.defined()) dst.copy_((acc + grad).reshape({-1}));
     else dst.copy_(grad.reshape({-1}));
     filled[k] = 1;
-    if (--pending[b] == 0) {
-      launch(b);
-      ++overlapped;
-    }
+    if (--pending[b] == 0) launch_ready(true);
   }
 };
 
@@ -87,6 +95,7 @@ void GradientSync::arm() {
   for (size_t b = 0; b < s.buckets.size(); ++b) s.pending[b] = s.buckets[b].size();
   std::fill(s.filled.begin(), s.filled.end(), 0);
   s.overlapped = 0;
+  s.next_launch = 0;
   s.armed = true;
 }
 
@@ -109,8 +118,8 @@ void GradientSync::finish() {
         s.filled[k] = 1;
       }
       s.pending[b] = 0;
-      s.launch(b);
     }
+    s.launch_ready(false);
   }
   for (size_t b = 0; b < s.buckets.size(); ++b) {
     s.works[b]->wait();

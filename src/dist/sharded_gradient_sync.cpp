@@ -38,6 +38,7 @@ struct ShardedGradientSync::State {
   torch::Tensor slice;
   bool armed = false;
   size_t overlapped = 0;
+  size_t next_launch = 0;  // buckets launch in index order, whatever order they fill in
   int64_t live = 0, peak_live = 0;  // bucket elements allocated
   std::mutex mu;                    // hooks may run on autograd's device threads
 
@@ -133,6 +134,16 @@ struct ShardedGradientSync::State {
     flats[f.bucket] = torch::Tensor();
   }
 
+  // Launches every filled bucket from next_launch on, in index order (as DDP's reducer does):
+  // collectives pair up by order across ranks, and a rank that fills no bucket from hooks (one
+  // that gives a stalled step up, train_step.cpp) launches them in index order from finish().
+  void launch_ready(bool from_hook) {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      launch(next_launch++);
+      if (from_hook) ++overlapped;
+    }
+  }
+
   void on_grad(size_t k, const torch::Tensor& grad) {
     std::lock_guard<std::mutex> lock(mu);
     if (!armed || filled[k]) return;
@@ -141,10 +152,7 @@ struct ShardedGradientSync::State {
     filled[k] = 1;
     landed.push_back(k);
     auto& bk = buckets[bucket_of[k]];
-    if (--bk.pending == 0) {
-      launch(bucket_of[k]);
-      ++overlapped;
-    }
+    if (--bk.pending == 0) launch_ready(true);
   }
 };
 
@@ -209,6 +217,7 @@ void ShardedGradientSync::arm() {
   for (auto& b : s.buckets) b.pending = b.last - b.first + 1;
   std::fill(s.filled.begin(), s.filled.end(), 0);
   s.overlapped = 0;
+  s.next_launch = 0;
   s.scattered_buckets = 0;
   s.peak_live = s.live;
   s.armed = true;
@@ -230,8 +239,8 @@ void ShardedGradientSync::finish() {
         s.filled[k] = 1;
       }
     bk.pending = 0;
-    s.launch(b);
   }
+  s.launch_ready(false);
   while (!s.in_flight.empty()) s.drain_oldest();
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "aim/dist/gradient_sync.h"
 #include "aim/dist/sharded_gradient_sync.h"
 #include "dist/dist_test_util.h"
 
@@ -36,7 +37,9 @@ TEST(ShardedGradientSync, ReduceAndAllGather) {
 // Parameters of 7, 5, 11 and 3 elements (26 in all) on 3 ranks: slices [0,8), [8,17), [17,26)
 // cut through parameters 1 and 2; 4-byte buckets give one bucket per parameter, so buckets
 // cross the slice bounds and at most three (the one being filled and two in flight) are
-// alive. Two micro-batches, and the last one gives parameter 2 no gradient.
+// alive. Two micro-batches, and the last one gives parameter 0 no gradient (the last bucket
+// in launch order: buckets launch in index order, so one without a gradient holds the buckets
+// after it until finish(), as DDP's reducer does — BucketOrder below).
 void each_rank_gets_the_sum_of_its_slice(dist::ReduceScatterPolicy policy) {
   const int port = test::free_loopback_port();
   const int world = 3;
@@ -48,7 +51,7 @@ void each_rank_gets_the_sum_of_its_slice(dist::ReduceScatterPolicy policy) {
       for (int64_t i = 0; i < sizes[k]; ++i) {
         double sum = 0;
         for (int m = 0; m < 2; ++m)
-          if (!(m == 1 && k == 2))
+          if (!(m == 1 && k == 0))
             for (int r = 0; r < world; ++r) sum += (r + 1) * (m + 1) * (k + 1) * (i + 1);
         full.push_back(static_cast<float>(sum));
       }
@@ -65,7 +68,7 @@ void each_rank_gets_the_sum_of_its_slice(dist::ReduceScatterPolicy policy) {
       sync.arm();
       auto loss = torch::zeros({}, torch::kFloat32);
       for (size_t k = 0; k < params.size(); ++k) {
-        if (m == 1 && k == 2) continue;
+        if (m == 1 && k == 0) continue;
         auto x = torch::arange(1, sizes[k] + 1, torch::kFloat32);
         loss = loss + (params[k] * x).sum() * float((r + 1) * (m + 1) * (k + 1));
       }
@@ -137,3 +140,56 @@ TEST(ShardedGradientSync, AutoScattersOnlyEvenlySpreadBucketsAndOnlyWhereNative)
 }
 
 }  // namespace
+
+// Collectives pair up across ranks by the order they are issued in. A rank that gives a
+// stalled step up (train_step.cpp) fills no bucket from hooks and launches every bucket from
+// finish(); the others launch as backward fills their buckets. Here parameter 0's gradient
+// appears first, so backward fills bucket 1 (parameter 0: buckets run from the last
+// parameter) before bucket 0: both syncs must still launch in bucket order, or the 3- and
+// 5-element reductions meet their counterparts crossed.
+namespace {
+// Rank 1's gradients of p0 (3 elements) and p1 (5) for loss = sum(p1 * x1) * sum(p0 * x0) at
+// p = 1: p0 gets sum(x1) * x0 = 15 * [1 2 3], p1 gets sum(x0) * x1 = 6 * [1 2 3 4 5].
+torch::Tensor out_of_order_backward(std::vector<torch::Tensor>& params) {
+  auto x0 = torch::arange(1, 4, torch::kFloat32), x1 = torch::arange(1, 6, torch::kFloat32);
+  auto y = (params[1] * x1).sum();
+  auto s0 = (params[0] * x0).sum();  // created later: its branch runs first in backward
+  (y * s0).backward();
+  return torch::cat({15 * x0, 6 * x1});
+}
+}  // namespace
+
+TEST(BucketOrder, ARankThatOnlyFinishesPairsWithOneWhoseBackwardFillsBucketsOutOfOrder) {
+  for (bool sharded : {false, true}) {
+    const int port = test::free_loopback_port();
+    auto errors = run_ranks(2, [&](int r) {
+      auto comm = gloo_rank(r, 2, port, 10);
+      std::vector<torch::Tensor> params = {torch::ones({3}, torch::requires_grad()),
+                                           torch::ones({5}, torch::requires_grad())};
+      const double tiny = 4.0 / (1024 * 1024);  // one bucket per parameter
+      torch::Tensor expected = torch::cat({15 * torch::arange(1, 4, torch::kFloat32),
+                                           6 * torch::arange(1, 6, torch::kFloat32)});
+      if (sharded) {
+        const std::vector<int64_t> bounds = {0, 4, 8};
+        dist::ShardedGradientSync sync(params, bounds, *comm, tiny, 2, dist::ReduceScatterPolicy::kNever);
+        ASSERT_EQ(sync.num_buckets(), 2u);
+        sync.zero();
+        sync.arm();
+        if (r == 1) out_of_order_backward(params);
+        sync.finish();
+        EXPECT_TRUE(torch::equal(sync.slice(), expected.slice(0, bounds[r], bounds[r + 1])))
+            << "rank " << r << " " << sync.slice();
+      } else {
+        dist::GradientSync sync(params, *comm, tiny);
+        ASSERT_EQ(sync.num_buckets(), 2u);
+        sync.arm();
+        if (r == 1) out_of_order_backward(params);
+        sync.finish();
+        ASSERT_TRUE(params[0].grad().defined() && params[1].grad().defined());
+        EXPECT_TRUE(torch::equal(torch::cat({params[0].grad(), params[1].grad()}), expected))
+            << "rank " << r << " " << params[0].grad() << params[1].grad();
+      }
+    });
+    for (const auto& e : errors) EXPECT_EQ(e, "") << (sharded ? "sharded" : "replicated");
+  }
+}

@@ -14,6 +14,10 @@ namespace aim::dist {
 /// hold parameters in reverse order, the order gradients appear — and a bucket's
 /// all-reduce starts the moment its last gradient lands, while backward goes on.
 ///
+/// Buckets launch in index order (as DDP's reducer does), whatever order backward fills them
+/// in: collectives pair up across ranks by issue order, and a rank that gives a stalled step
+/// up fills nothing and launches every bucket from finish().
+///
 /// Per optimizer step: call arm() just before the backward of the last micro-batch
 /// (earlier micro-batches accumulate locally, like DDP's no_sync), then finish() after it.
 class GradientSync {

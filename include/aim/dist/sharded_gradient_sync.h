@@ -21,6 +21,11 @@ namespace aim::dist {
 /// a parameter's own .grad is released as soon as the next gradient arrives, so no rank ever
 /// holds the full gradient: 4 B/N per parameter plus a few buckets.
 ///
+/// Buckets launch in index order (as DDP's reducer does): collectives pair up across ranks by
+/// issue order, and a rank that gives a stalled step up fills nothing and launches every bucket
+/// from finish(). A bucket still waiting for a gradient holds the later ones until it fills
+/// (or finish()).
+///
 /// Every micro-batch reduces (arm() before its backward, finish() after): accumulating full
 /// local gradients first would cost the memory this mode exists to save.
 ///
