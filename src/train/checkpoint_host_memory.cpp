@@ -3,10 +3,10 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
-#include <fstream>
 #include <string>
 
 #include "aim/train/checkpoint.h"
+#include "aim/train/memory_plan.h"
 
 namespace aim::train {
 
@@ -30,24 +30,9 @@ uint64_t checkpoint_snapshot_bytes(int64_t parameters, int world_size, uint64_t 
   return (bytes + chunk - 1) / chunk * chunk;
 }
 
-namespace {
-
-// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
-double available_host_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  double kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
-}
-
-}  // namespace
-
 bool checkpoint_async_fits(uint64_t snapshot_bytes, int ranks_per_node, std::string* why) {
   const double need = static_cast<double>(snapshot_bytes) * std::max(1, ranks_per_node);
-  const double avail = available_host_bytes();
+  const double avail = host_available_memory_bytes();  // memory_plan.h: MemAvailable, 0 when unknown
   // Half of what is free now: the page cache, the data loaders and the rest of the process
   // keep the other half.
   const bool fits = avail > 0 && need <= 0.5 * avail;
