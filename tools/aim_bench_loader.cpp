@@ -1,7 +1,7 @@
 // aim-bench-loader: images/s of the data pipeline on a folder of JPEGs, next to the
 // torchvision reference (scripts/reference/ref_loader.py; scripts/bench_loader.sh runs both).
 //   aim-bench-loader --dir DIR [--workers 2] [--batches 12] [--batch-size 64] [--img-size 224]
-//                    [--mode decode|full|jitter|all]
+//                    [--mode decode|full|jitter|all|resize]
 //   aim-bench-loader --shards PATTERN [--workers 2] [--lanes 8] [--mode full|jitter] [...]
 //   aim-bench-loader --generate N --dir DIR      write N photo-like ~470x450 JPEGs (q90)
 //   aim-bench-loader --skew [--workers 16] [--lanes 8] [--cost-ms 4] [--slow-fraction 0.1]
@@ -13,7 +13,10 @@
 //       img/s can pass the nominal ideal a little.
 // Modes: decode = read + full-size JPEG decode in `workers` threads (the ceiling);
 //        full   = the training loader: RandomResizedCrop 224 (bicubic) + flip, uint8 batches;
-//        jitter = full + ColorJitter(0.4, 0.4, 0.2, 0.1) with p = 0.8 (the released recipe).
+//        jitter = full + ColorJitter(0.4, 0.4, 0.2, 0.1) with p = 0.8 (the released recipe);
+//        resize = one thread, the bicubic resize alone on RandomResizedCrop boxes of the
+//                 folder's first 64 images (decoded once, outside the clock): ours
+//                 (data::resize_cubic) next to cv::resize(INTER_CUBIC), the loader's before.
 // With --shards the loader reads one webdataset source (e.g. the folder packed by
 // `aim-data pack --from image_folder`) through `lanes` sequential readers instead.
 #include <algorithm>
@@ -28,12 +31,14 @@
 #include <thread>
 #include <atomic>
 
+#include "aim/data/cubic_resize.h"
 #include "aim/data/decode.h"
 #include "aim/data/image_folder_source.h"
 #include "aim/data/loader.h"
 #include "aim/data/rng.h"
 #include "aim/data/synthetic_source.h"
 #include "aim/data/tar_reader.h"
+#include "aim/data/transforms.h"
 
 namespace fs = std::filesystem;
 using namespace aim::data;
@@ -96,6 +101,31 @@ double bench_decode(const std::string& dir, int workers, int64_t images) {
 }
 
 // `shards` empty: the folder as an image_folder source; else the shards as a webdataset one.
+// Seconds for `images` bicubic resizes of random crops to size x size, by ours or OpenCV's.
+double bench_resize(const std::string& dir, int64_t images, int size, bool ours) {
+  ImageFolderSource src(dir);
+  std::vector<cv::Mat> decoded;
+  RawSample s;
+  std::string why;
+  for (int64_t i = 0; i < std::min<int64_t>(64, src.size()); ++i) {
+    src.load(i, s, &why);
+    cv::Mat m = decode_image(s.bytes.data(), s.bytes.size(), DecodeOptions{}, &why);
+    if (!m.empty()) decoded.push_back(m);
+  }
+  if (decoded.empty()) throw std::runtime_error("no decodable image in " + dir);
+  AugmentConfig a;
+  auto t0 = Clock::now();
+  for (int64_t i = 0; i < images; ++i) {
+    const cv::Mat& img = decoded[i % decoded.size()];
+    Rng rng(1, Stream::kAugment, static_cast<uint64_t>(i));
+    CropBox b = random_resized_crop(img.cols, img.rows, a, rng);
+    cv::Mat roi = img(cv::Rect(int(b.x), int(b.y), int(b.w), int(b.h))), out;
+    if (ours) out = resize_cubic(roi, size, size);
+    else cv::resize(roi, out, cv::Size(size, size), 0, 0, cv::INTER_CUBIC);
+  }
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
 double bench_loader(const std::string& dir, const std::string& shards, int lanes, int workers, int batches,
                     int batch, int size, bool jitter) {
   LoaderConfig c;
@@ -208,7 +238,7 @@ int main(int argc, char** argv) {
     const int lanes = std::stoi(arg(argc, argv, "--lanes", "8"));
     if (dir.empty() == shards.empty()) {
       std::cerr << "usage: aim-bench-loader --dir DIR [--workers 2] [--batches 12] [--batch-size 64]"
-                   " [--img-size 224] [--mode decode|full|jitter|all] | --shards PATTERN [--lanes 8]"
+                   " [--img-size 224] [--mode decode|full|jitter|all|resize] | --shards PATTERN [--lanes 8]"
                    " [--workers 2] [--mode full|jitter] [...] | --generate N --dir DIR\n";
       return 2;
     }
@@ -234,6 +264,14 @@ int main(int argc, char** argv) {
       if (mode == "decode" || mode == "all") mode = "full";  // decode-only reads a folder
       const std::string name = mode == "jitter" ? "aim-wds-full+jitter" : "aim-wds-full";
       print(name, bench_loader("", shards, lanes, workers, batches, batch, size, mode == "jitter"));
+      return 0;
+    }
+    if (mode == "resize") {  // one thread: the kernels side by side, interleaved
+      workers = 1;
+      for (int round = 0; round < 2; ++round) {
+        print("resize-opencv-cubic", bench_resize(dir, images, size, false));
+        print("resize-aim-cubic", bench_resize(dir, images, size, true));
+      }
       return 0;
     }
     if (mode == "decode" || mode == "all") {
