@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "aim/data/bad_sample_log.h"
 #include "aim/data/image_folder_source.h"
 #include "aim/data/rng.h"
 #include "aim/data/shard_list.h"
+#include "aim/data/shard_stream.h"
 #include "aim/error.h"
 
 namespace aim::data {
@@ -83,41 +85,6 @@ bool sample_image(WdsSample& s, std::vector<uint8_t>** bytes, int64_t* label) {
   return *bytes != nullptr;
 }
 
-int64_t ShardSizes::of(const std::string& shard_path) {
-  const std::filesystem::path p(shard_path);
-  const std::string dir = p.parent_path().string();
-  auto it = by_dir_.find(dir);
-  if (it == by_dir_.end()) {
-    std::map<std::string, int64_t> counts;
-    const auto file = p.parent_path() / "sizes.json";
-    std::ifstream in(file);
-    if (in) {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception& e) {
-        throw Error("data: " + file.string() + ": not JSON (" + e.what() + "); expected {\"<shard>.tar\": count, ...}");
-      }
-      if (!j.is_object()) throw Error("data: " + file.string() + ": expected an object {\"<shard>.tar\": count, ...}");
-      for (const auto& [name, v] : j.items()) {
-        // open_clip's files hold integers; some writers store them as strings.
-        int64_t n = -1;
-        if (v.is_number_integer()) n = v.get<int64_t>();
-        else if (v.is_string() && !v.get<std::string>().empty() &&
-                 v.get<std::string>().find_first_not_of("0123456789") == std::string::npos)
-          n = std::stoll(v.get<std::string>());
-        if (n < 0)
-          throw Error("data: " + file.string() + ": the count of '" + name + "' is " + v.dump() +
-                      ", expected a sample count >= 0");
-        counts[name] = n;
-      }
-    }
-    it = by_dir_.emplace(dir, std::move(counts)).first;
-  }
-  auto c = it->second.find(p.filename().string());
-  return c == it->second.end() ? -1 : c->second;
-}
-
 WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::string>& patterns,
                                    int64_t limit, uint64_t max_member_bytes, RemoteShardOptions remote)
     : name_(std::move(name)), max_member_bytes_(max_member_bytes), remote_(remote) {
@@ -142,22 +109,24 @@ WebDatasetSource::WebDatasetSource(std::string name, const std::vector<std::stri
                  name_, missing_, paths.size());
   if (limit > 0) {
     // The first `limit` samples in list order: count shard by shard and cut. A shard that
-    // sizes.json lists is not read at all; the others' headers are scanned.
+    // sizes.json lists (beside local shards, or at an http(s) shard's URL prefix) is not read at
+    // all; the others' headers are scanned.
     std::vector<ShardSpec> kept;
     int64_t total = 0, streamed = 0;
     ShardSizes sizes;
     for (auto& spec : shards_) {
       int64_t n = 0;
       const bool remote = is_remote_shard(spec.path);
-      const int64_t listed = remote ? -1 : sizes.of(spec.path);
+      const int64_t listed = sizes.of(spec.path, remote_.timeout_s);
       struct stat st {};
       if (listed >= 0) {
-        if (::stat(spec.path.c_str(), &st) != 0) continue;  // missing: nothing to count
+        if (!remote && ::stat(spec.path.c_str(), &st) != 0) continue;  // missing: nothing to count
         n = std::min(listed, limit - total);
       } else {
         if (remote && streamed++ == 0)
           spdlog::warn("data: source '{}': limit={} streams remote shards to count their samples, from {}; a "
-                       "sizes.json beside local shards (aim-data pack writes one) spares the reading",
+                       "sizes.json beside the shards (aim-data pack writes one; for http(s) shards at the same "
+                       "URL prefix) spares the reading",
                        name_, limit, spec.path);
         ShardSampleReader r(spec.path, max_member_bytes_, remote_.timeout_s);
         if (!r.ok()) continue;

@@ -167,3 +167,40 @@ TEST(RemoteShards, AStalledStreamTimesOut) {
   EXPECT_NE(log.str().find("no data for 0.5 s (data.shard_timeout_s)"), std::string::npos) << log.str();
   EXPECT_NE(std::system("pgrep -f '^sleep 37$' > /dev/null"), 0) << "the stalled command was left running";
 }
+
+// `limit` over http(s) shards takes their sizes from the sizes.json at the same URL prefix, as
+// it does beside local shards: the shards before the cut are not downloaded just to count them.
+// Without the index they are streamed and counted as before; a broken index is an error that
+// names its URL.
+TEST(RemoteShards, LimitTakesShardSizesFromTheSizesJsonAtTheUrlPrefix) {
+  AIM_REQUIRE_DEPENDENCY(have_curl(), "curl (http(s) shards)");
+  t::TempDir d;
+  write_shards(d);
+  t::HttpTestServer server(d.path.string());
+  const std::string range = "{00000000..00000002}.tar";
+  {
+    WebDatasetSource streamed("r", {server.url(range)}, kPerShard + 2);
+    ASSERT_EQ(streamed.shards().size(), 2u);
+    EXPECT_EQ(streamed.shards()[0].max_samples, kPerShard);
+    EXPECT_EQ(streamed.shards()[1].max_samples, 2);
+    EXPECT_GE(server.hits("00000000.tar"), 1) << "without an index a shard is counted by reading it";
+  }
+  EXPECT_EQ(server.hits("sizes.json"), 1) << "the index is looked for once per URL prefix";
+  const std::string n = std::to_string(kPerShard);
+  t::write_text(d / "sizes.json", "{\"00000000.tar\": " + n + ", \"00000001.tar\": \"" + n + "\"}");
+  const int shard0 = server.hits("00000000.tar"), shard1 = server.hits("00000001.tar");
+  WebDatasetSource indexed("r", {server.url(range)}, kPerShard + 2);
+  ASSERT_EQ(indexed.shards().size(), 2u);
+  EXPECT_EQ(indexed.shards()[0].max_samples, kPerShard);
+  EXPECT_EQ(indexed.shards()[1].max_samples, 2);
+  EXPECT_EQ(server.hits("00000000.tar"), shard0) << "a shard sizes.json lists was downloaded to be counted";
+  EXPECT_EQ(server.hits("00000001.tar"), shard1);
+  EXPECT_EQ(server.hits("sizes.json"), 2);
+  t::write_text(d / "sizes.json", "[7, 7]");
+  try {
+    WebDatasetSource bad("r", {server.url(range)}, 3);
+    ADD_FAILURE() << "an index that is not an object of counts was accepted";
+  } catch (const aim::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(server.url("sizes.json")), std::string::npos) << e.what();
+  }
+}

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "aim/data/holdout.h"
+#include "aim/data/shard_sizes.h"
 #include "aim/data/source.h"
 #include "aim/data/tar_reader.h"
 
@@ -62,20 +63,6 @@ std::pair<std::string, std::string> split_key(const std::string& member_name);
 /// The image member (jpg, jpeg, png, webp, ...) and the ".cls" label of a sample; false when
 /// the sample has no image member.
 bool sample_image(WdsSample& sample, std::vector<uint8_t>** bytes, int64_t* label);
-
-/// Sample counts of local shards from the `sizes.json` in their folder, the index open_clip
-/// reads for DataComp/DFN shards and `aim-data pack` writes: {"00000000.tar": 10000, ...}.
-/// With it, `limit` and the sample count before training know a shard's size without reading
-/// it; shards it does not list are scanned as before. Remote shards have no index here.
-class ShardSizes {
- public:
-  /// The count of a local shard, or -1 when its folder has no sizes.json or it lacks the
-  /// shard. Throws aim::Error naming the file when sizes.json is not an object of counts.
-  int64_t of(const std::string& shard_path);
-
- private:
-  std::map<std::string, std::map<std::string, int64_t>> by_dir_;  // parsed once per folder
-};
 
 struct ShardSpec {
   std::string path;

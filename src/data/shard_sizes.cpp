@@ -1,0 +1,90 @@
+#include "aim/data/shard_sizes.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "aim/data/shard_stream.h"
+#include "aim/error.h"
+
+namespace aim::data {
+
+namespace {
+
+// {"<shard>.tar": count, ...}; `where` names the file or URL in errors.
+std::map<std::string, int64_t> parse_sizes(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("data: " + where + ": not JSON (" + e.what() + "); expected {\"<shard>.tar\": count, ...}");
+  }
+  if (!j.is_object()) throw Error("data: " + where + ": expected an object {\"<shard>.tar\": count, ...}");
+  std::map<std::string, int64_t> counts;
+  for (const auto& [name, v] : j.items()) {
+    // open_clip's files hold integers; some writers store them as strings.
+    int64_t n = -1;
+    if (v.is_number_integer()) n = v.get<int64_t>();
+    else if (v.is_string() && !v.get<std::string>().empty() &&
+             v.get<std::string>().find_first_not_of("0123456789") == std::string::npos)
+      n = std::stoll(v.get<std::string>());
+    if (n < 0) throw Error("data: " + where + ": the count of '" + name + "' is " + v.dump() + ", expected a sample count >= 0");
+    counts[name] = n;
+  }
+  return counts;
+}
+
+// The body of a small remote file through the shards' own stream (curl, its timeouts and rate
+// floor); nullopt when it cannot be had (404, no server, a cut).
+std::optional<std::string> fetch_small(const std::string& url, double timeout_s) {
+  constexpr size_t kMaxBytes = 64u << 20;  // a sizes.json of 2 billion samples is ~40 MB
+  ShardStream in(url, timeout_s);
+  if (!in.ok() || in.file() == nullptr) return std::nullopt;
+  std::string body;
+  char buf[1 << 16];
+  for (size_t got; (got = std::fread(buf, 1, sizeof buf, in.file())) > 0;) {
+    body.append(buf, got);
+    if (body.size() > kMaxBytes) return std::nullopt;
+  }
+  if (std::ferror(in.file()) || !in.failure_note().empty()) return std::nullopt;
+  return body;
+}
+
+}  // namespace
+
+int64_t ShardSizes::of(const std::string& shard_path, double remote_timeout_s) {
+  const ShardLocation where = shard_location(shard_path);
+  if (where == ShardLocation::kPipe || (where == ShardLocation::kHttp && remote_timeout_s <= 0)) return -1;
+  std::string dir, name;
+  if (where == ShardLocation::kHttp) {
+    const std::string url = shard_path.substr(0, shard_path.find_first_of("?#"));  // a signed URL's query is its own
+    const size_t slash = url.rfind('/');
+    if (slash == std::string::npos || slash < url.find("://") + 3) return -1;
+    dir = url.substr(0, slash);
+    name = url.substr(slash + 1);
+  } else {
+    const std::filesystem::path p(shard_path);
+    dir = p.parent_path().string();
+    name = p.filename().string();
+  }
+  auto it = by_dir_.find(dir);
+  if (it == by_dir_.end()) {
+    std::map<std::string, int64_t> counts;
+    if (where == ShardLocation::kHttp) {
+      const std::string url = dir + "/sizes.json";
+      if (auto body = fetch_small(url, remote_timeout_s)) counts = parse_sizes(*body, url);
+    } else {
+      const auto file = std::filesystem::path(dir) / "sizes.json";
+      std::ifstream in(file);
+      if (in) counts = parse_sizes(std::string(std::istreambuf_iterator<char>(in), {}), file.string());
+    }
+    it = by_dir_.emplace(dir, std::move(counts)).first;
+  }
+  auto c = it->second.find(name);
+  return c == it->second.end() ? -1 : c->second;
+}
+
+}  // namespace aim::data
