@@ -5,7 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
-#include <optional>
+#include <spdlog/spdlog.h>
 
 #include "aim/data/shard_stream.h"
 #include "aim/error.h"
@@ -38,19 +38,28 @@ std::map<std::string, int64_t> parse_sizes(const std::string& text, const std::s
 }
 
 // The body of a small remote file through the shards' own stream (curl, its timeouts and rate
-// floor); nullopt when it cannot be had (404, no server, a cut).
-std::optional<std::string> fetch_small(const std::string& url, double timeout_s) {
-  constexpr size_t kMaxBytes = 64u << 20;  // a sizes.json of 2 billion samples is ~40 MB
-  ShardStream in(url, timeout_s);
-  if (!in.ok() || in.file() == nullptr) return std::nullopt;
+// floor), and whether the transfer failed on the way (a timeout, a drip, a dropped connection:
+// the body is then a part of the file). curl's --fail makes a 404 an empty body.
+struct Fetched {
   std::string body;
+  bool cut = false;
+  std::string note;  // how the transfer ended, when it was cut
+};
+
+Fetched fetch_small(const std::string& url, double timeout_s) {
+  constexpr size_t kMaxBytes = 64u << 20;  // a sizes.json of 2 billion samples is ~40 MB
+  Fetched f;
+  ShardStream in(url, timeout_s);
+  if (!in.ok() || in.file() == nullptr) return f;
   char buf[1 << 16];
-  for (size_t got; (got = std::fread(buf, 1, sizeof buf, in.file())) > 0;) {
-    body.append(buf, got);
-    if (body.size() > kMaxBytes) return std::nullopt;
+  for (size_t got; (got = std::fread(buf, 1, sizeof buf, in.file())) > 0 && f.body.size() <= kMaxBytes;)
+    f.body.append(buf, got);
+  const std::string note = in.failure_note();  // ends curl; for a whole transfer it says only how curl exited
+  if (in.failure() == StreamFailure::kTransient || in.failure() == StreamFailure::kAborted) {
+    f.cut = true;
+    f.note = note;
   }
-  if (std::ferror(in.file()) || !in.failure_note().empty()) return std::nullopt;
-  return body;
+  return f;
 }
 
 }  // namespace
@@ -75,7 +84,12 @@ int64_t ShardSizes::of(const std::string& shard_path, double remote_timeout_s) {
     std::map<std::string, int64_t> counts;
     if (where == ShardLocation::kHttp) {
       const std::string url = dir + "/sizes.json";
-      if (auto body = fetch_small(url, remote_timeout_s)) counts = parse_sizes(*body, url);
+      const Fetched f = fetch_small(url, remote_timeout_s);
+      if (f.cut) {  // not the index's fault: go without it, as without one
+        spdlog::warn("data: {} could not be read ({}); shards there are counted by reading them", url, f.note);
+      } else if (!f.body.empty()) {  // empty: not there (404) or no server
+        counts = parse_sizes(f.body, url);
+      }
     } else {
       const auto file = std::filesystem::path(dir) / "sizes.json";
       std::ifstream in(file);
