@@ -5,6 +5,7 @@ Only done points are drawn (report.md lists the others). A plot with nothing to 
 written. Fitted curves carry their 95 % bootstrap band (fits.json), shaded."""
 import csv
 import json
+import math
 import os
 import sys
 
@@ -12,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 
 def fnum(s):
@@ -59,9 +61,26 @@ def draw_fit(ax, fit, x_scale=1.0):
                 label=f"{name}: {law_text(law, fit['symbol'], key == 'saturating')}")
 
 
+def label_log_axes(fig):
+    # Short labels (60k, 1.2M) on every log x axis; over less than a decade the minor ticks
+    # are the only ones, so they are labelled too (matplotlib's 1.2x10^6 labels overlap there).
+    # Over less than two decades, 2x and 5x get a label as well.
+    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: human(v))
+    fmt25 = matplotlib.ticker.FuncFormatter(
+        lambda v, _: human(v) if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else "")
+    for ax in fig.axes:
+        if ax.get_xscale() != "log":
+            continue
+        lo, hi = ax.get_xlim()
+        ax.xaxis.set_major_formatter(fmt)
+        ax.xaxis.set_minor_formatter(fmt if hi < 10 * lo else fmt25 if hi < 100 * lo else matplotlib.ticker.NullFormatter())
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+
+
 def finish(fig, path, title=None):
     if title:
         fig.suptitle(title, fontsize=10)
+    label_log_axes(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -144,7 +163,7 @@ def main():
     # 3. Final validation loss vs unique images, one panel per model size with a data axis.
     data_fits = by_id.get("loss_vs_data", [])
     if data_fits:
-        fig, axes = plt.subplots(1, len(data_fits), figsize=(4.6 * len(data_fits), 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(data_fits), figsize=(5.2 * len(data_fits), 5.4), squeeze=False)
         for ax, f in zip(axes[0], data_fits):
             ax.scatter([p[0] for p in f["runs"]], [p[1] for p in f["runs"]], s=20, color="tab:blue", label="runs")
             draw_fit(ax, f)
@@ -154,7 +173,8 @@ def main():
             ax.set_xlabel("unique training images")
             ax.set_ylabel("final validation loss")
             ax.set_title(f["where"], fontsize=9)
-            ax.legend(fontsize=7)
+            # Below the panel: the fit labels are longer than a panel is wide.
+            ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         finish(fig, os.path.join(out, "loss_vs_data.png"), "validation loss vs unique data")
 
     # 4. Probe accuracy vs validation loss.
