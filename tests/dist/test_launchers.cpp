@@ -207,8 +207,16 @@ TEST(Launch, AFrozenRankEndsTheJobAfterDistTimeout) {
   ::kill(rank1, SIGKILL);
   ASSERT_TRUE(said) << log;
   EXPECT_LT(s, 3 + 10.0) << "rank 0 noticed only after " << s << " s\n" << log;
-  EXPECT_NE(log.find("(waiting for the "), std::string::npos) << log;
-  EXPECT_NE(log.find("all-reduce (every rank must reach it)): collective failed"), std::string::npos) << log;
+  // Where rank 0 notices depends on where rank 1 froze. Usually rank 0 waits for the gradient
+  // or loss all-reduce; under the suite's NCCL host semantics a bucket all-reduce launched
+  // during backward is waited for by the next tensor op, so a rank frozen before it joins
+  // that bucket is noticed in backward (seen on a loaded machine). Each names its phase.
+  const bool named = log.find("(waiting for the gradient all-reduce (every rank must reach it)): collective failed") !=
+                         std::string::npos ||
+                     log.find("(waiting for the loss all-reduce (every rank must reach it)): collective failed") !=
+                         std::string::npos ||
+                     log.find("(forward and backward): collective failed") != std::string::npos;
+  EXPECT_TRUE(named) << "the error names what the rank was waiting for\n" << log;
   const auto at = log.find("aim-train: error: step ");
   ASSERT_NE(at, std::string::npos) << log;
   EXPECT_GT(std::stoll(log.substr(at + 23)), 3) << "the error names the step";
