@@ -13,6 +13,7 @@ PACKAGES=(
   zlib1g-dev              # reading .gz IDX files (Fashion-MNIST)
   curl                    # http(s):// webdataset shards are streamed through curl
   iproute2                # `ip netns`/veth: the two-node tests run each node in a network namespace
+  universal-ctags         # scripts/check_unity_names.py: the unity build's file-local names stay unique
   libprotobuf-dev protobuf-compiler  # TensorBoard event records (proto/tensorboard/, train.tensorboard)
   libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest

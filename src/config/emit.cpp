@@ -8,9 +8,9 @@
 
 namespace aim::config {
 
-using namespace detail;
 
 std::string to_yaml(const RunConfig& cfg) {
+  using namespace detail;  // in the function: a unity build must not carry it into the next file
   YAML::Emitter e;
   e << YAML::BeginMap;
 
@@ -82,16 +82,16 @@ std::string to_yaml(const RunConfig& cfg) {
 namespace {
 
 // "section.key" -> value text, for every scalar (a sequence of scalars is one value).
-void flatten(const YAML::Node& n, const std::string& key, std::vector<std::pair<std::string, std::string>>& out) {
+void flatten_to_pairs(const YAML::Node& n, const std::string& key, std::vector<std::pair<std::string, std::string>>& out) {
   if (n.IsMap()) {
-    for (const auto& kv : n) flatten(kv.second, key.empty() ? kv.first.as<std::string>() : key + "." + kv.first.as<std::string>(), out);
+    for (const auto& kv : n) flatten_to_pairs(kv.second, key.empty() ? kv.first.as<std::string>() : key + "." + kv.first.as<std::string>(), out);
     return;
   }
   if (n.IsSequence()) {
     bool scalars = true;
     for (const auto& e : n) scalars = scalars && (e.IsScalar() || e.IsNull());
     if (!scalars) {
-      for (size_t i = 0; i < n.size(); ++i) flatten(n[i], key + "[" + std::to_string(i) + "]", out);
+      for (size_t i = 0; i < n.size(); ++i) flatten_to_pairs(n[i], key + "[" + std::to_string(i) + "]", out);
       return;
     }
   }
@@ -105,8 +105,8 @@ void flatten(const YAML::Node& n, const std::string& key, std::vector<std::pair<
 std::vector<KeyChange> config_changes(const std::string& before_yaml, const std::string& after_yaml) {
   std::vector<std::pair<std::string, std::string>> before, after;
   try {
-    flatten(YAML::Load(before_yaml), "", before);
-    flatten(YAML::Load(after_yaml), "", after);
+    flatten_to_pairs(YAML::Load(before_yaml), "", before);
+    flatten_to_pairs(YAML::Load(after_yaml), "", after);
   } catch (const YAML::Exception& e) {
     throw Error(std::string("config_changes: not a YAML config: ") + e.what());
   }
@@ -165,8 +165,8 @@ std::string run_identity(const RunConfig& cfg) {
   RunConfig reference;
   reference.train = train_defaults(cfg.model.preset);
   std::vector<std::pair<std::string, std::string>> mine, defaults;
-  flatten(YAML::Load(to_yaml(cfg)), "", mine);
-  flatten(YAML::Load(to_yaml(reference)), "", defaults);
+  flatten_to_pairs(YAML::Load(to_yaml(cfg)), "", mine);
+  flatten_to_pairs(YAML::Load(to_yaml(reference)), "", defaults);
   const std::map<std::string, std::string> base(defaults.begin(), defaults.end());
   std::vector<std::string> kept;
   for (const auto& [k, v] : mine) {

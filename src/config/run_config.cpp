@@ -13,15 +13,18 @@
 namespace aim::config {
 
 namespace fs = std::filesystem;
-using namespace detail;
+// detail:: is brought in per function: a unity build would carry a namespace-scope using-directive
+// into the files compiled after this one.
 
 bool RunConfig::operator==(const RunConfig& o) const {
+  using namespace detail;
   return same(model, o.model) && data == o.data && same(optim, o.optim) && train == o.train && probe == o.probe;
 }
 
 namespace {
 
-RunConfig convert(const Node& root, const Ctx& c) {
+RunConfig convert(const detail::Node& root, const detail::Ctx& c) {
+  using namespace detail;
   RunConfig cfg;
   cfg.model = read_model(root["model"], c);
   read_data_section(cfg.data, root["data"], c);
@@ -36,6 +39,7 @@ RunConfig convert(const Node& root, const Ctx& c) {
 
 RunConfig config_from_yaml_string(const std::string& yaml, const std::vector<std::string>& overrides,
                                   const std::string& origin) {
+  using namespace detail;
   Node root;
   try {
     root = YAML::Load(yaml);
@@ -77,6 +81,7 @@ RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::s
 }
 
 void validate(const RunConfig& cfg, int world_size, bool check_paths) {
+  using namespace detail;
   if (world_size < 1) fail("world_size", "must be >= 1, got " + std::to_string(world_size));
   cfg.model.validate();
   // The encoder of every probe is bidirectional whatever this key says; pre-training with
@@ -92,6 +97,7 @@ void validate(const RunConfig& cfg, int world_size, bool check_paths) {
 }
 
 void validate_probe(const RunConfig& cfg, int world_size, bool check_paths, bool needs_train_split) {
+  using namespace detail;
   if (world_size < 1) fail("world_size", "must be >= 1, got " + std::to_string(world_size));
   cfg.model.validate();
   validate_probe_section(cfg, world_size, check_paths, /*from_training=*/false, needs_train_split);

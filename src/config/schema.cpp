@@ -127,7 +127,7 @@ void check_keys_in(const Node& n, const Schema& s, const std::string& path, cons
   }
 }
 
-bool parse_index(const std::string& s, size_t& out) {
+bool parse_list_index(const std::string& s, size_t& out) {
   if (s.empty() || !std::all_of(s.begin(), s.end(), [](unsigned char ch) { return std::isdigit(ch); })) return false;
   out = std::stoul(s);
   return true;
@@ -182,7 +182,7 @@ std::string apply_override(Node& root, const std::string& text, Ctx& c) {
     Node next;
     if (s->kind == Schema::kList) {
       size_t idx;
-      if (!parse_index(p, idx))
+      if (!parse_list_index(p, idx))
         throw Error("override '" + text + "': '" + path + "' is a list; expected an index, got '" + p + "'");
       if (!cur.IsSequence()) {
         if (cur.IsDefined() && !cur.IsNull())

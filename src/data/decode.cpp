@@ -5,15 +5,10 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "aim/data/jpeg_verify.h"
+#include "byte_order.h"
 
 namespace aim::data {
 namespace {
-
-int be16(const uint8_t* p) { return (p[0] << 8) | p[1]; }
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-uint32_t le24(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16); }
 
 // Walks the segments the way libjpeg's reader does (next_marker in jdmarker.c): bytes other
 // than 0xFF between segments are passed over (libjpeg warns "extraneous bytes" and decodes
@@ -52,7 +47,7 @@ void probe_webp(const uint8_t* d, size_t n, ImageHeader& h) {
     h.width = static_cast<int>(le24(d + 24)) + 1;
     h.height = static_cast<int>(le24(d + 27)) + 1;
   } else if (std::memcmp(d + 12, "VP8L", 4) == 0 && d[20] == 0x2F) {
-    uint32_t b = d[21] | (d[22] << 8) | (d[23] << 16) | (uint32_t{d[24]} << 24);
+    const uint32_t b = le32(d + 21);
     h.width = static_cast<int>(b & 0x3FFF) + 1;
     h.height = static_cast<int>((b >> 14) & 0x3FFF) + 1;
   } else if (std::memcmp(d + 12, "VP8 ", 4) == 0) {
@@ -70,7 +65,7 @@ void probe_tiff(const uint8_t* d, size_t n, ImageHeader& h) {
   const bool big = d[0] == 'M';
   auto u16 = [&](uint64_t at) -> uint32_t { return big ? (d[at] << 8) | d[at + 1] : d[at] | (d[at + 1] << 8); };
   auto u32 = [&](uint64_t at) -> uint32_t {
-    return big ? be32(d + at) : d[at] | (d[at + 1] << 8) | (d[at + 2] << 16) | (uint32_t{d[at + 3]} << 24);
+    return big ? be32(d + at) : le32(d + at);
   };
   if (n < 8) return;
   const uint64_t ifd = u32(4);
@@ -96,15 +91,14 @@ void probe_tiff(const uint8_t* d, size_t n, ImageHeader& h) {
 // rows stored top-down).
 void probe_bmp(const uint8_t* d, size_t n, ImageHeader& h) {
   if (n < 26) return;
-  auto le32 = [&](size_t at) { return d[at] | (d[at + 1] << 8) | (d[at + 2] << 16) | (uint32_t{d[at + 3]} << 24); };
-  const uint32_t dib = le32(14);
+  const uint32_t dib = le32(d + 14);
   int64_t width = 0, height = 0;
   if (dib == 12) {
     width = d[18] | (d[19] << 8);
     height = d[20] | (d[21] << 8);
   } else if (dib >= 40) {
-    width = static_cast<int32_t>(le32(18));
-    height = static_cast<int32_t>(le32(22));
+    width = static_cast<int32_t>(le32(d + 18));
+    height = static_cast<int32_t>(le32(d + 22));
     if (height < 0) height = -height;
   }
   if (width > 0 && height > 0) {

@@ -7,6 +7,7 @@
 
 #include "aim/data/image_folder_source.h"
 #include "aim/error.h"
+#include "byte_order.h"
 
 namespace fs = std::filesystem;
 
@@ -43,10 +44,6 @@ std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
 }
 
 namespace {
-
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
 
 std::string find_existing(const std::string& base) {
   for (const char* ext : {"", ".gz"})

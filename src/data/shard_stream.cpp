@@ -1,4 +1,5 @@
 #include "aim/data/shard_stream.h"
+#include "aim/stopwatch.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -26,7 +27,6 @@ extern char** environ;
 namespace aim::data {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -37,8 +37,6 @@ std::string status_text(int status) {
   if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
   return "ended";
 }
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The guard the command runs under (argv: sh -c GUARD aim-shard COMMAND...): it starts the
 // command in its own process group and waits for it; SIGTERM (its parent-death signal) or
@@ -181,7 +179,7 @@ bool ShardStream::start_command(const std::string& shard) {
 }
 
 ssize_t ShardStream::read_some(char* buf, size_t n) {
-  const auto started = Clock::now();
+  const auto started = SteadyClock::now();
   for (;;) {
     if (abort_ && abort_->load()) {
       aborted_ = true;
@@ -193,7 +191,7 @@ ssize_t ShardStream::read_some(char* buf, size_t n) {
     if (abort_) left = std::min(left, 0.1);
     const int ms = static_cast<int>(std::clamp(std::ceil(left * 1000.0), 0.0, 2e9));
     pollfd p{fd_, POLLIN, 0};
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     int r = ::poll(&p, 1, timeout_s_ > 0 || abort_ ? ms : -1);
     waited_s_ += seconds_since(t0);
     if (r < 0 && errno == EINTR) continue;
@@ -231,11 +229,11 @@ void ShardStream::end_command(bool wait_briefly) {
   // Once the output has ended the command is normally exiting: give it a moment, so that its
   // status says why. The guard is only looked at (WNOWAIT), not reaped, until its group is
   // killed: while it is a zombie its id cannot name another process group.
-  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(2);
   while (wait_briefly && !(abort_ && abort_->load())) {
     siginfo_t info{};
     if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) break;
-    if (info.si_pid == pid_ || Clock::now() > deadline) break;
+    if (info.si_pid == pid_ || SteadyClock::now() > deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const pid_t group = pid_;
@@ -246,8 +244,8 @@ void ShardStream::end_command(bool wait_briefly) {
   if (!may_inherit_orphans()) return;
   // As PID 1 (or a subreaper) the group's orphans are our children: reap them, until the
   // group is gone (bounded: a member that left the group is not ours to wait for).
-  const auto until = Clock::now() + std::chrono::seconds(1);
-  while (Clock::now() < until) {
+  const auto until = SteadyClock::now() + std::chrono::seconds(1);
+  while (SteadyClock::now() < until) {
     while (::waitpid(-group, nullptr, WNOHANG) > 0) {
     }
     if (::kill(-group, 0) != 0 && errno == ESRCH) break;

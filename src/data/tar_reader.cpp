@@ -14,7 +14,7 @@ namespace {
 constexpr size_t kBlock = 512;
 // read_data grows its buffer by at most this much per read, so where the file's size is not
 // known (a pipe) a lying header costs the bytes that really arrive, not what it declares.
-constexpr uint64_t kChunk = 4u << 20;
+constexpr uint64_t kSkipChunkBytes = 4u << 20;
 
 // Numeric header fields are octal text, or big-endian base-256 when the top bit is set (GNU,
 // for sizes >= 8 GiB). The base-256 field has room for 95 bits; only values below 2^63 are
@@ -103,7 +103,7 @@ bool TarReader::skip_bytes(uint64_t n) {
     pos_ += n;
     return true;
   }
-  std::vector<uint8_t> sink(static_cast<size_t>(std::min<uint64_t>(n, kChunk)));
+  std::vector<uint8_t> sink(static_cast<size_t>(std::min<uint64_t>(n, kSkipChunkBytes)));
   while (n > 0) {
     size_t step = static_cast<size_t>(std::min<uint64_t>(n, sink.size()));
     if (!read_exact(sink.data(), step)) return false;
@@ -219,7 +219,7 @@ bool TarReader::read_data(std::vector<uint8_t>& out) {
   const uint64_t padding = pending_ - data_size_;
   pending_ = 0;
   while (left > 0) {
-    size_t step = static_cast<size_t>(std::min(left, kChunk));
+    size_t step = static_cast<size_t>(std::min(left, kSkipChunkBytes));
     size_t at = out.size();
     out.resize(at + step);
     if (!read_exact(out.data() + at, step)) return false;

@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <optional>
 #include <thread>
 
 #include "aim/error.h"
@@ -106,7 +105,10 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
   // After a failure the others get SIGTERM (and SIGCONT: a stopped rank must run to see it);
   // a rank frozen beyond that (a hung device, a stopped process) is killed after the grace.
   constexpr auto kGrace = std::chrono::seconds(30);
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  // When to SIGKILL them; max() while no SIGTERM went out (a plain time point: GCC warns, falsely,
+  // that an optional one may be read uninitialized once the unity build inlines this).
+  constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+  auto kill_at = kNever;
   // Only our ranks' exits count. As PID 1 (a container without an init) or a subreaper we
   // also inherit every orphan below us, e.g. what a rank's shard command left behind: those
   // are reaped here (no zombies pile up) and otherwise ignored.
@@ -116,11 +118,11 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
     pid_t done = ::waitpid(-1, &status, WNOHANG);
     if (done > 0 && !is_rank(done)) continue;  // an inherited orphan: reaped, nothing more
     if (done == 0) {
-      if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
+      if (std::chrono::steady_clock::now() >= kill_at) {
         for (int i = 0; i < g_num_children; ++i)
           if (g_children[i] > 0) ::kill(g_children[i], SIGKILL);
         std::cerr << "aim: ranks still running " << kGrace.count() << " s after SIGTERM; killed" << std::endl;
-        kill_at.reset();
+        kill_at = kNever;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;

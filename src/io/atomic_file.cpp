@@ -39,8 +39,11 @@ void AtomicFileWriter::commit() {
     throw Error("renaming '" + tmp_ + "' to '" + path_ + "' failed: " + std::strerror(errno));
   }
   // Persist the rename itself, so a power cut cannot resurrect the old file.
-  auto dir = std::filesystem::path(path_).parent_path();
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  fsync_dir(std::filesystem::path(path_).parent_path().string());
+}
+
+void fsync_dir(const std::string& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);

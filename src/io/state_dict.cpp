@@ -17,12 +17,6 @@ bool has_prefix(const std::string& name, const std::vector<std::string>& prefixe
   return false;
 }
 
-std::string shape_str(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
-
 }  // namespace
 
 NamedTensors state_dict(const torch::nn::Module& module) {
@@ -55,7 +49,7 @@ void check_state_dict(const torch::nn::Module& module, const NamedTensors& tenso
     } else {
       used[name] = true;
       if (it->second.sizes() != dst.sizes())
-        mismatched.push_back(name + " (expected " + shape_str(dst) + ", got " + shape_str(it->second) + ")");
+        mismatched.push_back(name + " (expected " + shape_string(dst) + ", got " + shape_string(it->second) + ")");
     }
   }
   for (const auto& [name, t] : given)
@@ -85,6 +79,12 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, con
     if (has_prefix(name, prefixes)) given[name] = t;
   torch::NoGradGuard no_grad;
   for (auto& [name, dst] : filter_prefixes(state_dict(module), prefixes)) dst.copy_(given.at(name));
+}
+
+std::string shape_string(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
 }
 
 }  // namespace aim::io

@@ -7,17 +7,12 @@
 
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/io/state_dict.h"
 
 namespace fs = std::filesystem;
 
 namespace aim::model {
 namespace {
-
-std::string shape_str(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 const torch::Tensor* find(const io::NamedTensors& tensors, const std::string& name) {
   for (const auto& [n, t] : tensors)
@@ -146,7 +141,7 @@ void check_hub_matches_weights(const HubConfig& h, const io::NamedTensors& tenso
   const std::string weights = hub_weights_file(dir);
   auto contradiction = [&](const std::string& what, const std::string& tensor, const torch::Tensor* t) {
     throw Error("'" + cfg_file + "' says " + what + " but '" + weights + "' has " + tensor +
-                (t ? " of shape " + shape_str(*t) : std::string(" missing")));
+                (t ? " of shape " + io::shape_string(*t) : std::string(" missing")));
   };
   const std::string pe = "preprocessor.patchifier.proj.weight";
   const auto* p = find(tensors, pe);

@@ -16,7 +16,7 @@ std::vector<int64_t> range(int64_t first, int64_t last) {
   return out;
 }
 
-int64_t parse_index(const std::string& s, const std::string& key, const std::string& spec) {
+int64_t parse_layer_index(const std::string& s, const std::string& key, const std::string& spec) {
   size_t used = 0;
   long long v = -1;
   try {
@@ -74,9 +74,9 @@ std::vector<int64_t> select_blocks(const std::string& spec, const ModelConfig& m
     while (std::getline(ss, item, ',')) {
       auto dash = item.find('-', 1);
       if (dash == std::string::npos) {
-        out.push_back(parse_index(item, key, spec));
+        out.push_back(parse_layer_index(item, key, spec));
       } else {
-        auto a = parse_index(item.substr(0, dash), key, spec), b = parse_index(item.substr(dash + 1), key, spec);
+        auto a = parse_layer_index(item.substr(0, dash), key, spec), b = parse_layer_index(item.substr(dash + 1), key, spec);
         if (b < a) throw Error(key + ": empty range '" + item + "'");
         auto r = range(a, b);
         out.insert(out.end(), r.begin(), r.end());

@@ -15,8 +15,6 @@ namespace fs = std::filesystem;
 namespace aim::model {
 namespace {
 
-bool is_checkpoint_dir(const fs::path& p) { return io::ckpt::is_checkpoint_dir(p.string()); }
-
 /// Newest complete step_N under dir/checkpoints (a directory without a manifest never is).
 std::string newest_checkpoint(const fs::path& run_dir) {
   const fs::path dir = run_dir / "checkpoints";
@@ -25,7 +23,7 @@ std::string newest_checkpoint(const fs::path& run_dir) {
   std::string best_path;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("step_", 0) != 0 || !is_checkpoint_dir(e.path())) continue;
+    if (name.rfind("step_", 0) != 0 || !io::ckpt::is_checkpoint_dir(e.path().string())) continue;
     const std::string digits = name.substr(5, name.find('.') == std::string::npos ? std::string::npos : name.find('.') - 5);
     if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
     const int64_t step = std::stoll(digits);
@@ -73,7 +71,7 @@ TrunkWeights resolve_trunk_weights(const std::string& weights) {
                   }() + ")");
     return {file, "", weights};
   }
-  if (is_checkpoint_dir(p)) return {weights, "model.", ""};
+  if (io::ckpt::is_checkpoint_dir(p.string())) return {weights, "model.", ""};
   if (fs::is_regular_file(p / "trunk.safetensors")) return {(p / "trunk.safetensors").string(), "", ""};
   const std::string ckpt = newest_checkpoint(p);
   if (!ckpt.empty()) return {ckpt, "model.", ""};

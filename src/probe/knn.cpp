@@ -9,7 +9,7 @@
 namespace aim::probe {
 namespace {
 
-constexpr int64_t kChunk = 65536;  // bank rows compared at once
+constexpr int64_t kBankRowsPerChunk = 65536;  // bank rows compared at once
 
 torch::Tensor normalized(const torch::Tensor& x) {
   return torch::nn::functional::normalize(x.to(torch::kFloat), torch::nn::functional::NormalizeFuncOptions().dim(1));
@@ -38,8 +38,8 @@ torch::Tensor KnnClassifier::scores(const torch::Tensor& queries) const {
   const int64_t b = q.size(0);
   // Running top-k over bank chunks: the best k of (best so far, this chunk's best).
   torch::Tensor best_sim, best_idx;
-  for (int64_t start = 0; start < bank_.size(0); start += kChunk) {
-    const int64_t n = std::min(kChunk, bank_.size(0) - start);
+  for (int64_t start = 0; start < bank_.size(0); start += kBankRowsPerChunk) {
+    const int64_t n = std::min(kBankRowsPerChunk, bank_.size(0) - start);
     auto sim = q.matmul(bank_.narrow(0, start, n).t());
     auto [s, i] = sim.topk(std::min(k_, n), 1);
     i = i + start;

@@ -20,18 +20,17 @@
 #include "aim/probe/feature_extractor.h"
 #include "aim/probe/probe_loaders.h"
 #include "aim/runtime/device.h"
+#include "aim/stopwatch.h"
 #include "head_grid.h"
 #include "knn_bank.h"
 #include "probe_outputs.h"
 #include "saved_probe.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace aim::probe {
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct ClassPlan {
   int64_t classes = 0;
@@ -92,7 +91,7 @@ std::string probe_out_dir(const config::RunConfig& cfg) {
 
 ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, dist::Communicator* comm,
                       const std::string& weights_override) {
-  const auto t_start = Clock::now();
+  const auto t_start = SteadyClock::now();
   const auto& pc = cfg.probe;
   const torch::Device device = runtime::select_device(cfg.train.device, env.local_rank);
   const int world = comm ? comm->world_size() : 1, rank = comm ? comm->rank() : 0;
@@ -122,7 +121,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   torch::Tensor cache, cache_labels;
   int64_t train_samples = split_size;
   if (cached) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     std::tie(cache, cache_labels) = cache_features(fx, *train_loader, classes, pc.cache_gb, rank);
     train_samples = cache.size(0);
     if (comm) train_samples = static_cast<int64_t>(comm->all_reduce_sum_host({static_cast<double>(train_samples)}).at(0));
@@ -183,7 +182,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
     tb->add_session_start(1);
   }
   auto head_tag = [](size_t i, const char* what) { return "head_" + std::to_string(i) + "/" + what; };
-  auto t_window = Clock::now();
+  auto t_window = SteadyClock::now();
   int64_t window_images = 0;
   torch::Tensor perm;
   for (int64_t step = 0; step < total_steps; ++step) {
@@ -221,7 +220,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
         for (size_t i = 0; i < grid.size(); ++i) scalars.emplace_back(head_tag(i, "train_loss"), grid[i].mean_loss());
         tb->add_scalars(step + 1, scalars);
       }
-      t_window = Clock::now();
+      t_window = SteadyClock::now();
       window_images = 0;
     }
   }
@@ -249,7 +248,7 @@ ProbeReport run_probe(const config::RunConfig& cfg, const dist::DistEnv& env, di
   }
   std::unique_ptr<KnnClassifier> knn;
   if (pc.knn.k > 0) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     detail::Rows bank;
     if (cached) {
       bank = {knn_pooled(cache).to(device), cache_labels.to(device)};  // pooled on the host: [N, d], not [N, K, d]

@@ -11,7 +11,7 @@
 namespace aim::scale {
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
 using Runs = std::vector<std::vector<double>>;  // per setting, its runs' losses
 
 double mean(const std::vector<double>& v) {
@@ -33,7 +33,7 @@ std::vector<size_t> choose(const std::vector<Setting>& settings, const Runs& run
     if (it == best.end() || means[i] < means[it->second]) best[settings[i].x] = i;
   }
   std::vector<size_t> out;
-  double lowest = kInf;
+  double lowest = kInfinity;
   for (const auto& [x, i] : best) {
     if (frontier && !(means[i] < lowest)) continue;
     out.push_back(i);
@@ -110,7 +110,7 @@ AxisFit fit_axis(const std::vector<Setting>& settings, bool frontier, int resamp
     f.no_interval = kNoReplicates;
     return f;
   }
-  double lo = kInf, hi = 0;
+  double lo = kInfinity, hi = 0;
   for (size_t i : chosen) lo = std::min(lo, settings[i].x), hi = std::max(hi, settings[i].x);
   const int grid = 41;
   std::vector<double> band_x(grid);
@@ -156,7 +156,7 @@ Trend trend(const std::string& group, const std::vector<Setting>& settings, int 
   const auto chosen = choose(settings, runs, false);
   // The best mean at one x, over the settings there (the same choice the fits make).
   auto best_at = [&](const Runs& r, double x) {
-    double best = kInf;
+    double best = kInfinity;
     for (size_t i = 0; i < settings.size(); ++i)
       if (settings[i].x == x) best = std::min(best, mean(r[i]));
     return best;

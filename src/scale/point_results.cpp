@@ -27,7 +27,7 @@ namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string num(double v) {
+std::string loss_text(double v) {
   std::ostringstream o;
   o.precision(4);
   o << v;
@@ -181,8 +181,8 @@ std::vector<PointResult> collect_results(const SweepConfig& sweep, const std::ve
         r.note = std::string("diverged: non-finite final ") + (val_nonfinite ? "validation" : "training") + " loss";
       } else if (r.train_loss > first) {
         r.status = "diverged";
-        r.note = "diverged: final training loss " + num(r.train_loss) + " (mean of the last logged) is above the first " +
-                 num(first);
+        r.note = "diverged: final training loss " + loss_text(r.train_loss) + " (mean of the last logged) is above the first " +
+                 loss_text(first);
       }
     }
     out.push_back(r);

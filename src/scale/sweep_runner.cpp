@@ -23,9 +23,9 @@
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
 #include "aim/train/run_status.h"
+#include "aim/stopwatch.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace aim::scale {
 namespace {
@@ -34,13 +34,13 @@ namespace {
 // signal once (they run in their own process group, so a terminal's Ctrl-C reaches them only
 // through us: twice would mean "exit at once"), checkpoints and exits; no new point starts.
 constexpr int kMaxRunning = 4096;
-volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_sweep_stop_signal = 0;
 volatile sig_atomic_t g_num_running = 0;
 pid_t g_running[kMaxRunning];
 
 void forward_stop(int sig) {
   const int saved = errno;
-  if (g_stop == 0) g_stop = sig;
+  if (g_sweep_stop_signal == 0) g_sweep_stop_signal = sig;
   for (int i = 0; i < g_num_running; ++i)
     if (g_running[i] > 0) ::kill(g_running[i], sig);
   errno = saved;
@@ -112,13 +112,13 @@ const std::set<std::string> kNotCompared = {
     "probe.out_dir", "probe.weights", "probe.cache_gb"};
 
 /// A YAML tree as dotted key -> scalar text ("data.sources.0.kind" -> "synthetic").
-void flatten(const YAML::Node& n, const std::string& key, std::map<std::string, std::string>& out) {
+void flatten_to_map(const YAML::Node& n, const std::string& key, std::map<std::string, std::string>& out) {
   if (n.IsMap()) {
     for (auto it = n.begin(); it != n.end(); ++it)
-      flatten(it->second, key.empty() ? it->first.as<std::string>() : key + "." + it->first.as<std::string>(), out);
+      flatten_to_map(it->second, key.empty() ? it->first.as<std::string>() : key + "." + it->first.as<std::string>(), out);
   } else if (n.IsSequence()) {
     if (n.size() == 0) out[key] = "[]";
-    for (size_t i = 0; i < n.size(); ++i) flatten(n[i], key + "." + std::to_string(i), out);
+    for (size_t i = 0; i < n.size(); ++i) flatten_to_map(n[i], key + "." + std::to_string(i), out);
   } else {
     out[key] = n.IsNull() ? "null" : n.Scalar();
   }
@@ -126,7 +126,7 @@ void flatten(const YAML::Node& n, const std::string& key, std::map<std::string, 
 
 std::map<std::string, std::string> compared_keys(const std::string& yaml) {
   std::map<std::string, std::string> out;
-  flatten(YAML::Load(yaml), "", out);
+  flatten_to_map(YAML::Load(yaml), "", out);
   for (auto it = out.begin(); it != out.end();) it = kNotCompared.count(it->first) ? out.erase(it) : std::next(it);
   return out;
 }
@@ -192,7 +192,7 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
                                     const std::string& aim_train,
                                     void (*on_finish)(const PointOutcome&, size_t, size_t)) {
   std::vector<PointOutcome> outcomes(points.size());
-  g_stop = 0;
+  g_sweep_stop_signal = 0;
   struct sigaction sa {}, previous[3];
   sa.sa_handler = forward_stop;
   sigemptyset(&sa.sa_mask);
@@ -220,14 +220,14 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
   }
   struct Running {
     size_t index;
-    Clock::time_point t0;
+    SteadyClock::time_point t0;
   };
   std::map<pid_t, Running> running;
   size_t finished = points.size() - pending.size();
   const std::vector<std::string> prefix = split_words(sweep.launcher);
 
   while (!pending.empty() || !running.empty()) {
-    if (g_stop != 0) pending.clear();  // stopping: the points not started stay unfinished
+    if (g_sweep_stop_signal != 0) pending.clear();  // stopping: the points not started stay unfinished
     while (!pending.empty() && static_cast<int>(running.size()) < sweep.jobs) {
       const size_t i = pending.front();
       pending.pop_front();
@@ -236,10 +236,10 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
       argv.push_back(aim_train);
       for (auto& a : train_arguments(sweep, points[i])) argv.push_back(a);
       const pid_t pid = start(argv, (fs::path(points[i].dir) / "log.txt").string());
-      running[pid] = {i, Clock::now()};
+      running[pid] = {i, SteadyClock::now()};
       track_running(running);
       // A signal that arrived while this point was starting did not reach it.
-      if (g_stop != 0) ::kill(pid, g_stop);
+      if (g_sweep_stop_signal != 0) ::kill(pid, g_sweep_stop_signal);
     }
     if (running.empty()) break;
     int status = 0;
@@ -252,7 +252,7 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
     if (it == running.end()) continue;
     const size_t i = it->second.index;
     PointOutcome& o = outcomes[i];
-    o.seconds = std::chrono::duration<double>(Clock::now() - it->second.t0).count();
+    o.seconds = seconds_since(it->second.t0);
     running.erase(it);
     track_running(running);
     o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -262,10 +262,10 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
     // One that got the signal before installing its handlers died of it: nothing was lost.
     const bool stopped = (WIFEXITED(status) && (o.exit_code == 128 + SIGTERM || o.exit_code == 128 + SIGUSR1 ||
                                                 o.exit_code == 128 + SIGINT)) ||
-                         (WIFSIGNALED(status) && WTERMSIG(status) == g_stop);
+                         (WIFSIGNALED(status) && WTERMSIG(status) == g_sweep_stop_signal);
     if (o.exit_code == 0 && point_finished(sweep, points[i])) {
       o.status = "done";
-    } else if (stopped && g_stop != 0) {
+    } else if (stopped && g_sweep_stop_signal != 0) {
       o.status = "interrupted";
     } else {
       o.status = "failed";
@@ -283,6 +283,6 @@ std::vector<PointOutcome> run_sweep(const SweepConfig& sweep, const std::vector<
   return outcomes;
 }
 
-int sweep_stop_signal() { return g_stop; }
+int sweep_stop_signal() { return g_sweep_stop_signal; }
 
 }  // namespace aim::scale

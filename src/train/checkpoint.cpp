@@ -16,6 +16,7 @@
 #include "aim/compat.h"
 #include "aim/error.h"
 #include "aim/io/atomic_file.h"
+#include "aim/stopwatch.h"
 #include "checkpoint_parts.h"
 #include "checkpoint_writer.h"
 
@@ -23,19 +24,6 @@ namespace fs = std::filesystem;
 
 namespace aim::train {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-// Persists renames inside `dir` across power loss.
-void fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 nlohmann::json read_json(const fs::path& p) {
   std::ifstream in(p);
@@ -50,7 +38,7 @@ nlohmann::json read_json(const fs::path& p) {
 // A 64-bit digest as two exact doubles, for the agreement's all-reduce.
 double high(uint64_t d) { return static_cast<double>(d >> 32); }
 double low(uint64_t d) { return static_cast<double>(d & 0xffffffffu); }
-uint64_t join(double hi, double lo) { return (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo); }
+uint64_t join_u32_halves(double hi, double lo) { return (static_cast<uint64_t>(hi) << 32) | static_cast<uint64_t>(lo); }
 
 }  // namespace
 
@@ -290,8 +278,8 @@ SaveTimes CheckpointManager::finish(dist::Communicator* comm) {
     man.files.push_back(r.files.at(2));  // meta.json
     for (int q = 0; q < world_size_; ++q) {
       const double* row = rows.data() + kRow * q;
-      man.files.push_back({ckpt::part_file(q), static_cast<uint64_t>(row[1]), join(row[2], row[3])});
-      man.files.push_back({ckpt::loader_file(q), static_cast<uint64_t>(row[4]), join(row[5], row[6])});
+      man.files.push_back({ckpt::part_file(q), static_cast<uint64_t>(row[1]), join_u32_halves(row[2], row[3])});
+      man.files.push_back({ckpt::loader_file(q), static_cast<uint64_t>(row[4]), join_u32_halves(row[5], row[6])});
     }
     // Files a crashed earlier attempt at this step left behind are not part of it.
     for (const auto& e : fs::directory_iterator(partial)) {
@@ -303,7 +291,7 @@ SaveTimes CheckpointManager::finish(dist::Communicator* comm) {
     const fs::path final_dir = partial.parent_path() / ckpt::step_name(times.step);
     fs::remove_all(final_dir);
     fs::rename(partial, final_dir);
-    fsync_dir(dir_);
+    io::fsync_dir(dir_);
     remove_old(final_dir.string());
   }
   times.finish = seconds_since(t0);

@@ -13,20 +13,13 @@
 #include <sstream>
 
 #include "aim/error.h"
+#include "aim/io/atomic_file.h"
 #include "aim/io/checksum.h"
 
 namespace fs = std::filesystem;
 
 namespace aim::train::ckpt {
 namespace {
-
-void fsync_dir(const fs::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 void pwrite_all(int fd, const uint8_t* p, uint64_t n, uint64_t at, const std::string& path) {
   while (n > 0) {
@@ -88,7 +81,7 @@ FileRecord write_part(const std::string& path, HostBuffer& buf, uint64_t file_by
     std::remove(tmp.c_str());
     throw Error(error);
   }
-  fsync_dir(fs::path(path).parent_path());
+  io::fsync_dir(fs::path(path).parent_path().string());
   return {fs::path(path).filename().string(), file_bytes, io::combine_block_hashes(hashes)};
 }
 

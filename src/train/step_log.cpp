@@ -8,13 +8,13 @@
 
 #include "aim/compat.h"
 #include "aim/model/model_stats.h"
+#include "aim/stopwatch.h"
 
 namespace aim::train {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
-double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -46,7 +46,7 @@ double peak_mem_gb(const TrainingRun& run) {
 
 StepLog::StepLog(const TrainingRun& run, double peak_flops)
     : peak_(peak_flops), flops_per_image_(model::count_flops(run.cfg.model).executed_training()), start_step_(run.step),
-      run_start_(Clock::now()) {}
+      run_start_(SteadyClock::now()) {}
 
 void StepLog::step_done(const TrainingRun& run, const StepResult& r) {
   const auto& tc = run.cfg.train;
@@ -66,7 +66,7 @@ void StepLog::step_done(const TrainingRun& run, const StepResult& r) {
                         {"images_seen", step * tc.batch_size}, {"skipped_steps", run.skipped_total}};
   if (run.metrics) run.metrics->write(rec);
   if (run.is_rank0()) {
-    const double eta = (tc.steps - step) * (seconds_between(run_start_, Clock::now()) / static_cast<double>(step - start_step_));
+    const double eta = (tc.steps - step) * (seconds_between(run_start_, SteadyClock::now()) / static_cast<double>(step - start_step_));
     spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.1f} img/s | mfu {} | data {:.0f}% | eta {}",
                  step, tc.steps, r.loss, r.lr, r.grad_norm, img_s,
                  peak_ > 0 ? fmt::format("{:.1f}%", 100 * mfu) : std::string("n/a"),

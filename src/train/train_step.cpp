@@ -11,14 +11,11 @@
 #include "aim/optim/optimizer.h"
 #include "aim/runtime/stop_request.h"
 #include "aim/train/prefix_sampler.h"
+#include "aim/stopwatch.h"
 #include "training_run.h"
 
 namespace aim::train {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 // Gradients of the global batch's mean loss, summed over micro-batches and ranks; returns
 // the [loss sum, kept count, ranks asked to stop, ranks whose checkpoint clock ran out, ranks

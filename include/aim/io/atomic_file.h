@@ -26,4 +26,8 @@ class AtomicFileWriter {
 /// Convenience: atomically replace `path` with `content`.
 void write_file_atomic(const std::string& path, const std::string& content);
 
+/// Persists the renames and creations inside `dir` ("" means the working directory) across a
+/// power cut; best effort, like the rename it follows.
+void fsync_dir(const std::string& dir);
+
 }  // namespace aim::io

@@ -26,4 +26,7 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, con
 void check_state_dict(const torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
                       const std::vector<std::string>& prefixes = {});
 
+/// A tensor's shape as error messages print it: "[768, 3, 14, 14]".
+std::string shape_string(const torch::Tensor& t);
+
 }  // namespace aim::io

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Checks that the core library compiles to the same program as a unity build as file by file.
+
+CMake's unity build (AIM_UNITY_BUILD, on by default) pastes up to 16 of src/'s .cpp files into
+one translation unit. What one file declares for itself alone is then seen by the files after
+it, and where a name is reused the result is either a compile error (the lucky case) or a
+*silent* change: a call that resolved to this file's helper now picks another file's overload,
+or a name in an inner namespace hides the outer one a later file meant. Which files share a
+batch changes whenever a file is added, so the rule is global:
+
+  1. A name a .cpp file keeps to itself (anonymous namespace, `static`, or a namespace-scope
+     variable) is used by no other .cpp file for its own, and is declared by no header.
+  2. A macro a .cpp file #defines appears in no other source file.
+  3. A .cpp file has no namespace-scope `using namespace` (it would apply to the files after
+     it); put it inside the functions that need it.
+
+Reads the sources with Universal Ctags. Prints each offence and exits 1; run by CTest
+(Unity.FileLocalNamesAreUnique). Usage: scripts/check_unity_names.py [repository root]
+"""
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+os.chdir(root)
+
+try:
+    out = subprocess.run(["ctags", "--output-format=json", "--fields=+nKZsSE", "-R", "-f", "-", "src", "include"],
+                         check=True, capture_output=True, text=True).stdout
+except FileNotFoundError:
+    sys.exit("check_unity_names: needs Universal Ctags (Debian package universal-ctags; scripts/setup.sh installs it)")
+
+# Kinds that live in a namespace (members, locals and parameters are scoped by their class or function).
+NAMESPACE_KINDS = {"function", "prototype", "variable", "externvar", "class", "struct", "union", "enum", "typedef"}
+local = collections.defaultdict(set)  # name -> .cpp files that keep it to themselves
+declared = collections.defaultdict(set)  # name -> files that declare it for others (headers, external definitions)
+macros = collections.defaultdict(set)  # name -> .cpp files that #define it
+for line in out.splitlines():
+    if not line.startswith("{"):
+        continue
+    t = json.loads(line)
+    path, name, kind = t["path"], t["name"], t["kind"]
+    if kind == "macro":
+        if path.endswith(".cpp"):
+            macros[name].add(path)
+        continue
+    if kind not in NAMESPACE_KINDS or t.get("scopeKind", "namespace") != "namespace":
+        continue
+    if "::" in name or name.startswith("__anon"):
+        continue  # qualified out-of-class definitions (Foo::bar) belong to their class
+    scope = t.get("scope", "")
+    file_local = path.endswith(".cpp") and ("__anon" in scope or t.get("file", False) or kind == "variable")
+    (local if file_local else declared)[name].add(path)
+
+problems = []
+for name, files in sorted(local.items()):
+    others = declared.get(name, set()) - files
+    if len(files) > 1:
+        problems.append(f"'{name}' is kept file-local by {len(files)} files: {', '.join(sorted(files))}")
+    if others:
+        problems.append(f"'{name}' (file-local in {', '.join(sorted(files))}) is also declared in {', '.join(sorted(others))}")
+
+sources = {}
+for base in ("src", "include", "tools"):
+    for d, _, names in os.walk(base):
+        for n in names:
+            if n.endswith((".cpp", ".h")):
+                p = os.path.join(d, n)
+                sources[p] = open(p, encoding="utf-8", errors="replace").read()
+for name, files in sorted(macros.items()):
+    word = re.compile(r"\b" + re.escape(name) + r"\b")
+    users = sorted(p for p, text in sources.items() if p not in files and word.search(text))
+    if len(files) > 1 or users:
+        problems.append(f"macro {name} (defined in {', '.join(sorted(files))}) also appears in {', '.join(users or sorted(files))}")
+
+for path, text in sorted(sources.items()):
+    if not path.endswith(".cpp") or not path.startswith("src/"):
+        continue
+    for i, line in enumerate(text.splitlines(), 1):
+        if re.match(r"using\s+namespace\s", line):  # column 0: namespace scope in this code's style
+            problems.append(f"{path}:{i}: namespace-scope '{line.strip()}' reaches the files after it in a unity batch")
+
+for p in problems:
+    print("check_unity_names: " + p)
+if problems:
+    print(f"check_unity_names: {len(problems)} problem(s); rename the file-local names (or give a shared helper "
+          "one home in a header), so a unity build cannot merge or hide them")
+    sys.exit(1)
+print(f"check_unity_names: {sum(len(f) for f in local.values())} file-local names in src/, none shared; "
+      f"{len(macros)} file-local macros, none used elsewhere")
