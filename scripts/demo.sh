@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Only what the demo runs: the test suite and the benchmarks build with scripts/test.sh.
-bash scripts/build.sh aim-data aim-train
+bash scripts/build.sh aim-demo-tools  # aim-data and aim-train, built side by side
 BIN=${AIM_BUILD_DIR:-build}/bin
 
 if [ ! -f runs/fmnist-shards/00000005.tar ]; then
