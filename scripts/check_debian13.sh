@@ -155,9 +155,9 @@ VARIANT_RE='^(libtorch-dev|libtorch-cuda-dev|libgloo-dev|libgloo-cuda-dev|python
 stage_pkgs() {  # stage_pkgs cpu|cuda: the package list of that stage, one per line
   {
     printf '%s\n' "${BASE_PKGS[@]}"
-    # The PACKAGES=( ... ) array of setup.sh, comments stripped.
-    sed -n '/^PACKAGES=(/,/^)/p' "$ROOT/src/aim/scripts/setup.sh" 2>/dev/null |
-      sed -e 's/#.*//' -e 's/PACKAGES=(//' -e 's/)//' | tr -s ' \t' '\n'
+    # The PACKAGES=( ... ) and TEST_PACKAGES=( ... ) arrays of setup.sh, comments stripped.
+    sed -n -E '/^(TEST_)?PACKAGES=\(/,/^\)/p' "$ROOT/src/aim/scripts/setup.sh" 2>/dev/null |
+      sed -E -e 's/#.*//' -e 's/(TEST_)?PACKAGES=\(//' -e 's/\)//' | tr -s ' \t' '\n'
     if [ "$1" = cpu ]; then printf '%s\n' "${CPU_PKGS[@]}"; fi
   } | grep -v '^$' | { if [ "$1" = cuda ]; then grep -Ev "$VARIANT_RE"; else cat; fi; } | sort -u
 }

@@ -7,7 +7,7 @@
 # aim-train as overrides (e.g. train.steps=100 for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo  # the parity tests' PyTorch and the plots' matplotlib come with scripts/test.sh
 # Only what the demo runs: the test suite and the benchmarks build with scripts/test.sh.
 bash scripts/build.sh aim-demo-tools  # aim-data and aim-train, built side by side
 BIN=${AIM_BUILD_DIR:-build}/bin
