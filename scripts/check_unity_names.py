@@ -29,7 +29,7 @@ root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.pat
 os.chdir(root)
 
 try:
-    out = subprocess.run(["ctags", "--output-format=json", "--fields=+nKZsSE", "-R", "-f", "-", "src", "include"],
+    out = subprocess.run(["ctags", "--output-format=json", "--fields=+nKZsSE", "-R", "-f", "-", "src", "include", "tests"],
                          check=True, capture_output=True, text=True).stdout
 except FileNotFoundError:
     print("check_unity_names: needs Universal Ctags (Debian package universal-ctags; scripts/setup.sh installs it)")
@@ -40,53 +40,79 @@ except FileNotFoundError:
 
 # Kinds that live in a namespace (members, locals and parameters are scoped by their class or function).
 NAMESPACE_KINDS = {"function", "prototype", "variable", "externvar", "class", "struct", "union", "enum", "typedef"}
-local = collections.defaultdict(set)  # name -> .cpp files that keep it to themselves
-declared = collections.defaultdict(set)  # name -> files that declare it for others (headers, external definitions)
-macros = collections.defaultdict(set)  # name -> .cpp files that #define it
-for line in out.splitlines():
-    if not line.startswith("{"):
-        continue
-    t = json.loads(line)
-    path, name, kind = t["path"], t["name"], t["kind"]
-    if kind == "macro":
-        if path.endswith(".cpp"):
-            macros[name].add(path)
-        continue
-    if kind not in NAMESPACE_KINDS or t.get("scopeKind", "namespace") != "namespace":
-        continue
-    if "::" in name or name.startswith("__anon"):
-        continue  # qualified out-of-class definitions (Foo::bar) belong to their class
-    scope = t.get("scope", "")
-    file_local = path.endswith(".cpp") and ("__anon" in scope or t.get("file", False) or kind == "variable")
-    (local if file_local else declared)[name].add(path)
-
-problems = []
-for name, files in sorted(local.items()):
-    others = declared.get(name, set()) - files
-    if len(files) > 1:
-        problems.append(f"'{name}' is kept file-local by {len(files)} files: {', '.join(sorted(files))}")
-    if others:
-        problems.append(f"'{name}' (file-local in {', '.join(sorted(files))}) is also declared in {', '.join(sorted(others))}")
+tags = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 sources = {}
-for base in ("src", "include", "tools"):
+for base in ("src", "include", "tools", "tests"):
     for d, _, names in os.walk(base):
         for n in names:
             if n.endswith((".cpp", ".h")):
                 p = os.path.join(d, n)
                 sources[p] = open(p, encoding="utf-8", errors="replace").read()
-for name, files in sorted(macros.items()):
-    word = re.compile(r"\b" + re.escape(name) + r"\b")
-    users = sorted(p for p, text in sources.items() if p not in files and word.search(text))
-    if len(files) > 1 or users:
-        problems.append(f"macro {name} (defined in {', '.join(sorted(files))}) also appears in {', '.join(users or sorted(files))}")
 
-for path, text in sorted(sources.items()):
-    if not path.endswith(".cpp") or not path.startswith("src/"):
-        continue
-    for i, line in enumerate(text.splitlines(), 1):
-        if re.match(r"using\s+namespace\s", line):  # column 0: namespace scope in this code's style
-            problems.append(f"{path}:{i}: namespace-scope '{line.strip()}' reaches the files after it in a unity batch")
+
+def check_target(label, cpp_dir, header_dirs, forbid_using):
+    """One unity target: the .cpp files under cpp_dir, and the headers they see (header_dirs)."""
+    local = collections.defaultdict(set)  # name -> .cpp files that keep it to themselves
+    declared = collections.defaultdict(set)  # name -> files that declare it for others
+    macros = collections.defaultdict(set)  # name -> .cpp files that #define it
+    for t in tags:
+        path, name, kind = t["path"], t["name"], t["kind"]
+        if not path.endswith((".cpp", ".h")):
+            continue  # ctags also reads the Python scripts beside the tests
+        mine = path.startswith(cpp_dir + "/")
+        if not mine and not any(path.startswith(h + "/") and path.endswith(".h") for h in header_dirs):
+            continue
+        if kind == "macro":
+            if mine and path.endswith(".cpp"):
+                macros[name].add(path)
+            continue
+        if kind not in NAMESPACE_KINDS or t.get("scopeKind", "namespace") != "namespace":
+            continue
+        if "::" in name or name.startswith("__anon"):
+            continue  # qualified out-of-class definitions (Foo::bar) belong to their class
+        if kind == "function" and re.fullmatch(r"[A-Z_]+", name):
+            continue  # a macro's invocation that ctags reads as a function (GoogleTest's TEST)
+        scope = t.get("scope", "")
+        file_local = path.endswith(".cpp") and ("__anon" in scope or t.get("file", False) or kind == "variable")
+        (local if file_local else declared)[name].add(path)
+
+    problems = []
+    for name, files in sorted(local.items()):
+        others = declared.get(name, set()) - files
+        if len(files) > 1:
+            problems.append(f"'{name}' is kept file-local by {len(files)} files: {', '.join(sorted(files))}")
+        if others:
+            problems.append(f"'{name}' (file-local in {', '.join(sorted(files))}) is also declared in "
+                            f"{', '.join(sorted(others))}")
+    for name, files in sorted(macros.items()):
+        word = re.compile(r"\b" + re.escape(name) + r"\b")
+        users = sorted(p for p, text in sources.items() if p not in files and word.search(text))
+        if len(files) > 1 or users:
+            problems.append(f"macro {name} (defined in {', '.join(sorted(files))}) also appears in "
+                            f"{', '.join(users or sorted(files))}")
+    if forbid_using:
+        for path, text in sorted(sources.items()):
+            if not path.endswith(".cpp") or not path.startswith(cpp_dir + "/"):
+                continue
+            for i, line in enumerate(text.splitlines(), 1):
+                if re.match(r"using\s+namespace\s", line):  # column 0: namespace scope in this code's style
+                    problems.append(f"{path}:{i}: namespace-scope '{line.strip()}' reaches the files after it in a "
+                                    "unity batch")
+    summary = (f"{label}: {sum(len(f) for f in local.values())} file-local names, none shared; "
+               f"{len(macros)} file-local macros, none used elsewhere")
+    return problems, summary
+
+
+# The library: any file may share a batch with any other, so no namespace-scope using-directive.
+# The test suite: CMake groups its files by folder and by their namespace-scope `using` lines
+# (tests/CMakeLists.txt), so a file only ever follows files with the same directives.
+problems, summaries = [], []
+for label, cpp_dir, headers, forbid_using in (("src/", "src", ("src", "include"), True),
+                                              ("tests/", "tests", ("tests", "include"), False)):
+    p, summary = check_target(label, cpp_dir, headers, forbid_using)
+    problems += p
+    summaries.append(summary)
 
 for p in problems:
     print("check_unity_names: " + p)
@@ -94,5 +120,4 @@ if problems:
     print(f"check_unity_names: {len(problems)} problem(s); rename the file-local names (or give a shared helper "
           "one home in a header), so a unity build cannot merge or hide them")
     sys.exit(1)
-print(f"check_unity_names: {sum(len(f) for f in local.values())} file-local names in src/, none shared; "
-      f"{len(macros)} file-local macros, none used elsewhere")
+print("check_unity_names: " + "; ".join(summaries))

@@ -21,6 +21,11 @@ const char* bin_dir();
 #define AIM_SOURCE_DIR (::aim::test::source_dir())
 #define AIM_BIN_DIR (::aim::test::bin_dir())
 
+/// The binaries and the tiny config the end-to-end tests run (one home: in the unity build of the
+/// suite, per-file copies of these would meet).
+inline const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
+inline const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
+
 /// True where every test dependency is known to be installed: under CI=true, and when the
 /// README's test command (scripts/test.sh, which installs them first) runs the suite. There
 /// a missing dependency is a failure, not a skip that would hide an untested path.

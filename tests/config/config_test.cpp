@@ -31,12 +31,12 @@ data:
 train: {batch_size: 64, micro_batch_size: 16, out_dir: runs/test}
 )";
 
-RunConfig base(const std::vector<std::string>& overrides = {}) {
+RunConfig base_config(const std::vector<std::string>& overrides = {}) {
   return config_from_yaml_string(kBase, overrides, "base.yaml");
 }
 
 /// Runs fn, expects aim::Error whose message contains every needle.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+void expect_config_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
   try {
     fn();
   } catch (const Error& e) {
@@ -49,8 +49,8 @@ void expect_error(const std::function<void()>& fn, const std::vector<std::string
 
 void expect_invalid(const std::vector<std::string>& overrides, const std::vector<std::string>& needles,
                     int world_size = 1) {
-  RunConfig cfg = base(overrides);
-  expect_error([&] { validate(cfg, world_size, /*check_paths=*/false); }, needles);
+  RunConfig cfg = base_config(overrides);
+  expect_config_error([&] { validate(cfg, world_size, /*check_paths=*/false); }, needles);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ TEST(ConfigDefaults, EmptyConfigIsTheAim600mRecipeWithoutData) {
   EXPECT_TRUE(cfg.data.sources.empty());
   EXPECT_FALSE(cfg.data.val.has_value());
   // Data has no default: validation asks for it.
-  expect_error([&] { validate(cfg, 1, false); }, {"data.sources", "at least one source"});
+  expect_config_error([&] { validate(cfg, 1, false); }, {"data.sources", "at least one source"});
 }
 
 TEST(ConfigDefaults, SourceNamesDefaultToKindAndIndex) {
@@ -131,7 +131,7 @@ TEST(ConfigPreset, EveryPresetLoads) {
 }
 
 TEST(ConfigPreset, OverrideKeysBeatFileAndPreset) {
-  auto cfg = base({"model.width=192", "model.heads=3"});
+  auto cfg = base_config({"model.width=192", "model.heads=3"});
   EXPECT_EQ(cfg.model.width, 192);
   EXPECT_EQ(cfg.model.heads, 3);
   EXPECT_EQ(cfg.model.depth, model::preset_config("aim-fmnist-tiny").depth);
@@ -161,16 +161,16 @@ model: {preset: aim-fmnist-tiny, depth: 4, img_size: 28, width: 256}
 }
 
 TEST(ConfigPreset, UnknownPresetSuggestsTheClosest) {
-  expect_error([] { config_from_yaml_string("model: {preset: aim-60m}", {}, "p.yaml"); },
+  expect_config_error([] { config_from_yaml_string("model: {preset: aim-60m}", {}, "p.yaml"); },
                {"model.preset", "aim-fmnist-tiny", "did you mean 'aim-600m'", "p.yaml:1"});
-  expect_error([] { base({"model.preset=aim-1bb"}); }, {"model.preset", "did you mean 'aim-1b'",
+  expect_config_error([] { base_config({"model.preset=aim-1bb"}); }, {"model.preset", "did you mean 'aim-1b'",
                                                         "override 'model.preset=aim-1bb'"});
 }
 
 // ------------------------------------------------------------------------------------------
 
 TEST(ConfigOverride, ScalarsListsAndIndices) {
-  auto cfg = base({"train.steps=100", "optim.betas=[0.9,0.99]", "data.sources.0.weight=0.5",
+  auto cfg = base_config({"train.steps=100", "optim.betas=[0.9,0.99]", "data.sources.0.weight=0.5",
                    "train.precision=fp32", "model.head_identity_attn=false", "train.seed=7"});
   EXPECT_EQ(cfg.train.steps, 100);
   EXPECT_DOUBLE_EQ(cfg.optim.beta1, 0.9);
@@ -179,54 +179,54 @@ TEST(ConfigOverride, ScalarsListsAndIndices) {
   EXPECT_EQ(cfg.train.precision, "fp32");
   EXPECT_FALSE(cfg.model.head_identity_attn);
   EXPECT_EQ(cfg.train.seed, 7u);
-  EXPECT_EQ(base({"data.sources[0].weight=0.25"}).data.sources[0].weight, 0.25);
-  EXPECT_EQ(base({"train.steps=5", "train.steps=6"}).train.steps, 6);  // the last one wins
-  EXPECT_EQ(base({"train.steps=1.2e6"}).train.steps, 1200000);
-  EXPECT_DOUBLE_EQ(base({"data.augment.ratio=[3/4, 4/3]"}).data.augment.ratio_max, 4.0 / 3.0);
+  EXPECT_EQ(base_config({"data.sources[0].weight=0.25"}).data.sources[0].weight, 0.25);
+  EXPECT_EQ(base_config({"train.steps=5", "train.steps=6"}).train.steps, 6);  // the last one wins
+  EXPECT_EQ(base_config({"train.steps=1.2e6"}).train.steps, 1200000);
+  EXPECT_DOUBLE_EQ(base_config({"data.augment.ratio=[3/4, 4/3]"}).data.augment.ratio_max, 4.0 / 3.0);
 }
 
 TEST(ConfigOverride, AppendsSourcesAndReplacesSections) {
-  auto cfg = base({"data.sources.1.kind=idx", "data.sources.1.weight=0.2"});
+  auto cfg = base_config({"data.sources.1.kind=idx", "data.sources.1.weight=0.2"});
   ASSERT_EQ(cfg.data.sources.size(), 2u);
   EXPECT_EQ(cfg.data.sources[1].kind, "idx");
   EXPECT_EQ(cfg.data.sources[1].name, "idx1");
   EXPECT_DOUBLE_EQ(cfg.data.sources[1].weight, 0.2);
 
-  auto replaced = base({"data.sources=[{kind: idx}, {kind: synthetic, weight: 3}]"});
+  auto replaced = base_config({"data.sources=[{kind: idx}, {kind: synthetic, weight: 3}]"});
   ASSERT_EQ(replaced.data.sources.size(), 2u);
   EXPECT_EQ(replaced.data.sources[1].weight, 3);
 
-  auto val = base({"data.val={kind: idx, split: test}"});
+  auto val = base_config({"data.val={kind: idx, split: test}"});
   ASSERT_TRUE(val.data.val.has_value());
   EXPECT_EQ(val.data.val->split, "test");
-  EXPECT_FALSE(base({"data.val={kind: idx}", "data.val=null"}).data.val.has_value());
-  EXPECT_EQ(base({"data.val.kind=synthetic"}).data.val->kind, "synthetic");
+  EXPECT_FALSE(base_config({"data.val={kind: idx}", "data.val=null"}).data.val.has_value());
+  EXPECT_EQ(base_config({"data.val.kind=synthetic"}).data.val->kind, "synthetic");
 }
 
 TEST(ConfigOverride, ShardPatternsAndStrings) {
-  auto cfg = base({"data.sources.0.kind=webdataset", "data.sources.0.shards={000..002}.tar"});
+  auto cfg = base_config({"data.sources.0.kind=webdataset", "data.sources.0.shards={000..002}.tar"});
   ASSERT_EQ(cfg.data.sources[0].shards.size(), 1u);
   EXPECT_EQ(cfg.data.sources[0].shards[0], "{000..002}.tar");
-  auto list = base({"data.sources.0.shards=[\"a/{0..1}.tar\", b/x.tar]"});  // braces in a list: quote
+  auto list = base_config({"data.sources.0.shards=[\"a/{0..1}.tar\", b/x.tar]"});  // braces in a list: quote
   EXPECT_EQ(list.data.sources[0].shards, (std::vector<std::string>{"a/{0..1}.tar", "b/x.tar"}));
-  EXPECT_EQ(base({"train.out_dir=runs/x=y"}).train.out_dir, "runs/x=y");  // split at the first '='
-  EXPECT_EQ(base({"data.sources.0.name=123"}).data.sources[0].name, "123");
+  EXPECT_EQ(base_config({"train.out_dir=runs/x=y"}).train.out_dir, "runs/x=y");  // split at the first '='
+  EXPECT_EQ(base_config({"data.sources.0.name=123"}).data.sources[0].name, "123");
 }
 
 TEST(ConfigOverride, Errors) {
-  expect_error([] { base({"train.stpes=5"}); },
+  expect_config_error([] { base_config({"train.stpes=5"}); },
                {"unknown key 'train.stpes' in override 'train.stpes=5'", "did you mean 'train.steps'?"});
-  expect_error([] { base({"trian.steps=5"}); }, {"unknown key 'trian'", "did you mean 'train'?"});
-  expect_error([] { base({"train.lr=5"}); }, {"unknown key 'train.lr'", "did you mean 'optim.lr'?"});
-  expect_error([] { base({"data.sources.0.wieght=1"}); },
+  expect_config_error([] { base_config({"trian.steps=5"}); }, {"unknown key 'trian'", "did you mean 'train'?"});
+  expect_config_error([] { base_config({"train.lr=5"}); }, {"unknown key 'train.lr'", "did you mean 'optim.lr'?"});
+  expect_config_error([] { base_config({"data.sources.0.wieght=1"}); },
                {"unknown key 'data.sources[0].wieght'", "did you mean 'data.sources[0].weight'?"});
-  expect_error([] { base({"train.steps"}); }, {"override 'train.steps'", "key=value"});
-  expect_error([] { base({"=5"}); }, {"key=value"});
-  expect_error([] { base({"data.sources.5.weight=1"}); }, {"index 5 is out of range", "has 1 entries"});
-  expect_error([] { base({"data.sources.x.weight=1"}); }, {"'data.sources' is a list", "'x'"});
-  expect_error([] { base({"train.steps.x=1"}); }, {"'train.steps' is a value"});
-  expect_error([] { base({"train..steps=1"}); }, {"malformed key"});
-  expect_error([] { base({"train.steps=abc"}); },
+  expect_config_error([] { base_config({"train.steps"}); }, {"override 'train.steps'", "key=value"});
+  expect_config_error([] { base_config({"=5"}); }, {"key=value"});
+  expect_config_error([] { base_config({"data.sources.5.weight=1"}); }, {"index 5 is out of range", "has 1 entries"});
+  expect_config_error([] { base_config({"data.sources.x.weight=1"}); }, {"'data.sources' is a list", "'x'"});
+  expect_config_error([] { base_config({"train.steps.x=1"}); }, {"'train.steps' is a value"});
+  expect_config_error([] { base_config({"train..steps=1"}); }, {"malformed key"});
+  expect_config_error([] { base_config({"train.steps=abc"}); },
                {"train.steps: expected an integer, got 'abc'", "override 'train.steps=abc'"});
 }
 
@@ -234,43 +234,43 @@ TEST(ConfigOverride, Errors) {
 
 TEST(ConfigUnknownKey, InFileNamesFileLineAndSuggestion) {
   const char* yaml = "model:\n  preset: aim-fmnist-tiny\ntrain:\n  stpes: 10\n";
-  expect_error([&] { config_from_yaml_string(yaml, {}, "run.yaml"); },
+  expect_config_error([&] { config_from_yaml_string(yaml, {}, "run.yaml"); },
                {"unknown key 'train.stpes' in run.yaml:4", "did you mean 'train.steps'?"});
-  expect_error([] { config_from_yaml_string("data:\n  sources:\n    - {kind: idx, wieght: 1}\n", {}, "f.yaml"); },
+  expect_config_error([] { config_from_yaml_string("data:\n  sources:\n    - {kind: idx, wieght: 1}\n", {}, "f.yaml"); },
                {"unknown key 'data.sources[0].wieght' in f.yaml:3", "did you mean 'data.sources[0].weight'?"});
-  expect_error([] { config_from_yaml_string("trian: {steps: 1}"); }, {"unknown key 'trian'", "'train'"});
-  expect_error([] { config_from_yaml_string("data: {augment: {colour_jitter: 0}}"); },
+  expect_config_error([] { config_from_yaml_string("trian: {steps: 1}"); }, {"unknown key 'trian'", "'train'"});
+  expect_config_error([] { config_from_yaml_string("data: {augment: {colour_jitter: 0}}"); },
                {"'data.augment.colour_jitter'", "did you mean 'data.augment.color_jitter'?"});
-  expect_error([] { config_from_yaml_string("optim: {steps: 1}"); }, {"did you mean 'train.steps'?"});
-  expect_error([] { config_from_yaml_string("train: {zzzzzzzz: 1}"); }, {"valid keys of 'train'", "micro_batch_size"});
+  expect_config_error([] { config_from_yaml_string("optim: {steps: 1}"); }, {"did you mean 'train.steps'?"});
+  expect_config_error([] { config_from_yaml_string("train: {zzzzzzzz: 1}"); }, {"valid keys of 'train'", "micro_batch_size"});
 }
 
 TEST(ConfigTypes, WrongTypesNameKeyExpectationAndValue) {
   auto load = [](const std::string& yaml) { return config_from_yaml_string(yaml, {}, "t.yaml"); };
-  expect_error([&] { load("train: {steps: abc}"); }, {"train.steps: expected an integer, got 'abc'", "t.yaml:1"});
-  expect_error([&] { load("train: {steps: 1.5}"); }, {"train.steps: expected an integer, got '1.5'"});
-  expect_error([&] { load("optim: {lr: fast}"); }, {"optim.lr: expected a number, got 'fast'"});
-  expect_error([&] { load("optim: {betas: 0.9}"); }, {"optim.betas: expected a list of two numbers"});
-  expect_error([&] { load("optim: {betas: [0.9, x]}"); }, {"optim.betas[1]: expected a number, got 'x'"});
-  expect_error([&] { load("model: {head_identity_attn: maybe}"); },
+  expect_config_error([&] { load("train: {steps: abc}"); }, {"train.steps: expected an integer, got 'abc'", "t.yaml:1"});
+  expect_config_error([&] { load("train: {steps: 1.5}"); }, {"train.steps: expected an integer, got '1.5'"});
+  expect_config_error([&] { load("optim: {lr: fast}"); }, {"optim.lr: expected a number, got 'fast'"});
+  expect_config_error([&] { load("optim: {betas: 0.9}"); }, {"optim.betas: expected a list of two numbers"});
+  expect_config_error([&] { load("optim: {betas: [0.9, x]}"); }, {"optim.betas[1]: expected a number, got 'x'"});
+  expect_config_error([&] { load("model: {head_identity_attn: maybe}"); },
                {"model.head_identity_attn: expected true or false, got 'maybe'"});
-  expect_error([&] { load("model: {width: [1, 2]}"); }, {"model.width: expected an integer, got a list"});
-  expect_error([&] { load("model: {attention: prefx}"); }, {"model.attention", "did you mean 'prefix'"});
-  expect_error([&] { load("model: {target: pixels}"); }, {"model.target", "norm_pixel"});
-  expect_error([&] { load("model: {order: spirall}"); }, {"model.order", "did you mean 'spiral'"});
-  expect_error([&] { load("data: {sources: {kind: idx}}"); }, {"data.sources: expected a list, got a map"});
-  expect_error([&] { load("data: {sources: [idx]}"); }, {"data.sources[0]: expected a map"});
-  expect_error([&] { load("data: {sources: [{kind: webdatset}]}"); },
+  expect_config_error([&] { load("model: {width: [1, 2]}"); }, {"model.width: expected an integer, got a list"});
+  expect_config_error([&] { load("model: {attention: prefx}"); }, {"model.attention", "did you mean 'prefix'"});
+  expect_config_error([&] { load("model: {target: pixels}"); }, {"model.target", "norm_pixel"});
+  expect_config_error([&] { load("model: {order: spirall}"); }, {"model.order", "did you mean 'spiral'"});
+  expect_config_error([&] { load("data: {sources: {kind: idx}}"); }, {"data.sources: expected a list, got a map"});
+  expect_config_error([&] { load("data: {sources: [idx]}"); }, {"data.sources[0]: expected a map"});
+  expect_config_error([&] { load("data: {sources: [{kind: webdatset}]}"); },
                {"data.sources[0].kind", "did you mean 'webdataset'"});
-  expect_error([&] { load("data: {sources: [{kind: webdataset, shards: {a: 1}}]}"); },
+  expect_config_error([&] { load("data: {sources: [{kind: webdataset, shards: {a: 1}}]}"); },
                {"data.sources[0].shards: expected a string or a list of strings"});
-  expect_error([&] { load("data: {workers: 10000000000}"); }, {"data.workers: expected a 32-bit integer"});
-  expect_error([&] { load("train: {seed: -1}"); }, {"train.seed: expected a non-negative integer"});
-  expect_error([&] { load("train: {precision: fp16}"); }, {"train.precision", "bf16, fp32", "'fp16'"});
-  expect_error([&] { load("train: {device: cud}"); }, {"train.device", "did you mean 'cuda'"});
-  expect_error([&] { load("train: {out_dir: }"); }, {"train.out_dir: expected a string, got nothing"});
-  expect_error([&] { load("train: 5"); }, {"train: expected a map"});
-  expect_error([&] { load("- a\n- b\n"); }, {"t.yaml", "top level"});
+  expect_config_error([&] { load("data: {workers: 10000000000}"); }, {"data.workers: expected a 32-bit integer"});
+  expect_config_error([&] { load("train: {seed: -1}"); }, {"train.seed: expected a non-negative integer"});
+  expect_config_error([&] { load("train: {precision: fp16}"); }, {"train.precision", "bf16, fp32", "'fp16'"});
+  expect_config_error([&] { load("train: {device: cud}"); }, {"train.device", "did you mean 'cuda'"});
+  expect_config_error([&] { load("train: {out_dir: }"); }, {"train.out_dir: expected a string, got nothing"});
+  expect_config_error([&] { load("train: 5"); }, {"train: expected a map"});
+  expect_config_error([&] { load("- a\n- b\n"); }, {"t.yaml", "top level"});
   EXPECT_EQ(load("train: {steps: 5e5}").train.steps, 500000);
   EXPECT_EQ(load("train: {steps: 500_000}").train.steps, 500000);
   EXPECT_DOUBLE_EQ(load("optim: {lr: 1}").optim.lr, 1.0);
@@ -280,8 +280,8 @@ TEST(ConfigTypes, SyntaxErrorsNameFileAndLine) {
   aim::test::TempDir dir;
   std::string path = dir.file("bad.yaml");
   std::ofstream(path) << "train:\n  steps: 10\nmodel: {preset: [\n";
-  expect_error([&] { load_run_config(path, {}); }, {path + ":", "YAML syntax error"});
-  expect_error([&] { load_run_config(dir.file("missing.yaml"), {}); }, {"missing.yaml", "does not exist"});
+  expect_config_error([&] { load_run_config(path, {}); }, {path + ":", "YAML syntax error"});
+  expect_config_error([&] { load_run_config(dir.file("missing.yaml"), {}); }, {"missing.yaml", "does not exist"});
 }
 
 TEST(ConfigTypes, LoadRunConfigReadsFileAndOverrides) {
@@ -291,14 +291,14 @@ TEST(ConfigTypes, LoadRunConfigReadsFileAndOverrides) {
   auto cfg = load_run_config(path, {"train.steps=3"});
   EXPECT_EQ(cfg.train.steps, 3);
   EXPECT_EQ(cfg.model.preset, "aim-fmnist-tiny");
-  expect_error([&] { load_run_config(path, {"train.stpes=3"}); }, {"did you mean 'train.steps'"});
+  expect_config_error([&] { load_run_config(path, {"train.stpes=3"}); }, {"did you mean 'train.steps'"});
 }
 
 // ------------------------------------------------------------------------------------------
 
 TEST(ConfigValidate, BaseIsValid) {
-  EXPECT_NO_THROW(validate(base(), 1, true));
-  EXPECT_NO_THROW(validate(base(), 4, true));  // 64 = 16 x 4
+  EXPECT_NO_THROW(validate(base_config(), 1, true));
+  EXPECT_NO_THROW(validate(base_config(), 4, true));  // 64 = 16 x 4
 }
 
 TEST(ConfigValidate, ModelShapes) {
@@ -307,10 +307,10 @@ TEST(ConfigValidate, ModelShapes) {
   expect_invalid({"model.img_size=4"}, {"model.img_size", "at least 2 patches"});  // prefix range 1..K-1 empty
   expect_invalid({"model.channels=2"}, {"model.channels", "1 or 3"});
   expect_invalid({"model.order=spiral"}, {"model.order", "causal"});
-  EXPECT_NO_THROW(validate(base({"model.order=spiral", "model.attention=causal"}), 1, false));
+  EXPECT_NO_THROW(validate(base_config({"model.order=spiral", "model.attention=causal"}), 1, false));
   // Bidirectional attention is what probes run; pre-training with it trained causal in silence.
   expect_invalid({"model.attention=bidirectional"}, {"model.attention", "bidirectional", "probes", "prefix", "causal"});
-  EXPECT_NO_THROW(validate(base({"model.attention=causal"}), 1, false));
+  EXPECT_NO_THROW(validate(base_config({"model.attention=causal"}), 1, false));
 }
 
 TEST(ConfigValidate, BatchSplit) {
@@ -320,8 +320,8 @@ TEST(ConfigValidate, BatchSplit) {
   expect_invalid({}, {"train.batch_size", "not divisible by the world size 3"}, 3);
   expect_invalid({"train.micro_batch_size=0"}, {"train.micro_batch_size", "> 0"});
   expect_invalid({"train.batch_size=-64"}, {"train.batch_size", "> 0"});
-  EXPECT_NO_THROW(validate(base({"train.micro_batch_size=64"}), 1, false));
-  expect_error([] { validate(base(), 0, false); }, {"world_size"});
+  EXPECT_NO_THROW(validate(base_config({"train.micro_batch_size=64"}), 1, false));
+  expect_config_error([] { validate(base_config(), 0, false); }, {"world_size"});
 }
 
 TEST(ConfigValidate, TrainRanges) {
@@ -335,12 +335,12 @@ TEST(ConfigValidate, TrainRanges) {
   expect_invalid({"train.peak_tflops=-1"}, {"train.peak_tflops"});
   expect_invalid({"train.threads=-2"}, {"train.threads"});
   expect_invalid({"train.out_dir="}, {"train.out_dir", "empty"});
-  RunConfig cfg = base();
+  RunConfig cfg = base_config();
   cfg.train.precision = "fp16";  // programmatic configs bypass the YAML reader's choice check
-  expect_error([&] { validate(cfg, 1, false); }, {"train.precision", "bf16, fp32"});
-  cfg = base();
+  expect_config_error([&] { validate(cfg, 1, false); }, {"train.precision", "bf16, fp32"});
+  cfg = base_config();
   cfg.train.device = "tpu";
-  expect_error([&] { validate(cfg, 1, false); }, {"train.device"});
+  expect_config_error([&] { validate(cfg, 1, false); }, {"train.device"});
 }
 
 TEST(ConfigValidate, OptimRanges) {
@@ -352,7 +352,7 @@ TEST(ConfigValidate, OptimRanges) {
   expect_invalid({"optim.eps=0"}, {"optim.eps"});
   expect_invalid({"optim.weight_decay=-1"}, {"optim.weight_decay"});
   expect_invalid({"optim.warmup_start=1"}, {"optim.warmup_start", "optim.lr"});
-  EXPECT_NO_THROW(validate(base({"optim.grad_clip=0", "optim.warmup=0"}), 1, false));
+  EXPECT_NO_THROW(validate(base_config({"optim.grad_clip=0", "optim.warmup=0"}), 1, false));
 }
 
 TEST(ConfigValidate, SourcesAndAugment) {
@@ -379,48 +379,48 @@ TEST(ConfigValidate, SourcesAndAugment) {
   expect_invalid({"data.workers=-1"}, {"data.workers"});
   expect_invalid({"data.prefetch=0"}, {"data.prefetch"});
   expect_invalid({"data.stream_lanes=0"}, {"data.stream_lanes"});
-  expect_error([] { base({"train.ckpt_async=maybe"}); }, {"train.ckpt_async", "expected one of auto, true, false"});
-  RunConfig cfg = base();
+  expect_config_error([] { base_config({"train.ckpt_async=maybe"}); }, {"train.ckpt_async", "expected one of auto, true, false"});
+  RunConfig cfg = base_config();
   cfg.data.sources[0].kind = "webdatset";
-  expect_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "did you mean 'webdataset'"});
+  expect_config_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "did you mean 'webdataset'"});
   cfg.data.sources[0].kind = "";
-  expect_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "required"});
+  expect_config_error([&] { validate(cfg, 1, false); }, {"data.sources[0].kind", "required"});
 }
 
 TEST(ConfigValidate, MissingPaths) {
   aim::test::TempDir dir;
   std::string missing = (dir.path() / "nope").string();
-  auto with = [&](const std::vector<std::string>& o) { return base(o); };
+  auto with = [&](const std::vector<std::string>& o) { return base_config(o); };
 
   auto folder = with({"data.sources.1.kind=image_folder", "data.sources.1.root=" + missing});
   EXPECT_NO_THROW(validate(folder, 1, /*check_paths=*/false));
-  expect_error([&] { validate(folder, 1, true); }, {"data.sources[1].root", missing, "does not exist"});
+  expect_config_error([&] { validate(folder, 1, true); }, {"data.sources[1].root", missing, "does not exist"});
   fs::create_directories(dir.path() / "imgs");
   EXPECT_NO_THROW(validate(with({"data.sources.1.kind=image_folder",
                                  "data.sources.1.root=" + (dir.path() / "imgs").string()}), 1, true));
 
   auto idx = with({"data.val={kind: idx, split: test, path: " + dir.path().string() + "}"});
-  expect_error([&] { validate(idx, 1, true); }, {"data.val.path", "t10k-images-idx3-ubyte"});
+  expect_config_error([&] { validate(idx, 1, true); }, {"data.val.path", "t10k-images-idx3-ubyte"});
   std::ofstream(dir.file("t10k-images-idx3-ubyte.gz")) << "x";
   EXPECT_NO_THROW(validate(idx, 1, true));
-  expect_error([&] { validate(with({"data.val={kind: idx, path: " + missing + "}"}), 1, true); },
+  expect_config_error([&] { validate(with({"data.val={kind: idx, path: " + missing + "}"}), 1, true); },
                {"data.val.path", "does not exist"});
 
   std::string pattern = (dir.path() / "shards/{000..002}.tar").string();
   auto wds = with({"data.sources.1.kind=webdataset", "data.sources.1.shards=" + pattern});
   EXPECT_NO_THROW(validate(wds, 1, false));
-  expect_error([&] { validate(wds, 1, true); }, {"data.sources[1].shards", "000.tar", "does not exist", "3 shards"});
+  expect_config_error([&] { validate(wds, 1, true); }, {"data.sources[1].shards", "000.tar", "does not exist", "3 shards"});
   fs::create_directories(dir.path() / "shards");
   std::ofstream(dir.file("shards/000.tar")) << "x";
   EXPECT_NO_THROW(validate(wds, 1, true));
-  expect_error([&] { validate(wds, 4, true); }, {"data.sources[1].shards", "fewer than the world size 4"});
+  expect_config_error([&] { validate(wds, 4, true); }, {"data.sources[1].shards", "fewer than the world size 4"});
   auto glob = with({"data.sources.1.kind=webdataset", "data.sources.1.shards=" + (dir.path() / "none*.tar").string()});
-  expect_error([&] { validate(glob, 1, true); }, {"data.sources[1].shards", "matches no files"});
+  expect_config_error([&] { validate(glob, 1, true); }, {"data.sources[1].shards", "matches no files"});
 }
 
 TEST(ConfigValidate, RealFashionMnistPathIfInstalled) {
   AIM_REQUIRE_DEPENDENCY(fs::exists("/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist");
-  EXPECT_NO_THROW(validate(base({"data.sources.0.kind=idx", "data.val={kind: idx, split: test}"}), 1, true));
+  EXPECT_NO_THROW(validate(base_config({"data.sources.0.kind=idx", "data.val={kind: idx, split: test}"}), 1, true));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -463,7 +463,7 @@ TEST(ConfigRoundTrip, ResolvedYamlReloadsEqual) {
 }
 
 TEST(ConfigRoundTrip, ResolvedYamlListsEveryKey) {
-  RunConfig cfg = base({"data.val={kind: idx}"});
+  RunConfig cfg = base_config({"data.val={kind: idx}"});
   std::string out = to_yaml(cfg);
   for (const auto& key : config_keys()) {
     std::string leaf = key.substr(key.find_last_of('.') + 1);
@@ -473,7 +473,7 @@ TEST(ConfigRoundTrip, ResolvedYamlListsEveryKey) {
     EXPECT_NE(out.find(leaf + ":"), std::string::npos) << key << " missing from\n" << out;
   }
   EXPECT_NE(out.find("val:"), std::string::npos);
-  EXPECT_NE(to_yaml(base()).find("val: ~"), std::string::npos);
+  EXPECT_NE(to_yaml(base_config()).find("val: ~"), std::string::npos);
 }
 
 TEST(ConfigRoundTrip, ProgrammaticConfigRoundTrips) {
@@ -492,25 +492,25 @@ TEST(ConfigRoundTrip, ProgrammaticConfigRoundTrips) {
 // ------------------------------------------------------------------------------------------
 
 TEST(ConfigFingerprint, StableAndSensitive) {
-  RunConfig a = base();
+  RunConfig a = base_config();
   std::string fa = fingerprint(a);
   EXPECT_EQ(fa.size(), 16u);
   EXPECT_TRUE(std::regex_match(fa, std::regex("[0-9a-f]{16}")));
-  EXPECT_EQ(fingerprint(base()), fa);
+  EXPECT_EQ(fingerprint(base_config()), fa);
   EXPECT_EQ(fingerprint(config_from_yaml_string(to_yaml(a))), fa);
   // Same config written differently: same fingerprint.
   EXPECT_EQ(fingerprint(config_from_yaml_string(std::string(kBase) + "optim: {lr: 0.001}\n")), fa);
-  EXPECT_NE(fingerprint(base({"train.steps=501"})), fa);
-  EXPECT_NE(fingerprint(base({"data.sources.0.weight=0.9"})), fa);
-  EXPECT_NE(fingerprint(base({"optim.lr=0.0010000000000000002"})), fa);
-  EXPECT_NE(fingerprint(base({"train.out_dir=runs/other"})), fa);
+  EXPECT_NE(fingerprint(base_config({"train.steps=501"})), fa);
+  EXPECT_NE(fingerprint(base_config({"data.sources.0.weight=0.9"})), fa);
+  EXPECT_NE(fingerprint(base_config({"optim.lr=0.0010000000000000002"})), fa);
+  EXPECT_NE(fingerprint(base_config({"train.out_dir=runs/other"})), fa);
   // train.tensorboard only adds event files: switching it on for a resumed run keeps its checkpoints.
-  EXPECT_TRUE(base({"train.tensorboard=true"}).train.tensorboard);
-  EXPECT_FALSE(base().train.tensorboard);
-  EXPECT_NE(fingerprint(base({"train.tensorboard=true"})), fa);
-  EXPECT_EQ(run_identity(base({"train.tensorboard=true"})), run_identity(base()));
+  EXPECT_TRUE(base_config({"train.tensorboard=true"}).train.tensorboard);
+  EXPECT_FALSE(base_config().train.tensorboard);
+  EXPECT_NE(fingerprint(base_config({"train.tensorboard=true"})), fa);
+  EXPECT_EQ(run_identity(base_config({"train.tensorboard=true"})), run_identity(base_config()));
   // train.ckpt_async changes how checkpoints are written, not what they hold.
-  EXPECT_EQ(run_identity(base({"train.ckpt_async=false"})), run_identity(base()));
+  EXPECT_EQ(run_identity(base_config({"train.ckpt_async=false"})), run_identity(base_config()));
 }
 
 // The run identity is the set of training keys that differ from the preset's defaults: a
@@ -541,7 +541,7 @@ TEST(ConfigFingerprint, IdentityIsTheTrainingKeysThatDifferFromTheDefaults) {
 // ------------------------------------------------------------------------------------------
 
 TEST(ConfigLoader, MapsSectionsToLoaderConfig) {
-  RunConfig cfg = base({"train.seed=9", "data.workers=2", "data.prefetch=4", "data.stream_lanes=3",
+  RunConfig cfg = base_config({"train.seed=9", "data.workers=2", "data.prefetch=4", "data.stream_lanes=3",
                         "data.val={kind: idx, split: test}", "data.augment.hflip=0.1"});
   data::LoaderConfig tr = loader_config(cfg, true, 1, 4);
   EXPECT_EQ(tr.sources.size(), 1u);
@@ -556,12 +556,12 @@ TEST(ConfigLoader, MapsSectionsToLoaderConfig) {
   EXPECT_EQ(tr.prefetch, 4);
   EXPECT_EQ(tr.stream_lanes, 3);
   EXPECT_EQ(tr.max_member_bytes, uint64_t{256} << 20);
-  EXPECT_EQ(loader_config(base({"data.max_member_mb=3"}), true, 0, 1).max_member_bytes, uint64_t{3} << 20);
+  EXPECT_EQ(loader_config(base_config({"data.max_member_mb=3"}), true, 0, 1).max_member_bytes, uint64_t{3} << 20);
   // An operational key: raising it to get past a big member must not orphan the checkpoints.
-  EXPECT_EQ(run_identity(base({"data.max_member_mb=3"})), run_identity(base()));
-  EXPECT_NE(fingerprint(base({"data.max_member_mb=3"})), fingerprint(base()));
-  EXPECT_EQ(loader_config(base({"data.max_bad_streak=5"}), true, 0, 1).max_bad_streak, 5);
-  EXPECT_EQ(run_identity(base({"data.max_bad_streak=5"})), run_identity(base()));
+  EXPECT_EQ(run_identity(base_config({"data.max_member_mb=3"})), run_identity(base_config()));
+  EXPECT_NE(fingerprint(base_config({"data.max_member_mb=3"})), fingerprint(base_config()));
+  EXPECT_EQ(loader_config(base_config({"data.max_bad_streak=5"}), true, 0, 1).max_bad_streak, 5);
+  EXPECT_EQ(run_identity(base_config({"data.max_bad_streak=5"})), run_identity(base_config()));
   EXPECT_EQ(tr.seed, 9u);
   EXPECT_DOUBLE_EQ(tr.augment.hflip, 0.1);
 
@@ -570,7 +570,7 @@ TEST(ConfigLoader, MapsSectionsToLoaderConfig) {
   EXPECT_EQ(ev.sources[0].kind, "idx");
   EXPECT_EQ(ev.sources[0].split, "test");
   EXPECT_FALSE(ev.train);
-  expect_error([] { loader_config(base(), false, 0, 1); }, {"data.val"});
+  expect_config_error([] { loader_config(base_config(), false, 0, 1); }, {"data.val"});
 }
 
 // ------------------------------------------------------------------------------------------

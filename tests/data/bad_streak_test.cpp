@@ -15,7 +15,7 @@ namespace {
 
 constexpr int kDefaultStreak = 64;
 
-LoaderConfig config(const std::vector<SourceConfig>& sources) {
+LoaderConfig streak_config(const std::vector<SourceConfig>& sources) {
   LoaderConfig c;
   c.sources = sources;
   c.img_size = 8;
@@ -55,7 +55,7 @@ TEST(BadStreak, AnAllBadStreamingSourceStopsAfterTheStreak) {
     TarWriter w(d / ("0000000" + std::to_string(s) + ".tar"));
     for (int k = 0; k < 100; ++k) w.add(std::to_string(s) + "_" + std::to_string(1000 + k) + ".jpg", j.data(), j.size() / 2);
   }
-  auto [error, bad] = run_until_error(config({shards("broken", d / "{00000000..00000001}.tar")}), 1000);
+  auto [error, bad] = run_until_error(streak_config({shards("broken", d / "{00000000..00000001}.tar")}), 1000);
   EXPECT_NE(error.find("source 'broken'"), std::string::npos) << error;
   EXPECT_NE(error.find(std::to_string(kDefaultStreak) + " bad samples in a row"), std::string::npos) << error;
   EXPECT_NE(error.find("truncated jpeg"), std::string::npos) << "names the last bad sample's reason: " << error;
@@ -71,7 +71,7 @@ TEST(BadStreak, ShardsWithoutSamplesCountTowardsTheStreak) {
   t::write_bytes(d / "00000001.tar", std::vector<uint8_t>(10240, 0));
   auto r = t::run_in_child(
       [&] {
-        auto [error, bad] = run_until_error(config({shards("empty", d / "{00000000..00000001}.tar")}), 10);
+        auto [error, bad] = run_until_error(streak_config({shards("empty", d / "{00000000..00000001}.tar")}), 10);
         std::fprintf(stderr, "error: %s (bad %lld)\n", error.c_str(), static_cast<long long>(bad));
         bool counted = bad >= kDefaultStreak && bad <= 2 * kDefaultStreak;
         return error.find("source 'empty'") != std::string::npos && counted ? 0 : 1;
@@ -88,7 +88,7 @@ TEST(BadStreak, RandomAccessSourcesStopAlike) {
   f.name = "rotten";
   f.kind = "image_folder";
   f.root = d / "folder";
-  auto [error, bad] = run_until_error(config({f}), 10);
+  auto [error, bad] = run_until_error(streak_config({f}), 10);
   EXPECT_NE(error.find("source 'rotten'"), std::string::npos) << error;
   EXPECT_NE(error.find(std::to_string(kDefaultStreak) + " bad samples in a row"), std::string::npos) << error;
 }
@@ -107,7 +107,7 @@ TEST(BadStreak, ScatteredBadSamplesNeverStopTheRun) {
         w.add(key + ".jpg", j.data(), j.size());
     }
   }
-  auto c = config({shards("mixed", d / "00000000.tar")});
+  auto c = streak_config({shards("mixed", d / "00000000.tar")});
   auto [error, bad] = run_until_error(c, 60);
   EXPECT_EQ(error, "");
   EXPECT_GT(bad, 20);
@@ -127,7 +127,7 @@ TEST(BadStreak, TheStreakIsConfigurable) {
   f.kind = "image_folder";
   f.root = d / "folder";
   for (const auto& source : {shards("broken", d / "00000000.tar"), f}) {
-    auto c = config({source});
+    auto c = streak_config({source});
     c.stream_lanes = 1;
     c.max_bad_streak = 5;
     auto [error, bad] = run_until_error(c, 10);

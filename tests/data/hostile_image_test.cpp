@@ -15,7 +15,7 @@ namespace t = aim::data::testing;
 
 namespace {
 
-cv::Mat dec(const std::vector<uint8_t>& b, std::string* why, int64_t max_pixels = 1ll << 26) {
+cv::Mat dec_hostile(const std::vector<uint8_t>& b, std::string* why, int64_t max_pixels = 1ll << 26) {
   DecodeOptions o;
   o.max_pixels = max_pixels;
   return decode_image(b.data(), b.size(), o, why);
@@ -79,10 +79,10 @@ TEST(HostileImage, JpegProbeSkipsStrayBytesBetweenSegments) {
     EXPECT_EQ(h.height, 48);
     EXPECT_GT(h.sos_offset, 0);
     std::string why;
-    cv::Mat m = dec(odd, &why);  // whole: libjpeg decodes it (with a warning), so do we
+    cv::Mat m = dec_hostile(odd, &why);  // whole: libjpeg decodes it (with a warning), so do we
     EXPECT_EQ(m.size(), cv::Size(64, 48)) << why;
     auto half = std::vector<uint8_t>(odd.begin(), odd.begin() + odd.size() / 2);
-    EXPECT_TRUE(dec(half, &why).empty()) << "a half JPEG decoded";
+    EXPECT_TRUE(dec_hostile(half, &why).empty()) << "a half JPEG decoded";
     EXPECT_NE(why.find("truncated jpeg"), std::string::npos) << why;
   }
 }
@@ -111,7 +111,7 @@ TEST(HostileImage, JpegPixelCapHoldsBehindStrayBytes) {
   auto r = t::run_in_child(
       [&] {
         std::string why;
-        bool refused = dec(bomb, &why).empty();
+        bool refused = dec_hostile(bomb, &why).empty();
         std::fprintf(stderr, "why: %s\n", why.c_str());
         return refused && why.find("too many pixels") != std::string::npos ? 0 : 1;
       },
@@ -130,7 +130,7 @@ TEST(HostileImage, JpegWithoutAFoundFrameHeaderIsVerifiedNotTrusted) {
   h = probe_image(cut.data(), cut.size());
   EXPECT_EQ(h.width, 0);
   std::string why;
-  EXPECT_TRUE(dec(cut, &why).empty());
+  EXPECT_TRUE(dec_hostile(cut, &why).empty());
   EXPECT_NE(why.find("truncated jpeg"), std::string::npos) << why;
 }
 
@@ -144,8 +144,8 @@ TEST(HostileImage, TiffAndBmpSizesComeFromTheHeader) {
     EXPECT_EQ(h.width, 37) << (big ? "big endian" : "little endian");
     EXPECT_EQ(h.height, 23);
     std::string why;
-    EXPECT_EQ(dec(tif, &why).size(), cv::Size(37, 23)) << why;
-    EXPECT_TRUE(dec(tif, &why, 37 * 23 - 1).empty());
+    EXPECT_EQ(dec_hostile(tif, &why).size(), cv::Size(37, 23)) << why;
+    EXPECT_TRUE(dec_hostile(tif, &why, 37 * 23 - 1).empty());
     EXPECT_NE(why.find("too many pixels (37x23)"), std::string::npos) << why;
   }
   auto opencv_tif = t::encode(t::photo(41, 29), ".tiff");
@@ -159,21 +159,21 @@ TEST(HostileImage, TiffAndBmpSizesComeFromTheHeader) {
   EXPECT_EQ(h.width, 37);
   EXPECT_EQ(h.height, 23);
   std::string why;
-  EXPECT_TRUE(dec(bmp, &why, 37 * 23 - 1).empty());
+  EXPECT_TRUE(dec_hostile(bmp, &why, 37 * 23 - 1).empty());
   EXPECT_NE(why.find("too many pixels (37x23)"), std::string::npos) << why;
   put32(bmp, 22, static_cast<uint32_t>(-23), false);  // top-down rows: negative height
   h = probe_image(bmp.data(), bmp.size());
   EXPECT_EQ(h.height, 23);
-  EXPECT_EQ(dec(bmp, &why).size(), cv::Size(37, 23)) << why;
+  EXPECT_EQ(dec_hostile(bmp, &why).size(), cv::Size(37, 23)) << why;
   put32(bmp, 18, 30000, false);
   put32(bmp, 22, static_cast<uint32_t>(-30000), false);
-  EXPECT_TRUE(dec(bmp, &why).empty());
+  EXPECT_TRUE(dec_hostile(bmp, &why).empty());
   EXPECT_NE(why.find("too many pixels (30000x30000)"), std::string::npos) << why;
   // Headers too short to hold a size are refused rather than handed to the decoder.
   std::vector<uint8_t> stub(bmp.begin(), bmp.begin() + 16);
-  EXPECT_TRUE(dec(stub, &why).empty());
+  EXPECT_TRUE(dec_hostile(stub, &why).empty());
   std::vector<uint8_t> tstub(opencv_tif.begin(), opencv_tif.begin() + 8);
-  EXPECT_TRUE(dec(tstub, &why).empty());
+  EXPECT_TRUE(dec_hostile(tstub, &why).empty());
 }
 
 // Fails on main: a deflate TIFF of ~150 KB decoded to 12000 x 12000 (432 MB as BGR) and was
@@ -190,7 +190,7 @@ TEST(HostileImage, DeflateTiffBombIsRefusedBeforeDecoding) {
   auto r = t::run_in_child(
       [&] {
         std::string why;
-        bool refused = dec(bomb, &why).empty();
+        bool refused = dec_hostile(bomb, &why).empty();
         std::fprintf(stderr, "why: %s\n", why.c_str());
         return refused && why.find("too many pixels (12000x12000)") != std::string::npos ? 0 : 1;
       },

@@ -55,7 +55,7 @@ Files& files() {
   return f;
 }
 
-LoaderConfig base(int workers = 2) {
+LoaderConfig base_loader(int workers = 2) {
   LoaderConfig c;
   c.img_size = 16;
   c.batch_size = 8;
@@ -100,13 +100,13 @@ SourceConfig synth(double w = 1.0) {
   return s;
 }
 
-std::vector<Batch> take(Loader& l, int n) {
+std::vector<Batch> take_batches(Loader& l, int n) {
   std::vector<Batch> out;
   for (int i = 0; i < n; ++i) out.push_back(*l.next());
   return out;
 }
 
-void expect_same(const Batch& a, const Batch& b, const std::string& what) {
+void expect_same_batches(const Batch& a, const Batch& b, const std::string& what) {
   EXPECT_TRUE(torch::equal(a.images, b.images)) << what;
   EXPECT_TRUE(torch::equal(a.labels, b.labels)) << what;
   EXPECT_TRUE(torch::equal(a.source, b.source)) << what;
@@ -132,7 +132,7 @@ Batch cat(const std::vector<Batch>& parts) {
 }  // namespace
 
 TEST(DataLoader, BatchesHaveTheContractedShapesAndTypes) {
-  auto c = base();
+  auto c = base_loader();
   c.sources = {wds(0.5), folder(0.3), idx(0.2)};
   Loader l(c);
   Batch b = *l.next();
@@ -159,16 +159,16 @@ TEST(DataLoader, BatchesHaveTheContractedShapesAndTypes) {
 }
 
 TEST(DataLoader, ResumeReplaysExactlyTheSameBatches) {
-  auto c = base(2);
+  auto c = base_loader(2);
   c.sources = {wds(0.5), folder(0.3), synth(0.2)};
   c.stream_lanes = 3;
   std::vector<Batch> ref;
   nlohmann::json saved;
   {
     Loader l(c);
-    auto first = take(l, 4);
+    auto first = take_batches(l, 4);
     saved = l.state();  // position after 4 batches; the loader has prefetched beyond it
-    auto rest = take(l, 8);
+    auto rest = take_batches(l, 8);
     ref = rest;
   }
   // 12 batches x ~4 streaming samples walk through more than one epoch of the 30 shards' samples.
@@ -178,33 +178,33 @@ TEST(DataLoader, ResumeReplaysExactlyTheSameBatches) {
     c2.workers = workers;
     Loader resumed(c2);
     resumed.load_state(st);
-    auto got = take(resumed, 8);
-    for (int i = 0; i < 8; ++i) expect_same(ref[i], got[i], "batch " + std::to_string(4 + i) + " workers " + std::to_string(workers));
+    auto got = take_batches(resumed, 8);
+    for (int i = 0; i < 8; ++i) expect_same_batches(ref[i], got[i], "batch " + std::to_string(4 + i) + " workers " + std::to_string(workers));
   }
   // Restoring mid-run (with work in flight) behaves the same.
   Loader again(c);
-  take(again, 7);
+  take_batches(again, 7);
   again.load_state(st);
-  expect_same(ref[0], *again.next(), "load_state on a running loader");
+  expect_same_batches(ref[0], *again.next(), "load_state on a running loader");
 }
 
 TEST(DataLoader, WorkerCountDoesNotChangeBatches) {
-  auto c = base(0);
+  auto c = base_loader(0);
   c.sources = {wds(0.4), folder(0.3), idx(0.3)};
   c.stream_lanes = 2;
   Loader a(c);
   c.workers = 4;
   c.prefetch = 5;
   Loader b(c);
-  for (int i = 0; i < 6; ++i) expect_same(*a.next(), *b.next(), "batch " + std::to_string(i));
+  for (int i = 0; i < 6; ++i) expect_same_batches(*a.next(), *b.next(), "batch " + std::to_string(i));
 }
 
 TEST(DataLoader, GlobalBatchIsWorldSizeAndAccumulationInvariant) {
-  auto c = base(1);
+  auto c = base_loader(1);
   c.sources = {folder(0.5), idx(0.3), synth(0.2)};
   c.batch_size = 12;
   Loader single(c);
-  auto ref = take(single, 5);  // 60 samples: several epochs of the 18-image folder
+  auto ref = take_batches(single, 5);  // 60 samples: several epochs of the 18-image folder
   for (int world : {2, 3, 4}) {
     std::vector<std::unique_ptr<Loader>> ranks;
     for (int r = 0; r < world; ++r) {
@@ -217,17 +217,17 @@ TEST(DataLoader, GlobalBatchIsWorldSizeAndAccumulationInvariant) {
     for (int step = 0; step < 5; ++step) {
       std::vector<Batch> parts;
       for (auto& r : ranks) parts.push_back(*r->next());
-      expect_same(ref[step], cat(parts), "world " + std::to_string(world) + " step " + std::to_string(step));
+      expect_same_batches(ref[step], cat(parts), "world " + std::to_string(world) + " step " + std::to_string(step));
     }
   }
   // Gradient accumulation: micro-batches of 4 on one rank, three per optimizer step.
   auto cm = c;
   cm.batch_size = 4;
   Loader micro(cm);
-  for (int step = 0; step < 5; ++step) expect_same(ref[step], cat(take(micro, 3)), "accumulation");
+  for (int step = 0; step < 5; ++step) expect_same_batches(ref[step], cat(take_batches(micro, 3)), "accumulation");
   // A checkpoint from the single-rank run resumes on two ranks.
   Loader one(c);
-  take(one, 2);
+  take_batches(one, 2);
   LoaderState st = one.state();
   std::vector<Batch> parts;
   for (int r = 0; r < 2; ++r) {
@@ -239,11 +239,11 @@ TEST(DataLoader, GlobalBatchIsWorldSizeAndAccumulationInvariant) {
     l.load_state(st);
     parts.push_back(*l.next());
   }
-  expect_same(ref[2], cat(parts), "resume on another world size");
+  expect_same_batches(ref[2], cat(parts), "resume on another world size");
 }
 
 TEST(DataLoader, EpochsVisitEveryRandomAccessItemOnce) {
-  auto c = base(2);
+  auto c = base_loader(2);
   c.sources = {idx()};
   c.batch_size = 10;
   c.augment = AugmentConfig{};
@@ -265,7 +265,7 @@ TEST(DataLoader, EpochsVisitEveryRandomAccessItemOnce) {
 }
 
 TEST(DataLoader, StreamsSplitShardsAcrossRanksWithoutOverlap) {
-  auto c = base(2);
+  auto c = base_loader(2);
   c.sources = {wds()};
   c.augment.color_jitter = 0;
   c.stream_lanes = 1;
@@ -289,11 +289,11 @@ TEST(DataLoader, StreamsSplitShardsAcrossRanksWithoutOverlap) {
   // Same world size and seed: the same stream again.
   c.rank = 0;
   Loader a(c), b(c);
-  for (int i = 0; i < 8; ++i) expect_same(*a.next(), *b.next(), "stream determinism");
+  for (int i = 0; i < 8; ++i) expect_same_batches(*a.next(), *b.next(), "stream determinism");
 }
 
 TEST(DataLoader, EvalIsOneOrderedPassSplitAcrossRanks) {
-  auto c = base(2);
+  auto c = base_loader(2);
   c.train = false;
   c.sources = {folder(), idx()};
   c.batch_size = 5;
@@ -313,7 +313,7 @@ TEST(DataLoader, EvalIsOneOrderedPassSplitAcrossRanks) {
     }
     EXPECT_FALSE(l.next().has_value());
     Loader again(c);
-    expect_same(*Loader(c).next(), *again.next(), "eval is deterministic");
+    expect_same_batches(*Loader(c).next(), *again.next(), "eval is deterministic");
   }
   std::multiset<int64_t> want;
   for (int64_t g = 0; g < 18 + 50; ++g) want.insert(g);
@@ -329,7 +329,7 @@ TEST(DataLoader, EvalIsOneOrderedPassSplitAcrossRanks) {
 }
 
 TEST(DataLoader, MixtureRatioAndLimit) {
-  auto c = base(2);
+  auto c = base_loader(2);
   c.img_size = 8;
   c.batch_size = 64;
   c.augment.color_jitter = 0;
@@ -398,7 +398,7 @@ TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
   t::write_bytes(d / "folder/a/cut.jpg", std::vector<uint8_t>(small.begin(), small.begin() + 200));
   t::write_bytes(d / "folder/b/empty.png", {});
 
-  auto c = base(2);
+  auto c = base_loader(2);
   SourceConfig s = wds();
   s.shards = {d / "{00000000..00000002}.tar"};  // 00000002 is missing
   SourceConfig f = folder();
@@ -442,7 +442,7 @@ TEST(DataLoader, BadSamplesAreSkippedCountedAndTheRunGoesOn) {
 TEST(DataLoader, BadSamplesAreCountedExactlyAndNeverDelivered) {
   t::TempDir d;
   write_hostile_shards(d);
-  auto c = base(2);
+  auto c = base_loader(2);
   c.train = false;
   c.augment.color_jitter = 0;
   SourceConfig s = wds();
@@ -495,28 +495,28 @@ TEST(DataLoader, OneLaneGivesTheSameBatchesWithAnyWorkerCount) {
       }
     }
   }
-  auto c = base(0);
+  auto c = base_loader(0);
   SourceConfig s = wds();
   s.shards = {d / "{00000000..00000001}.tar"};
   c.sources = {s, synth(0.3)};
   c.stream_lanes = 1;
   c.batch_size = 6;
   Loader ref(c);
-  auto want = take(ref, 12);  // several epochs of the 2 x 23 samples
+  auto want = take_batches(ref, 12);  // several epochs of the 2 x 23 samples
   nlohmann::json saved;
   {
     Loader at4(c);
-    take(at4, 4);
+    take_batches(at4, 4);
     saved = at4.state();
   }
   for (int workers : {1, 3, 6}) {
     c.workers = workers;
     c.prefetch = 4;
     Loader l(c);
-    for (int i = 0; i < 12; ++i) expect_same(want[i], *l.next(), "workers " + std::to_string(workers) + " batch " + std::to_string(i));
+    for (int i = 0; i < 12; ++i) expect_same_batches(want[i], *l.next(), "workers " + std::to_string(workers) + " batch " + std::to_string(i));
     Loader resumed(c);
     resumed.load_state(saved.get<LoaderState>());
-    for (int i = 4; i < 12; ++i) expect_same(want[i], *resumed.next(), "resumed, workers " + std::to_string(workers));
+    for (int i = 4; i < 12; ++i) expect_same_batches(want[i], *resumed.next(), "resumed, workers " + std::to_string(workers));
   }
   EXPECT_GT(ref.bad_samples().by_reason()["truncated jpeg"], 0);
   EXPECT_GT(ref.bad_samples().by_reason()["no image member"], 0);
@@ -531,7 +531,7 @@ TEST(DataLoader, ConfigurationMistakesFailAtStartup) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  auto c = base();
+  auto c = base_loader();
   auto nothing = wds();
   nothing.shards = {files().dir / "wds/{00000010..00000019}.tar"};
   c.sources = {nothing};
@@ -556,7 +556,7 @@ TEST(DataLoader, ConfigurationMistakesFailAtStartup) {
   c.world_size = 8;
   c.rank = 7;
   expect_error(c, "fewer than world_size");
-  c = base();
+  c = base_loader();
   c.sources = {};
   expect_error(c, "no sources");
 }
@@ -565,7 +565,7 @@ TEST(DataLoader, ConfigurationMistakesFailAtStartup) {
 // exactly as HoldOut::holds says, on random-access sources (train draws and eval passes, any
 // world size) and on streams.
 TEST(DataLoader, HoldOutSplitsEverySourceBySampleIndex) {
-  auto c = base(2);
+  auto c = base_loader(2);
   c.sources = {idx()};
   c.augment = AugmentConfig{};
   c.augment.scale_min = c.augment.scale_max = 1.0;
@@ -608,7 +608,7 @@ TEST(DataLoader, HoldOutSplitsEverySourceBySampleIndex) {
 
   // Streams: the sides are disjoint and together hold every sample; training never yields a
   // held-out one.
-  auto s = base(2);
+  auto s = base_loader(2);
   s.sources = {wds()};
   s.augment.color_jitter = 0;
   s.stream_lanes = 1;

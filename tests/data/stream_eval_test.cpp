@@ -16,7 +16,7 @@ namespace t = aim::data::testing;
 namespace {
 
 // Shards of id-coded PNGs: shard s holds counts[s] samples with ids 100 * (s + 1) + k.
-std::string write_shards(const t::TempDir& d, const std::vector<int>& counts) {
+std::string write_eval_shards(const t::TempDir& d, const std::vector<int>& counts) {
   for (size_t s = 0; s < counts.size(); ++s) {
     TarWriter w(d / ("0000000" + std::to_string(s) + ".tar"));
     for (int k = 0; k < counts[s]; ++k) {
@@ -66,7 +66,7 @@ std::multiset<std::pair<int64_t, int>> pass(const std::string& pattern, int worl
 // exhausted flag and the loader planned a slot on a lane that does not exist (SIGSEGV).
 TEST(StreamEval, ARankWithoutShardsEndsItsPassEmpty) {
   t::TempDir d;
-  const std::string pattern = write_shards(d, {7});
+  const std::string pattern = write_eval_shards(d, {7});
   auto r = t::run_in_child(
       [&] {
         Loader l(eval_config(pattern, 1, 2));
@@ -82,7 +82,7 @@ TEST(StreamEval, ARankWithoutShardsEndsItsPassEmpty) {
 // (validation's first N images) held different images on different world sizes.
 TEST(StreamEval, LimitedPassIsTheSameOnAnyWorldSize) {
   t::TempDir d;
-  const std::string pattern = write_shards(d, {5, 4, 6, 3});
+  const std::string pattern = write_eval_shards(d, {5, 4, 6, 3});
   for (int64_t limit : {int64_t{-1}, int64_t{11}, int64_t{5}, int64_t{2}}) {
     auto one = pass(pattern, 1, limit);
     const size_t want = limit < 0 ? 18 : static_cast<size_t>(limit);

@@ -1,7 +1,7 @@
 // Resuming streams on another world size. A run that goes 3 -> 2 -> 4 ranks (with a
 // different micro-batch split and accumulation on each) through merged loader states must
 // give every global sample index the very sample, source and augmentation of the
-// uninterrupted 3-rank run: a mixture of a webdataset source (12 shards of uneven length,
+// uninterrupted 3-rank run: a mixture of a webdataset source (12 resume_shards of uneven length,
 // read by several lanes and workers, past an epoch) and a random-access one. A position that
 // cannot be continued is an error on an unchanged world size and a warning on a changed one.
 #include <gtest/gtest.h>
@@ -42,7 +42,7 @@ struct Shards {
   }
 };
 
-Shards& shards() {
+Shards& resume_shards() {
   static Shards s;
   return s;
 }
@@ -61,7 +61,7 @@ LoaderConfig layout(int rank, int world, int64_t batch, int64_t accumulation) {
   SourceConfig w;
   w.name = "stream";
   w.kind = "webdataset";
-  w.shards = {shards().pattern};
+  w.shards = {resume_shards().pattern};
   w.weight = 0.7;
   SourceConfig r;
   r.name = "synth";
@@ -139,7 +139,7 @@ TEST(StreamResume, ThreeToTwoToFourRanksSeeTheUninterruptedRunsSamples) {
     }
   }
   EXPECT_EQ(times_straight, times_resumed);
-  EXPECT_GT(streamed, 2 * shards().samples) << "the test should run the stream past an epoch";
+  EXPECT_GT(streamed, 2 * resume_shards().samples) << "the test should run the stream past an epoch";
 }
 
 TEST(StreamResume, ALostStreamPositionIsAnErrorUnlessTheWorldSizeChanged) {

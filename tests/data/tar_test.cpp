@@ -10,7 +10,7 @@ using namespace aim::data;
 namespace t = aim::data::testing;
 
 namespace {
-std::vector<std::pair<std::string, std::string>> read_all(const std::string& path, std::string* error) {
+std::vector<std::pair<std::string, std::string>> read_all_members(const std::string& path, std::string* error) {
   TarReader r(path);
   std::vector<std::pair<std::string, std::string>> out;
   TarEntry e;
@@ -36,7 +36,7 @@ TEST(DataTar, RoundTripWithLongNamesAndEmptyMembers) {
     w.add("000002.txt", "");
   }
   std::string err;
-  auto all = read_all(d / "a.tar", &err);
+  auto all = read_all_members(d / "a.tar", &err);
   EXPECT_EQ(err, "");
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0], std::make_pair(std::string("000001.jpg"), std::string("hello")));
@@ -57,7 +57,7 @@ TEST(DataTar, ReadsGnuTarPaxAndGnuFormats) {
                       (fmt == "ustar" ? "" : deep) + " 2>/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::string err;
-    auto all = read_all(tar, &err);
+    auto all = read_all_members(tar, &err);
     EXPECT_EQ(err, "") << fmt;
     ASSERT_GE(all.size(), 1u) << fmt;
     EXPECT_EQ(all[0], std::make_pair(std::string("0001.cls"), std::string("7")));
@@ -79,7 +79,7 @@ TEST(DataTar, TruncatedArchiveAndBadChecksumAreReported) {
   std::filesystem::copy_file(d / "a.tar", d / "cut.tar");
   std::filesystem::resize_file(d / "cut.tar", full - 1024 - 3000);  // inside 2.jpg's data
   std::string err;
-  auto all = read_all(d / "cut.tar", &err);
+  auto all = read_all_members(d / "cut.tar", &err);
   EXPECT_EQ(all.size(), 1u);
   EXPECT_EQ(err.rfind("truncated tar (member '2.jpg' declares 5000 bytes", 0), 0u) << err;
 
@@ -89,7 +89,7 @@ TEST(DataTar, TruncatedArchiveAndBadChecksumAreReported) {
     f.seekp(0);
     f.put('Z');  // first header's name changes, its checksum no longer matches
   }
-  all = read_all(d / "bad.tar", &err);
+  all = read_all_members(d / "bad.tar", &err);
   EXPECT_TRUE(all.empty());
   EXPECT_EQ(err, "bad tar header checksum");
   TarReader missing(d / "nope.tar");

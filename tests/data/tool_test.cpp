@@ -17,7 +17,7 @@ namespace t = aim::data::testing;
 
 namespace {
 // Runs a command, returns (exit status, stdout).
-std::pair<int, std::string> run(const std::string& cmd) {
+std::pair<int, std::string> run_tool(const std::string& cmd) {
   std::string out;
   std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
   std::array<char, 4096> buf;
@@ -32,12 +32,12 @@ TEST(DataTool, PackIdxThenCheckThenStreamTheShards) {
   AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
   t::TempDir d;
   t::write_idx(d / "idx/train-images-idx3-ubyte", d / "idx/train-labels-idx1-ubyte", 20, 6, 6, 4);
-  auto [rc, out] = run(bin + " pack --from idx --path " + d / "idx" + " --out " + d / "shards" + " --shard-size 8");
+  auto [rc, out] = run_tool(bin + " pack --from idx --path " + d / "idx" + " --out " + d / "shards" + " --shard-size 8");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"samples\":20"), std::string::npos) << out;
   EXPECT_NE(out.find("\"shards\":3"), std::string::npos) << out;
   const std::string pattern = d / "shards/{00000000..00000002}.tar";
-  std::tie(rc, out) = run(bin + " check '" + pattern + "'");
+  std::tie(rc, out) = run_tool(bin + " check '" + pattern + "'");
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"samples\":20"), std::string::npos) << out;
   EXPECT_NE(out.find("\"bad\":0"), std::string::npos) << out;
@@ -67,11 +67,11 @@ TEST(DataTool, PackIdxThenCheckThenStreamTheShards) {
   // Damage: a truncated shard and a bad member are reported, with exit status 1.
   auto shard = d / "shards/00000001.tar";
   std::filesystem::resize_file(shard, std::filesystem::file_size(shard) - 1500);
-  std::tie(rc, out) = run(bin + " check '" + pattern + "::" + d / "shards/00000009.tar" + "'");
+  std::tie(rc, out) = run_tool(bin + " check '" + pattern + "::" + d / "shards/00000009.tar" + "'");
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("DAMAGED " + shard), std::string::npos) << out;
   EXPECT_NE(out.find("MISSING"), std::string::npos) << out;
-  std::tie(rc, out) = run(bin + " pack --from image_folder --root " + d / "nothing" + " --out " + d / "x");
+  std::tie(rc, out) = run_tool(bin + " pack --from image_folder --root " + d / "nothing" + " --out " + d / "x");
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("is not a directory"), std::string::npos) << out;
 }
@@ -109,13 +109,13 @@ TEST(DataTool, CheckFailsOnEveryKindOfDamagedShardWithAReason) {
     w.add("000000000001.cls", "2");
   }
   const std::string timeout = "timeout 20 ";
-  auto [rc, out] = run(timeout + bin + " check " + d / "good.tar" + " --max-member-mb 1");
+  auto [rc, out] = run_tool(timeout + bin + " check " + d / "good.tar" + " --max-member-mb 1");
   EXPECT_EQ(rc, 0) << out;
   const std::vector<std::pair<std::string, std::string>> damaged = {
       {"cut.tar", "truncated tar"}, {"zero.tar", "empty file"}, {"allzero.tar", "no members"},
       {"base256.tar", "size"},      {"oversize.tar", "member too large"}};
   for (const auto& [name, reason] : damaged) {
-    std::tie(rc, out) = run(timeout + bin + " check " + d / name + " --max-member-mb 1");
+    std::tie(rc, out) = run_tool(timeout + bin + " check " + d / name + " --max-member-mb 1");
     EXPECT_EQ(rc, 1) << name << ": " << out;
     EXPECT_NE(out.find(reason), std::string::npos) << name << ": " << out;
   }
@@ -139,7 +139,7 @@ TEST(DataTool, PackRefusesStaleFoldersVerifiesImagesAndCheckNamesOrigins) {
   t::write_bytes(cut_path, cut);
   const std::string pack = bin + " pack --from image_folder --root " + d / "photos" + " --out " + d / "shards";
 
-  auto [rc, out] = run(pack + " --shard-size 2");
+  auto [rc, out] = run_tool(pack + " --shard-size 2");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"samples\":6"), std::string::npos) << out;
   EXPECT_NE(out.find("\"skipped\":1"), std::string::npos) << out;
@@ -151,24 +151,24 @@ TEST(DataTool, PackRefusesStaleFoldersVerifiesImagesAndCheckNamesOrigins) {
     return nlohmann::json::parse(in); };
   EXPECT_EQ(sizes_of(), nlohmann::json::parse(R"({"00000000.tar": 2, "00000001.tar": 2, "00000002.tar": 2})"));
 
-  std::tie(rc, out) = run(pack + " --shard-size 10");
+  std::tie(rc, out) = run_tool(pack + " --shard-size 10");
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("is not empty (4 entries"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/00000002.tar")) << "a refused pack must leave the folder alone";
 
-  std::tie(rc, out) = run(pack + " --shard-size 10 --replace --no-verify");
+  std::tie(rc, out) = run_tool(pack + " --shard-size 10 --replace --no-verify");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"samples\":7"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/00000000.tar"));
   EXPECT_FALSE(fs::exists(d / "shards/00000001.tar")) << "a stale shard of the earlier pack survived";
   EXPECT_EQ(sizes_of(), nlohmann::json::parse(R"({"00000000.tar": 7})"));
 
-  std::tie(rc, out) = run(bin + " check " + d / "shards/00000000.tar");
+  std::tie(rc, out) = run_tool(bin + " check " + d / "shards/00000000.tar");
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("(from " + cut_path + "): truncated jpeg"), std::string::npos) << out;
 
   t::write_bytes(d / "shards/notes.txt", std::vector<uint8_t>{'h', 'i'});
-  std::tie(rc, out) = run(pack + " --replace");
+  std::tie(rc, out) = run_tool(pack + " --replace");
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("holds 'notes.txt', which is not a shard"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(d / "shards/notes.txt"));
@@ -207,12 +207,12 @@ TEST(DataTool, CheckFailsOnEmptySparseAndConcatenatedShards) {
       {"sparse.tar", "a GNU sparse file"},
       {"both.tar", "data after the end-of-archive blocks"}};
   for (const auto& [name, says] : cases) {
-    auto [rc, out] = run("timeout 20 " + bin + " check " + d / name);
+    auto [rc, out] = run_tool("timeout 20 " + bin + " check " + d / name);
     EXPECT_EQ(rc, 1) << name << ": " << out;
     EXPECT_NE(out.find(says), std::string::npos) << name << ": " << out;
   }
   // The first tar's samples are still read, and counted.
-  auto [rc, out] = run("timeout 20 " + bin + " check --no-decode " + d / "both.tar");
+  auto [rc, out] = run_tool("timeout 20 " + bin + " check --no-decode " + d / "both.tar");
   EXPECT_NE(out.find("\"samples\":2"), std::string::npos) << out;
 }
 
@@ -226,7 +226,7 @@ TEST(DataTool, CheckReadsAGlobFoundFileNamedLikeACommandAsAFile) {
     auto png = t::id_png(1);
     w.add("1000.png", png.data(), png.size());
   }
-  auto [rc, out] = run("cd " + d.path.string() + " && timeout 20 " + bin + " check '*.tar'");
+  auto [rc, out] = run_tool("cd " + d.path.string() + " && timeout 20 " + bin + " check '*.tar'");
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"samples\":2"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(d / "INJECTED")) << "a file name ran as a command";
@@ -237,15 +237,15 @@ TEST(DataTool, UsageOnlyForUsageErrors) {
   const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
   AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
   t::TempDir d;
-  auto [rc, out] = run(bin + " pack --from image_folder --root " + d / "missing" + " --out " + d / "o");
+  auto [rc, out] = run_tool(bin + " pack --from image_folder --root " + d / "missing" + " --out " + d / "o");
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("is not a directory"), std::string::npos) << out;
   EXPECT_EQ(out.find("usage:"), std::string::npos) << out;
-  std::tie(rc, out) = run(bin + " frobnicate");
+  std::tie(rc, out) = run_tool(bin + " frobnicate");
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("unknown command 'frobnicate'"), std::string::npos) << out;
   EXPECT_NE(out.find("usage:"), std::string::npos) << out;
-  std::tie(rc, out) = run(bin + " pack --from image_folder --root " + d.path.string());
+  std::tie(rc, out) = run_tool(bin + " pack --from image_folder --root " + d.path.string());
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("--out is required"), std::string::npos) << out;
   EXPECT_NE(out.find("usage:"), std::string::npos) << out;
@@ -257,7 +257,7 @@ TEST(DataTool, CheckTimesOutOnAStalledShardAndEndsItsCommand) {
   const std::string bin = std::string(AIM_BIN_DIR) + "/aim-data";
   AIM_REQUIRE_DEPENDENCY(std::filesystem::exists(bin), bin);
   const auto t0 = std::chrono::steady_clock::now();
-  auto [rc, out] = run("timeout 60 " + bin + " check 'pipe:sleep 44.2 | cat' --shard-timeout-s 1");
+  auto [rc, out] = run_tool("timeout 60 " + bin + " check 'pipe:sleep 44.2 | cat' --shard-timeout-s 1");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("no data for 1 s (data.shard_timeout_s)"), std::string::npos) << out;

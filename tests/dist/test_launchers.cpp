@@ -31,13 +31,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const std::string kTiny = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 std::map<int64_t, double> losses(const std::string& out_dir) { return test::metric_by_step(out_dir); }
 using test::slurp;
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+pid_t spawn_launcher(const std::vector<std::string>& args, const std::string& log) {
   pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> argv;
@@ -101,14 +99,14 @@ TEST(Launch, TorchrunNoPythonMatchesTheLocalLauncher) {
   std::string overrides;
   for (const auto& o : kShortRun) overrides += " " + o;
   const std::string port = std::to_string(test::free_loopback_port());
-  const std::string a = test::capture(kTrainBin + " --nproc-per-node 2 --config " + kTiny + overrides +
+  const std::string a = test::capture(test::kTrainBin + " --nproc-per-node 2 --config " + test::kTinyYaml + overrides +
                                       " train.out_dir=" + dir.file("local"));
   ASSERT_NE(a.find("[exit 0]"), std::string::npos) << a;
   // torchrun_compat.py also makes Debian 13's 2.6 torchrun (built without libuv) start.
   const std::string b = test::capture(py + " " + AIM_SOURCE_DIR +
                                       "/scripts/torchrun_compat.py --nproc_per_node 2 "
-                                      "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + kTrainBin +
-                                      " --config " + kTiny + overrides + " train.out_dir=" + dir.file("torchrun"));
+                                      "--master_addr 127.0.0.1 --master_port " + port + " --no_python " + test::kTrainBin +
+                                      " --config " + test::kTinyYaml + overrides + " train.out_dir=" + dir.file("torchrun"));
   ASSERT_NE(b.find("[exit 0]"), std::string::npos) << b;
   auto la = losses(dir.file("local")), lb = losses(dir.file("torchrun"));
   ASSERT_EQ(la.size(), 8u);
@@ -123,7 +121,7 @@ TEST(Launch, AMissingRankEndsTheJobAfterDistTimeout) {
   const auto t0 = Clock::now();
   const std::string port = std::to_string(test::free_loopback_port());
   const std::string out = test::capture("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
-                                        " " + kTrainBin + " --config " + kTiny +
+                                        " " + test::kTrainBin + " --config " + test::kTinyYaml +
                                         " train.dist_timeout_s=3 train.out_dir=" + dir.file("run"));
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_NE(out.find("[exit 2]"), std::string::npos) << out;
@@ -138,13 +136,13 @@ TEST(Launch, AMissingRankEndsTheJobAfterDistTimeout) {
 }
 
 std::vector<std::string> endless_run(const std::string& out) {
-  return {kTrainBin, "--nproc-per-node", "2", "--config", kTiny, "train.steps=100000", "train.ckpt_every=0",
+  return {test::kTrainBin, "--nproc-per-node", "2", "--config", test::kTinyYaml, "train.steps=100000", "train.ckpt_every=0",
           "train.val_every=0", "train.log_every=1", "train.out_dir=" + out};
 }
 
 // Starts the launcher and waits until both ranks are training.
 pid_t start_training_launcher(const test::TempDir& dir, std::vector<pid_t>& ranks) {
-  pid_t launcher = spawn(endless_run(dir.file("run")), dir.file("log.txt"));
+  pid_t launcher = spawn_launcher(endless_run(dir.file("run")), dir.file("log.txt"));
   const bool started = wait_until(
       [&] {
         ranks = children_of(launcher);
@@ -187,7 +185,7 @@ TEST(Launch, AFrozenRankEndsTheJobAfterDistTimeout) {
   test::TempDir dir;
   auto cmd = endless_run(dir.file("run"));
   cmd.push_back("train.dist_timeout_s=3");
-  pid_t launcher = spawn(cmd, dir.file("log.txt"));
+  pid_t launcher = spawn_launcher(cmd, dir.file("log.txt"));
   std::vector<pid_t> ranks;
   ASSERT_TRUE(wait_until(
       [&] {
@@ -241,7 +239,7 @@ enum class Target { kProcess, kLastRank };  // the process started, or only its 
 Preempted preempt(const std::vector<std::string>& cmd, const std::string& out, const std::string& log, int sig,
                   int times, Target target) {
   Preempted p;
-  pid_t pid = spawn(cmd, log);
+  pid_t pid = spawn_launcher(cmd, log);
   EXPECT_TRUE(wait_until([&] { return losses(out).size() >= 5; }, 120)) << slurp(log);
   pid_t to = pid;
   if (target == Target::kLastRank) {
@@ -261,7 +259,7 @@ Preempted preempt(const std::vector<std::string>& cmd, const std::string& out, c
 }
 
 std::vector<std::string> preemptible(const std::string& out, bool two_ranks) {
-  std::vector<std::string> a = {kTrainBin, "--config", kTiny, "train.steps=80", "train.ckpt_every=0", "train.val_every=0",
+  std::vector<std::string> a = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=80", "train.ckpt_every=0", "train.val_every=0",
                                 "train.log_every=1", "train.out_dir=" + out};
   if (two_ranks) a.insert(a.begin() + 1, {"--nproc-per-node", "2"});
   return a;
@@ -270,7 +268,7 @@ std::vector<std::string> preemptible(const std::string& out, bool two_ranks) {
 void expect_resumes_exactly(bool two_ranks, int sig, int times, Target target = Target::kProcess) {
   test::TempDir dir;
   const auto straight = preemptible(dir.file("straight"), two_ranks);
-  ASSERT_EQ(wait_status_of(spawn(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
+  ASSERT_EQ(wait_status_of(spawn_launcher(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
 
   const std::string out = dir.file("run");
   auto p = preempt(preemptible(out, two_ranks), out, dir.file("stop.log"), sig, times, target);
@@ -291,7 +289,7 @@ void expect_resumes_exactly(bool two_ranks, int sig, int times, Target target = 
       EXPECT_TRUE(fs::exists(ckpt + f + std::to_string(r) + (f[1] == 'p' ? ".safetensors" : ".json"))) << f << r;
   EXPECT_FALSE(fs::exists(out + "/trunk.safetensors"));
 
-  ASSERT_EQ(wait_status_of(spawn(preemptible(out, two_ranks), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
+  ASSERT_EQ(wait_status_of(spawn_launcher(preemptible(out, two_ranks), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
   const auto resumed = slurp(dir.file("resume.log"));
   EXPECT_NE(resumed.find("(step " + std::to_string(p.step) + ")"), std::string::npos) << resumed;
   const auto a = losses(dir.file("straight")), b = losses(out);
@@ -323,7 +321,7 @@ TEST(Preemption, CtrlCOnceStopsCleanlyTwiceAtOnce) {
   auto cmd = preemptible(out, false);
   cmd[3] = "train.steps=100000";
   cmd.insert(cmd.end(), {"train.batch_size=1024", "train.micro_batch_size=16"});  // steps of ~1 s
-  pid_t pid = spawn(cmd, dir.file("log"));
+  pid_t pid = spawn_launcher(cmd, dir.file("log"));
   ASSERT_TRUE(wait_until([&] { return losses(out).size() >= 1; }, 120));
   // Both inside one step (apart, or the kernel merges them into one): the second must not
   // wait for the step, let alone the checkpoint.
@@ -350,7 +348,7 @@ TEST(Preemption, SigtermToTorchrunCheckpointsWithinItsGraceAndResumesExactly) {
                          "torchrun (python3-torch)");
   test::TempDir dir;
   const auto straight = preemptible(dir.file("straight"), true);
-  ASSERT_EQ(wait_status_of(spawn(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
+  ASSERT_EQ(wait_status_of(spawn_launcher(straight, dir.file("straight.log"))), 0) << slurp(dir.file("straight.log"));
 
   const std::string out = dir.file("run");
   auto torchrun = [&] {
@@ -373,7 +371,7 @@ TEST(Preemption, SigtermToTorchrunCheckpointsWithinItsGraceAndResumesExactly) {
   for (int r = 0; r < 2; ++r)
     EXPECT_TRUE(fs::exists(out + "/checkpoints/" + name + "/loader_rank" + std::to_string(r) + ".json")) << p.log;
 
-  ASSERT_EQ(wait_status_of(spawn(preemptible(out, true), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
+  ASSERT_EQ(wait_status_of(spawn_launcher(preemptible(out, true), dir.file("resume.log"))), 0) << slurp(dir.file("resume.log"));
   const auto a = losses(dir.file("straight")), b = losses(out);
   ASSERT_EQ(b.size(), 80u);
   for (const auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
@@ -383,7 +381,7 @@ TEST(Preemption, SigtermToTorchrunCheckpointsWithinItsGraceAndResumesExactly) {
 // rather than probe different weights.
 TEST(Launch, TrunkExportIsConfirmedByEveryRank) {
   test::TempDir dir;
-  auto cfg = config::load_run_config(kTiny);
+  auto cfg = config::load_run_config(test::kTinyYaml);
   torch::manual_seed(0);
   model::AimPretrainModel net(cfg.model);
   // A stale trunk from other weights where rank 1 looks.
@@ -419,14 +417,14 @@ TEST(Launch, TrunkExportIsConfirmedByEveryRank) {
 TEST(Launch, AtEndProbeOnTwoRanksFreshAndResumed) {
   test::TempDir dir;
   const std::string run = dir.file("run");
-  const std::string cmd = kTrainBin + " --nproc-per-node 2 --config " + kTiny + " train.out_dir=" + run +
+  const std::string cmd = test::kTrainBin + " --nproc-per-node 2 --config " + test::kTinyYaml + " train.out_dir=" + run +
                           " probe.at_end=true 'probe.train={kind: synthetic, size: 64, classes: 4}'"
                           " 'probe.val={kind: synthetic, size: 32, classes: 4}' probe.epochs=1 probe.batch_size=16";
   auto out = test::capture(cmd);
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
   const auto digest = io::read_safetensors_metadata(run + "/trunk.safetensors").at("parameter_digest");
 
-  auto cfg = config::load_run_config(kTiny);
+  auto cfg = config::load_run_config(test::kTinyYaml);
   torch::manual_seed(7);
   model::AimPretrainModel stale(cfg.model);
   train::export_final_trunk(cfg, *stale, 1, run + "/trunk.safetensors", 0, nullptr);
@@ -460,7 +458,7 @@ TEST(Launch, SigtermWhileAStepWaitsForAStalledShardStopsAtOnce) {
   const std::string tar = dir.file("wds/00000000.tar");
   const std::string stalled = "pipe:head -c $(( $(stat -c %s " + tar + ") - 1024 )) " + tar + "; sleep 47.3";
   const std::string out = dir.file("run"), log = dir.file("log.txt");
-  pid_t pid = spawn({kTrainBin, "--config", kTiny, "data.val=null", "train.steps=1000", "train.ckpt_every=0",
+  pid_t pid = spawn_launcher({test::kTrainBin, "--config", test::kTinyYaml, "data.val=null", "train.steps=1000", "train.ckpt_every=0",
                      "train.log_every=1", "train.out_dir=" + out,
                      "data.sources=[{name: remote, kind: webdataset, shards: '" + stalled + "'}]"},
                     log);
@@ -507,7 +505,7 @@ TEST(Launch, SigtermWhileOneOfTwoRanksWaitsForAStalledShardStopsBoth) {
   const std::string stalled = "pipe:head -c $(( $(stat -c %s " + cut + ") - 1024 )) " + cut + "; sleep 48.7";
   const std::string shards = dir.file("wds/00000000.tar") + "::" + stalled;
   const std::string out = dir.file("run"), log = dir.file("log.txt");
-  pid_t pid = spawn({kTrainBin, "--nproc-per-node", "2", "--config", kTiny, "data.val=null", "train.steps=1000",
+  pid_t pid = spawn_launcher({test::kTrainBin, "--nproc-per-node", "2", "--config", test::kTinyYaml, "data.val=null", "train.steps=1000",
                      "train.ckpt_every=0", "train.log_every=1", "data.stream_lanes=1", "train.out_dir=" + out,
                      "data.sources=[{name: remote, kind: webdataset, shards: '" + shards + "'}]"},
                     log);

@@ -1,7 +1,7 @@
 // Two "nodes" on one machine: two network namespaces joined by a veth pair, each with its own
 // address, two aim-train ranks per node started with torchrun's variables (MASTER_ADDR =
 // node 0's address). (a) The 4-rank two-node run follows the 4-rank single-node run's
-// losses; (b) killing every process of node 1 ends node 0's ranks with a clear error within
+// node_losses; (b) killing every process of node 1 ends node 0's ranks with a clear error within
 // train.dist_timeout_s. Traffic stays inside the namespaces the test creates. Needs root (as
 // in CI); elsewhere it skips, and under CI=true / scripts/test.sh a skip is a failure.
 #include <gtest/gtest.h>
@@ -21,12 +21,10 @@
 
 namespace fs = std::filesystem;
 using namespace aim;
-using Clock = std::chrono::steady_clock;
+using NodeClock = std::chrono::steady_clock;
 
 namespace {
 
-const std::string kTiny = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
 
@@ -64,7 +62,7 @@ class TwoNodes {
                                      "RANK=" + std::to_string(node * 2 + local), "WORLD_SIZE=4",
                                      "LOCAL_RANK=" + std::to_string(local), "LOCAL_WORLD_SIZE=2",
                                      "MASTER_ADDR=" + address(0), "MASTER_PORT=" + std::to_string(port),
-                                     "GLOO_SOCKET_IFNAME=" + veth_[node], kTrainBin};
+                                     "GLOO_SOCKET_IFNAME=" + veth_[node], test::kTrainBin};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_t pid = fork();
     if (pid == 0) {
@@ -85,12 +83,12 @@ class TwoNodes {
   bool ok_ = false;
 };
 
-std::map<int64_t, double> losses(const std::string& out_dir) { return test::metric_by_step(out_dir); }
+std::map<int64_t, double> node_losses(const std::string& out_dir) { return test::metric_by_step(out_dir); }
 using test::slurp;
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
-const std::vector<std::string> kRun = {"--config", kTiny, "train.steps=10", "train.log_every=1", "train.val_every=5",
+const std::vector<std::string> kRun = {"--config", test::kTinyYaml, "train.steps=10", "train.log_every=1", "train.val_every=5",
                                        "train.batch_size=16", "train.micro_batch_size=4", "train.dist_timeout_s=20"};
 
 }  // namespace
@@ -100,7 +98,7 @@ TEST(TwoNodes, FourRanksOnTwoNodesMatchOneNode) {
   TwoNodes nodes;
   ASSERT_TRUE(nodes.ok()) << "could not create the namespaces and the veth pair";
   test::TempDir dir;
-  auto one = std::vector<std::string>{kTrainBin, "--nproc-per-node", "4"};
+  auto one = std::vector<std::string>{test::kTrainBin, "--nproc-per-node", "4"};
   one.insert(one.end(), kRun.begin(), kRun.end());
   one.push_back("train.out_dir=" + dir.file("one"));
   std::string cmd;
@@ -119,7 +117,7 @@ TEST(TwoNodes, FourRanksOnTwoNodesMatchOneNode) {
     ::waitpid(pids[r], &status, 0);
     EXPECT_EQ(exit_code(status), 0) << "rank " << r << ":\n" << slurp(dir.file("rank" + std::to_string(r)));
   }
-  auto a = losses(dir.file("one")), b = losses(dir.file("two"));
+  auto a = node_losses(dir.file("one")), b = node_losses(dir.file("two"));
   ASSERT_EQ(a.size(), 10u);
   ASSERT_EQ(b.size(), 10u);
   for (auto& [step, loss] : a) EXPECT_NEAR(loss, b[step], 1e-6 * std::abs(loss)) << "step " << step;
@@ -130,28 +128,28 @@ TEST(TwoNodes, LosingNodeOneEndsNodeZerosRanksWithinTheTimeout) {
   TwoNodes nodes;
   ASSERT_TRUE(nodes.ok());
   test::TempDir dir;
-  std::vector<std::string> args = {"--config", kTiny, "train.steps=100000", "train.log_every=1", "train.val_every=0",
+  std::vector<std::string> args = {"--config", test::kTinyYaml, "train.steps=100000", "train.log_every=1", "train.val_every=0",
                                     "train.ckpt_every=0", "train.batch_size=16", "train.micro_batch_size=4",
                                     "train.dist_timeout_s=5", "train.out_dir=" + dir.file("run")};
   std::vector<pid_t> pids;
   for (int node = 0; node < 2; ++node)
     for (int local = 0; local < 2; ++local)
       pids.push_back(nodes.start_rank(node, local, 29532, args, dir.file("rank" + std::to_string(node * 2 + local))));
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (losses(dir.file("run")).size() < 3 && Clock::now() < deadline)
+  const auto deadline = NodeClock::now() + std::chrono::seconds(120);
+  while (node_losses(dir.file("run")).size() < 3 && NodeClock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_GE(losses(dir.file("run")).size(), 3u) << slurp(dir.file("rank0"));
+  ASSERT_GE(node_losses(dir.file("run")).size(), 3u) << slurp(dir.file("rank0"));
   // The node goes away: every process of namespace 1 (its ranks, and `ip netns exec`).
-  const auto t0 = Clock::now();
+  const auto t0 = NodeClock::now();
   nodes.kill_node(1);
   for (int r : {0, 1}) {
     int status = 0;
     bool ended = false;
-    while (!ended && Clock::now() - t0 < std::chrono::seconds(60)) {
+    while (!ended && NodeClock::now() - t0 < std::chrono::seconds(60)) {
       ended = ::waitpid(pids[r], &status, WNOHANG) == pids[r];
       if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(NodeClock::now() - t0).count();
     const std::string log = slurp(dir.file("rank" + std::to_string(r)));
     ASSERT_TRUE(ended) << "rank " << r << " still runs 60 s after node 1 died\n" << log;
     EXPECT_EQ(exit_code(status), 2) << log;

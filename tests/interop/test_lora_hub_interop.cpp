@@ -61,7 +61,7 @@ void run_python(const std::string& args) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "official model script failed: " << cmd;
 }
 
-torch::Tensor get(const io::SafetensorsFile& f, const std::string& name) {
+torch::Tensor lora_tensor(const io::SafetensorsFile& f, const std::string& name) {
   for (const auto& [n, t] : f.tensors)
     if (n == name) return t;
   ADD_FAILURE() << "no tensor " << name;
@@ -84,7 +84,7 @@ void randomize(model::AimEncoder& enc, probe::ProbeHead& head) {
   buffers["head.bn.running_var"].copy_(torch::rand({head->dim()}) + 0.5);
 }
 
-std::string expect_error(const std::function<void()>& f) {
+std::string lora_error_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const Error& e) {
@@ -100,10 +100,10 @@ TEST(LoraInterop, OfficialLoraAttentionLoadsIntoAimAndAgrees) {
   run_python("export " + write_config(dir, cfg, kRank) + " " + dir.file("official.safetensors") + " " +
              dir.file("io.safetensors"));
   const auto names = io::load_safetensors(dir.file("official.safetensors"));
-  EXPECT_EQ(get(names, "trunk.blocks.0.attn.qkv.lora_A").sizes(), (std::vector<int64_t>{2 * kRank, cfg.width}));
-  EXPECT_EQ(get(names, "trunk.blocks.0.attn.qkv.lora_B").sizes(), (std::vector<int64_t>{2 * cfg.width, kRank}));
-  EXPECT_EQ(get(names, "trunk.blocks.0.attn.proj.lora_A").sizes(), (std::vector<int64_t>{kRank, cfg.width}));
-  EXPECT_EQ(get(names, "trunk.blocks.0.attn.proj.lora_B").sizes(), (std::vector<int64_t>{cfg.width, kRank}));
+  EXPECT_EQ(lora_tensor(names, "trunk.blocks.0.attn.qkv.lora_A").sizes(), (std::vector<int64_t>{2 * kRank, cfg.width}));
+  EXPECT_EQ(lora_tensor(names, "trunk.blocks.0.attn.qkv.lora_B").sizes(), (std::vector<int64_t>{2 * cfg.width, kRank}));
+  EXPECT_EQ(lora_tensor(names, "trunk.blocks.0.attn.proj.lora_A").sizes(), (std::vector<int64_t>{kRank, cfg.width}));
+  EXPECT_EQ(lora_tensor(names, "trunk.blocks.0.attn.proj.lora_B").sizes(), (std::vector<int64_t>{cfg.width, kRank}));
 
   model::AimEncoder enc(cfg);
   enc->to(torch::kFloat64);
@@ -113,19 +113,19 @@ TEST(LoraInterop, OfficialLoraAttentionLoadsIntoAimAndAgrees) {
   head->eval();
   auto io_file = io::load_safetensors(dir.file("io.safetensors"));
   torch::NoGradGuard ng;
-  auto feats = enc->features(get(io_file, "images"), kBlocks);
-  EXPECT_LT(max_diff(feats, get(io_file, "features")), 1e-9);
-  EXPECT_LT(max_diff(head->forward(feats), get(io_file, "logits")), 1e-9);
+  auto feats = enc->features(lora_tensor(io_file, "images"), kBlocks);
+  EXPECT_LT(max_diff(feats, lora_tensor(io_file, "features")), 1e-9);
+  EXPECT_LT(max_diff(head->forward(feats), lora_tensor(io_file, "logits")), 1e-9);
 
   // The same file without probe.lora_rank, or with another rank: refused by name, nothing loaded.
   model::AimEncoder plain(cfg);
   const auto before = plain->trunk->blocks[0]->as<model::BlockImpl>()->attn->qkv->weight.clone();
-  std::string msg = expect_error([&] { model::load_trunk_weights(plain, dir.file("official.safetensors")); });
+  std::string msg = lora_error_of([&] { model::load_trunk_weights(plain, dir.file("official.safetensors")); });
   EXPECT_NE(msg.find("trunk.blocks.0.attn.qkv.lora_A"), std::string::npos) << msg;
   EXPECT_NE(msg.find("probe.lora_rank"), std::string::npos) << msg;
   EXPECT_TRUE(torch::equal(before, plain->trunk->blocks[0]->as<model::BlockImpl>()->attn->qkv->weight));
   model::AimEncoder rank3(cfg);
-  msg = expect_error([&] {
+  msg = lora_error_of([&] {
     model::load_trunk_weights(rank3, dir.file("official.safetensors"), model::LoraSpec{3, 1.0});
   });
   EXPECT_NE(msg.find("trunk.blocks.0.attn.qkv.lora_A (expected [6, 48], got [4, 48])"), std::string::npos) << msg;
@@ -157,14 +157,14 @@ TEST(LoraInterop, AimLoraTrunkLoadsStrictlyIntoOfficialLoraAttentionAndMergesToA
   run_python("run " + write_config(dir, cfg, kRank) + " " + dir.file("lora_trunk.safetensors") + " " +
              dir.file("probe.safetensors") + " " + dir.file("images.safetensors") + " " + dir.file("out.safetensors"));
   auto out = io::load_safetensors(dir.file("out.safetensors"));
-  EXPECT_LT(max_diff(feats, get(out, "features")), 1e-9);
-  EXPECT_LT(max_diff(logits, get(out, "logits")), 1e-9);
+  EXPECT_LT(max_diff(feats, lora_tensor(out, "features")), 1e-9);
+  EXPECT_LT(max_diff(logits, lora_tensor(out, "logits")), 1e-9);
   // merged (W + scale B A) -> the plain official tree, strict, same features
   run_python("run " + write_config(dir, cfg, 0) + " " + dir.file("merged.safetensors") + " " +
              dir.file("probe.safetensors") + " " + dir.file("images.safetensors") + " " + dir.file("out2.safetensors"));
   auto merged = io::load_safetensors(dir.file("out2.safetensors"));
-  EXPECT_LT(max_diff(feats, get(merged, "features")), 1e-9);
-  EXPECT_LT(max_diff(logits, get(merged, "logits")), 1e-9);
+  EXPECT_LT(max_diff(feats, lora_tensor(merged, "features")), 1e-9);
+  EXPECT_LT(max_diff(logits, lora_tensor(merged, "logits")), 1e-9);
   // LoRA changed the features: the comparisons above are not of an un-adapted trunk
   model::AimEncoder frozen(cfg);
   frozen->to(torch::kFloat64);
@@ -198,7 +198,7 @@ TEST(HubInterop, ExportedDirectoryBuildsFromConfigJsonAloneAndAgreesInFp32) {
   run_python("hub-run " + dir.file("hub") + " " + dir.file("images.safetensors") + " " + dir.file("out.safetensors"));
   torch::NoGradGuard ng;
   auto logits = head->forward(enc->features(images, kBlocks));
-  EXPECT_LT(max_diff(logits, get(io::load_safetensors(dir.file("out.safetensors")), "logits")), 1e-6);
+  EXPECT_LT(max_diff(logits, lora_tensor(io::load_safetensors(dir.file("out.safetensors")), "logits")), 1e-6);
 }
 
 TEST(HubInterop, OfficialHubLayoutLoadsThroughProbeWeightsAndBadDirectoriesAreRefused) {
@@ -214,8 +214,8 @@ TEST(HubInterop, OfficialHubLayoutLoadsThroughProbeWeightsAndBadDirectoriesAreRe
   auto io_file = io::load_safetensors(dir.file("io.safetensors"));
   {
     torch::NoGradGuard ng;
-    auto feats = enc->features(get(io_file, "images"), kBlocks);  // probe_layers: 2 = the last two
-    EXPECT_LT(max_diff(head->forward(feats), get(io_file, "logits")), 1e-9);
+    auto feats = enc->features(lora_tensor(io_file, "images"), kBlocks);  // probe_layers: 2 = the last two
+    EXPECT_LT(max_diff(head->forward(feats), lora_tensor(io_file, "logits")), 1e-9);
   }
 
   // Another configured model: every differing key named, nothing loaded.
@@ -224,7 +224,7 @@ TEST(HubInterop, OfficialHubLayoutLoadsThroughProbeWeightsAndBadDirectoriesAreRe
   deeper.width = 60;
   model::AimEncoder other(deeper);
   const auto before = other->trunk->post_trunk_norm->weight.clone();
-  std::string msg = expect_error([&] { model::load_trunk_weights(other, dir.file("hub")); });
+  std::string msg = lora_error_of([&] { model::load_trunk_weights(other, dir.file("hub")); });
   EXPECT_NE(msg.find("embed_dim=48 vs model.width=60"), std::string::npos) << msg;
   EXPECT_NE(msg.find("num_blocks=3 vs model.depth=4"), std::string::npos) << msg;
   EXPECT_NE(msg.find(dir.file("hub/config.json")), std::string::npos) << msg;
@@ -239,18 +239,18 @@ TEST(HubInterop, OfficialHubLayoutLoadsThroughProbeWeightsAndBadDirectoriesAreRe
   auto shallow = cfg;
   shallow.depth = 2;
   model::AimEncoder two(shallow);
-  msg = expect_error([&] { model::load_trunk_weights(two, dir.file("hub")); });
+  msg = lora_error_of([&] { model::load_trunk_weights(two, dir.file("hub")); });
   EXPECT_NE(msg.find("says num_blocks=2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("trunk.blocks.2.attn.qkv.weight of shape [144, 48]"), std::string::npos) << msg;
   edit("num_blocks", 3);
   edit("num_classes", 9);
-  msg = expect_error([&] { model::load_trunk_weights(enc, dir.file("hub")); });
+  msg = lora_error_of([&] { model::load_trunk_weights(enc, dir.file("hub")); });
   EXPECT_NE(msg.find("num_classes=9"), std::string::npos) << msg;
   EXPECT_NE(msg.find("head.linear.weight of shape [7, 48]"), std::string::npos) << msg;
   EXPECT_TRUE(torch::equal(before, other->trunk->post_trunk_norm->weight));
 
   fs::remove(dir.file("hub/config.json"));
-  msg = expect_error([&] { model::load_trunk_weights(enc, dir.file("hub")); });
+  msg = lora_error_of([&] { model::load_trunk_weights(enc, dir.file("hub")); });
   EXPECT_NE(msg.find("no config.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find(dir.file("hub")), std::string::npos) << msg;
 }

@@ -39,25 +39,25 @@ model::ModelConfig interop_config() {
   c.head_blocks = 1;
   return c;
 }
-const std::vector<int64_t> kBlocks = {1, 2};
-constexpr int64_t kClasses = 7;
+const std::vector<int64_t> kOfficialBlocks = {1, 2};
+constexpr int64_t kOfficialClasses = 7;
 
-std::string write_config(const test::TempDir& dir, const model::ModelConfig& c) {
+std::string write_official_config(const test::TempDir& dir, const model::ModelConfig& c) {
   nlohmann::json j = {{"img_size", c.img_size}, {"patch_size", c.patch_size}, {"channels", c.channels},
                       {"width", c.width},       {"depth", c.depth},           {"heads", c.heads},
-                      {"classes", kClasses},    {"blocks", kBlocks}};
+                      {"classes", kOfficialClasses},    {"blocks", kOfficialBlocks}};
   std::ofstream(dir.file("config.json")) << j.dump();
   return dir.file("config.json");
 }
 
-void run_python(const std::string& args) {
+void run_official_python(const std::string& args) {
   const std::string cmd =
       std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR + "/tests/interop/official_aim.py " + args;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "official model script failed: " << cmd
                                          << "\n(needs Debian's python3-torch: bash scripts/setup.sh)";
 }
 
-torch::Tensor get(const io::SafetensorsFile& f, const std::string& name) {
+torch::Tensor official_tensor(const io::SafetensorsFile& f, const std::string& name) {
   for (const auto& [n, t] : f.tensors)
     if (n == name) return t;
   ADD_FAILURE() << "no tensor " << name;
@@ -73,8 +73,8 @@ void expect_close(const torch::Tensor& ours, const torch::Tensor& ref, const std
 TEST(OfficialInterop, OfficialWeightsLoadIntoAimAndAgree) {
   test::TempDir dir;
   const auto cfg = interop_config();
-  const std::string json = write_config(dir, cfg);
-  run_python("export " + json + " " + dir.file("official.safetensors") + " " + dir.file("io.safetensors"));
+  const std::string json = write_official_config(dir, cfg);
+  run_official_python("export " + json + " " + dir.file("official.safetensors") + " " + dir.file("io.safetensors"));
 
   // The official file holds trunk and head together: the trunk loader reads
   // preprocessor.* / trunk.* strictly and ignores head.*; the probe loader reads head.*.
@@ -83,25 +83,25 @@ TEST(OfficialInterop, OfficialWeightsLoadIntoAimAndAgree) {
   model::load_trunk_weights(enc, dir.file("official.safetensors"));
   auto head = probe::load_probe(dir.file("official.safetensors"), cfg.heads);
   EXPECT_EQ(head->kind(), "attentive");
-  EXPECT_EQ(head->classes(), kClasses);
+  EXPECT_EQ(head->classes(), kOfficialClasses);
   EXPECT_EQ(head->parameters()[0].scalar_type(), torch::kFloat64);
   head->eval();
 
   auto io_file = io::load_safetensors(dir.file("io.safetensors"));
   torch::NoGradGuard ng;
-  auto feats = enc->features(get(io_file, "images"), kBlocks);
-  expect_close(feats, get(io_file, "features"), "features (official -> aim)");
-  expect_close(head->forward(feats), get(io_file, "logits"), "attentive probe logits (official -> aim)");
+  auto feats = enc->features(official_tensor(io_file, "images"), kOfficialBlocks);
+  expect_close(feats, official_tensor(io_file, "features"), "features (official -> aim)");
+  expect_close(head->forward(feats), official_tensor(io_file, "logits"), "attentive probe logits (official -> aim)");
 }
 
 TEST(OfficialInterop, AimExportsLoadStrictlyIntoOfficialModel) {
   test::TempDir dir;
   const auto cfg = interop_config();
-  const std::string json = write_config(dir, cfg);
+  const std::string json = write_official_config(dir, cfg);
 
   torch::manual_seed(3);
   model::AimEncoder enc(cfg);
-  probe::ProbeHead head("attentive", cfg.width, cfg.heads, kClasses);
+  probe::ProbeHead head("attentive", cfg.width, cfg.heads, kOfficialClasses);
   {
     torch::NoGradGuard ng;
     for (auto* m : std::vector<torch::nn::Module*>{enc.get(), head.get()})
@@ -119,14 +119,14 @@ TEST(OfficialInterop, AimExportsLoadStrictlyIntoOfficialModel) {
 
   auto images = torch::randn({3, cfg.channels, cfg.img_size, cfg.img_size}, torch::kFloat64);
   io::save_safetensors(dir.file("images.safetensors"), {{"images", images}});
-  run_python("run " + json + " " + dir.file("trunk.safetensors") + " " + dir.file("probe.safetensors") + " " +
+  run_official_python("run " + json + " " + dir.file("trunk.safetensors") + " " + dir.file("probe.safetensors") + " " +
              dir.file("images.safetensors") + " " + dir.file("out.safetensors"));
 
   auto out = io::load_safetensors(dir.file("out.safetensors"));
   torch::NoGradGuard ng;
-  auto feats = enc->features(images, kBlocks);
-  expect_close(feats, get(out, "features"), "features (aim -> official)");
-  expect_close(head->forward(feats), get(out, "logits"), "attentive probe logits (aim -> official)");
+  auto feats = enc->features(images, kOfficialBlocks);
+  expect_close(feats, official_tensor(out, "features"), "features (aim -> official)");
+  expect_close(head->forward(feats), official_tensor(out, "logits"), "attentive probe logits (aim -> official)");
 }
 
 // The command line with an official file: `aim-probe --eval-only --probe official.safetensors`
@@ -135,7 +135,7 @@ TEST(OfficialInterop, AimExportsLoadStrictlyIntoOfficialModel) {
 TEST(OfficialInterop, AimProbeEvaluatesAnOfficialFileFromTheCommandLine) {
   test::TempDir dir;
   const auto mc = interop_config();
-  run_python("export " + write_config(dir, mc) + " " + dir.file("official.safetensors") + " " + dir.file("io.safetensors"));
+  run_official_python("export " + write_official_config(dir, mc) + " " + dir.file("official.safetensors") + " " + dir.file("io.safetensors"));
   const std::string synth = "{kind: synthetic, size: 28, classes: 7, height: 24, width: 24}";
   std::ofstream(dir.file("probe.yaml"))
       << "model: {preset: aim-small-32, img_size: 20, patch_size: 4, channels: 3, width: 48, heads: 3, depth: 3,"

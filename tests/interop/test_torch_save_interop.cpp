@@ -33,7 +33,7 @@ using namespace aim;
 
 namespace {
 
-model::ModelConfig interop_config() {
+model::ModelConfig saved_interop_config() {
   model::ModelConfig c;
   c.preset = "interop";
   c.img_size = 20;
@@ -46,14 +46,14 @@ model::ModelConfig interop_config() {
   c.head_blocks = 1;
   return c;
 }
-const std::vector<int64_t> kBlocks = {1, 2};
+const std::vector<int64_t> kSavedBlocks = {1, 2};
 
 // Writes the official files in `dtype` ("float32" / "float16") into dir/<dtype>/.
 std::string export_torch(const test::TempDir& dir, const std::string& dtype) {
-  const auto c = interop_config();
+  const auto c = saved_interop_config();
   nlohmann::json j = {{"img_size", c.img_size}, {"patch_size", c.patch_size}, {"channels", c.channels},
                       {"width", c.width},       {"depth", c.depth},           {"heads", c.heads},
-                      {"classes", 7},           {"blocks", kBlocks}};
+                      {"classes", 7},           {"blocks", kSavedBlocks}};
   std::ofstream(dir.file("config.json")) << j.dump();
   const std::string out = dir.file(dtype);
   const std::string cmd = std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR + "/tests/interop/official_aim.py export-torch " +
@@ -62,20 +62,20 @@ std::string export_torch(const test::TempDir& dir, const std::string& dtype) {
   return out;
 }
 
-torch::Tensor get(const io::NamedTensors& f, const std::string& name) {
+torch::Tensor saved_tensor(const io::NamedTensors& f, const std::string& name) {
   for (const auto& [n, t] : f)
     if (n == name) return t;
   ADD_FAILURE() << "no tensor " << name;
   return torch::zeros({1});
 }
 
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+double saved_max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
 // Our encoder and head (float64) on the given weights against the official float64 outputs.
 void expect_agrees(const std::string& trunk, const std::string& head_path, const std::string& io_file) {
-  model::AimEncoder enc(interop_config());
+  model::AimEncoder enc(saved_interop_config());
   enc->to(torch::kFloat64);
   model::load_trunk_weights(enc, trunk);
   auto head = probe::load_probe(head_path, 3);
@@ -83,9 +83,9 @@ void expect_agrees(const std::string& trunk, const std::string& head_path, const
   head->eval();
   const auto io = io::load_safetensors(io_file).tensors;
   torch::NoGradGuard ng;
-  auto feats = enc->features(get(io, "images"), kBlocks);
-  EXPECT_LT(max_diff(feats, get(io, "features")), 1e-9) << trunk;
-  EXPECT_LT(max_diff(head->forward(feats), get(io, "logits")), 1e-9) << head_path;
+  auto feats = enc->features(saved_tensor(io, "images"), kSavedBlocks);
+  EXPECT_LT(saved_max_diff(feats, saved_tensor(io, "features")), 1e-9) << trunk;
+  EXPECT_LT(saved_max_diff(head->forward(feats), saved_tensor(io, "logits")), 1e-9) << head_path;
 }
 
 }  // namespace
@@ -96,7 +96,7 @@ TEST(TorchSaveInterop, OfficialPthBackboneHeadAndCheckpointLoadInFloat32AndFloat
     const std::string out = export_torch(dir, dtype);
     AIM_REQUIRE_DEPENDENCY(!out.empty(), "python3-torch (tests/interop/official_aim.py export-torch)");
     const auto backbone = io::load_torch_state_dict(out + "/backbone.pth").tensors;
-    EXPECT_EQ(get(backbone, "trunk.blocks.0.attn.qkv.weight").scalar_type(),
+    EXPECT_EQ(saved_tensor(backbone, "trunk.blocks.0.attn.qkv.weight").scalar_type(),
               std::string(dtype) == "float16" ? torch::kFloat16 : torch::kFloat32);
     expect_agrees(out + "/backbone.pth", out + "/head.pth", out + "/io.safetensors");
     // The same weights nested in a training checkpoint.
@@ -115,13 +115,13 @@ TEST(TorchSaveInterop, HubDirectoryWithPytorchModelBinLoadsAndItsLicenceTravels)
 
   // Exported again as a hub directory: the card's YAML header carries the licence fields and
   // the LICENSE is copied; the snippet loads the directory by its path.
-  model::AimEncoder enc(interop_config());
+  model::AimEncoder enc(saved_interop_config());
   model::load_trunk_weights(enc, hub);
   auto head = probe::load_probe(hub, 3);
   probe::HubCard card;
   card.trunk_source = hub;
   card.class_names = {"a", "b", "c", "d", "e", "f", "g"};
-  probe::export_hub(dir.file("again"), interop_config(), model::merged_trunk_tensors(enc), head, kBlocks, card);
+  probe::export_hub(dir.file("again"), saved_interop_config(), model::merged_trunk_tensors(enc), head, kSavedBlocks, card);
   const std::string readme = test::slurp(dir.file("again/README.md"));
   EXPECT_EQ(readme.rfind("---\nlibrary_name: ml-aim\npipeline_tag: image-classification\n", 0), 0u) << readme;
   EXPECT_NE(readme.find("license: \"other\"\nlicense_name: \"test-sample-license\"\nlicense_link: \"LICENSE\"\n"),
@@ -132,7 +132,7 @@ TEST(TorchSaveInterop, HubDirectoryWithPytorchModelBinLoadsAndItsLicenceTravels)
   EXPECT_EQ(test::slurp(dir.file("again/LICENSE")), "Test licence text of the trunk.\n");
   // Without a licence beside the trunk, the header says so instead of inventing one.
   card.trunk_source = out + "/none";
-  probe::export_hub(dir.file("bare"), interop_config(), model::merged_trunk_tensors(enc), head, kBlocks, card);
+  probe::export_hub(dir.file("bare"), saved_interop_config(), model::merged_trunk_tensors(enc), head, kSavedBlocks, card);
   EXPECT_NE(test::slurp(dir.file("bare/README.md")).find("# license: the trunk's licence was not found"),
             std::string::npos);
   EXPECT_FALSE(fs::exists(dir.file("bare/LICENSE")));

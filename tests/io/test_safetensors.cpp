@@ -21,11 +21,11 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void write_bytes(const std::string& path, const std::string& bytes) {
+void write_file_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-std::string error_of(const std::string& path) {
+std::string safetensors_error_of(const std::string& path) {
   try {
     io::load_safetensors(path);
   } catch (const aim::Error& e) {
@@ -74,12 +74,12 @@ TEST(Safetensors, TruncatedFilesAreClearErrors) {
   io::save_safetensors(dir.file("w.safetensors"), {{"w", torch::randn({64, 64})}});
   const auto bytes = read_bytes(dir.file("w.safetensors"));
   for (size_t cut : {size_t(0), size_t(5), size_t(8), size_t(20), bytes.size() / 2, bytes.size() - 1}) {
-    write_bytes(dir.file("t.safetensors"), bytes.substr(0, cut));
-    auto msg = error_of(dir.file("t.safetensors"));
+    write_file_bytes(dir.file("t.safetensors"), bytes.substr(0, cut));
+    auto msg = safetensors_error_of(dir.file("t.safetensors"));
     EXPECT_NE(msg.find("t.safetensors"), std::string::npos) << "cut " << cut << ": " << msg;
   }
-  write_bytes(dir.file("t.safetensors"), bytes.substr(0, bytes.size() - 1));
-  auto msg = error_of(dir.file("t.safetensors"));
+  write_file_bytes(dir.file("t.safetensors"), bytes.substr(0, bytes.size() - 1));
+  auto msg = safetensors_error_of(dir.file("t.safetensors"));
   EXPECT_NE(msg.find("tensor 'w'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 }
@@ -90,8 +90,8 @@ TEST(Safetensors, MalformedHeadersAreClearErrors) {
     std::string b(8, '\0');
     for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
     b += json + std::string(data_bytes, '\0');
-    write_bytes(dir.file("m.safetensors"), b);
-    return error_of(dir.file("m.safetensors"));
+    write_file_bytes(dir.file("m.safetensors"), b);
+    return safetensors_error_of(dir.file("m.safetensors"));
   };
   EXPECT_NE(with_header("{not json", 0).find("not valid JSON"), std::string::npos);
   EXPECT_NE(with_header("[1,2]", 0).find("not a JSON object"), std::string::npos);
@@ -115,9 +115,9 @@ TEST(Safetensors, MalformedHeadersAreClearErrors) {
     EXPECT_NE(msg.find("more elements than any file can hold"), std::string::npos) << shape << ": " << msg;
   }
   // A header length pointing far past the end (e.g. a random binary file).
-  write_bytes(dir.file("m.safetensors"), std::string("\xff\xff\xff\x00\x00\x00\x00\x00{}", 10));
-  EXPECT_NE(error_of(dir.file("m.safetensors")).find("header length"), std::string::npos);
-  EXPECT_NE(error_of(dir.file("missing.safetensors")).find("cannot open"), std::string::npos);
+  write_file_bytes(dir.file("m.safetensors"), std::string("\xff\xff\xff\x00\x00\x00\x00\x00{}", 10));
+  EXPECT_NE(safetensors_error_of(dir.file("m.safetensors")).find("header length"), std::string::npos);
+  EXPECT_NE(safetensors_error_of(dir.file("missing.safetensors")).find("cannot open"), std::string::npos);
 }
 
 // Random corruption anywhere in the file either still parses or raises aim::Error;
@@ -131,7 +131,7 @@ TEST(Safetensors, RandomCorruptionNeverCrashes) {
     auto b = bytes;
     for (int flips = 0; flips < 1 + trial % 4; ++flips)
       b[rng() % (trial % 2 ? b.size() : 80)] = static_cast<char>(rng() & 0xff);
-    write_bytes(dir.file("c.safetensors"), b);
+    write_file_bytes(dir.file("c.safetensors"), b);
     try {
       io::load_safetensors(dir.file("c.safetensors"));
     } catch (const aim::Error&) {

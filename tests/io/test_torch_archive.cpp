@@ -1,4 +1,4 @@
-// The native torch.save reader against files Debian's python3-torch writes
+// The native torch.save reader against archive_files Debian's python3-torch writes
 // (tests/io/write_torch_save.py): every dtype, shared storages, strides, nested and DDP
 // layouts, and a clear error for each kind of file it does not read.
 #include <gtest/gtest.h>
@@ -18,8 +18,8 @@ using namespace aim;
 
 namespace {
 
-// One directory of files for the whole suite: the Python script takes seconds.
-const std::string& files() {
+// One directory of archive_files for the whole suite: the Python script takes seconds.
+const std::string& archive_files() {
   static test::TempDir dir;
   static const bool written = [] {
     const std::string cmd = std::string(AIM_PYTHON) + " " + AIM_SOURCE_DIR + "/tests/io/write_torch_save.py " +
@@ -31,11 +31,11 @@ const std::string& files() {
 }
 
 #define NEED_FILES()                                                                          \
-  AIM_REQUIRE_DEPENDENCY(!files().empty(), "python3-torch (tests/io/write_torch_save.py)")
+  AIM_REQUIRE_DEPENDENCY(!archive_files().empty(), "python3-torch (tests/io/write_torch_save.py)")
 
-std::string file(const std::string& name) { return files() + "/" + name; }
+std::string file(const std::string& name) { return archive_files() + "/" + name; }
 
-std::string error_of(const std::string& path) {
+std::string archive_error_of(const std::string& path) {
   try {
     io::load_weights_file(path);
   } catch (const Error& e) {
@@ -97,18 +97,18 @@ TEST(TorchArchive, ModuleStateDictWithMetadataNestedAndDdpLayouts) {
 
 TEST(TorchArchive, RefusesWhatItDoesNotReadByName) {
   NEED_FILES();
-  EXPECT_NE(error_of(file("legacy.pth")).find("pre-1.6"), std::string::npos) << error_of(file("legacy.pth"));
-  EXPECT_NE(error_of(file("script.pt")).find("TorchScript"), std::string::npos) << error_of(file("script.pt"));
-  EXPECT_NE(error_of(file("list.pth")).find("a list, not a state dict"), std::string::npos)
-      << error_of(file("list.pth"));
-  const std::string nostate = error_of(file("nostate.pth"));
+  EXPECT_NE(archive_error_of(file("legacy.pth")).find("pre-1.6"), std::string::npos) << archive_error_of(file("legacy.pth"));
+  EXPECT_NE(archive_error_of(file("script.pt")).find("TorchScript"), std::string::npos) << archive_error_of(file("script.pt"));
+  EXPECT_NE(archive_error_of(file("list.pth")).find("a list, not a state dict"), std::string::npos)
+      << archive_error_of(file("list.pth"));
+  const std::string nostate = archive_error_of(file("nostate.pth"));
   EXPECT_NE(nostate.find("'epoch': an int"), std::string::npos) << nostate;
   EXPECT_NE(nostate.find("no state dict"), std::string::npos) << nostate;
-  EXPECT_NE(error_of(file("deflated.pth")).find("compressed"), std::string::npos) << error_of(file("deflated.pth"));
-  EXPECT_NE(error_of(file("complex.pth")).find("torch.ComplexFloatStorage"), std::string::npos)
-      << error_of(file("complex.pth"));
+  EXPECT_NE(archive_error_of(file("deflated.pth")).find("compressed"), std::string::npos) << archive_error_of(file("deflated.pth"));
+  EXPECT_NE(archive_error_of(file("complex.pth")).find("torch.ComplexFloatStorage"), std::string::npos)
+      << archive_error_of(file("complex.pth"));
   for (const char* name : {"legacy.pth", "script.pt", "list.pth", "deflated.pth"})
-    EXPECT_NE(error_of(file(name)).find(file(name)), std::string::npos) << "names the file: " << name;
+    EXPECT_NE(archive_error_of(file(name)).find(file(name)), std::string::npos) << "names the file: " << name;
 }
 
 TEST(TorchArchive, TruncatedOrDamagedArchivesFailCleanly) {
@@ -119,7 +119,7 @@ TEST(TorchArchive, TruncatedOrDamagedArchivesFailCleanly) {
   for (size_t cut : {size_t{10}, bytes.size() / 3, bytes.size() / 2, bytes.size() - 30, bytes.size() - 1}) {
     const std::string path = dir.file("cut.pth");
     std::ofstream(path, std::ios::binary) << bytes.substr(0, cut);
-    const std::string err = error_of(path);
+    const std::string err = archive_error_of(path);
     EXPECT_NE(err.find(path), std::string::npos) << "cut at " << cut << ": " << err;
   }
   // A flipped byte in the pickle fails its CRC.
@@ -130,5 +130,5 @@ TEST(TorchArchive, TruncatedOrDamagedArchivesFailCleanly) {
   damaged[data + 20] ^= 0x5a;
   const std::string path = dir.file("crc.pth");
   std::ofstream(path, std::ios::binary) << damaged;
-  EXPECT_NE(error_of(path).find("CRC"), std::string::npos) << error_of(path);
+  EXPECT_NE(archive_error_of(path).find("CRC"), std::string::npos) << archive_error_of(path);
 }

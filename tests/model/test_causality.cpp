@@ -17,12 +17,12 @@ torch::Tensor patch_grad_magnitude(const torch::Tensor& scalar, const torch::Ten
   return loss::patchify(g.abs(), patch).sum(-1)[0];  // batch 0
 }
 
-struct Fixture {
+struct CausalityFixture {
   model::ModelConfig cfg = aim::test::tiny_config();
   model::AimPretrainModel net{nullptr};
   torch::Tensor images;
 
-  explicit Fixture(model::ModelConfig c = aim::test::tiny_config()) : cfg(c) {
+  explicit CausalityFixture(model::ModelConfig c = aim::test::tiny_config()) : cfg(c) {
     torch::manual_seed(0);
     net = model::AimPretrainModel(cfg);
     net->to(torch::kFloat64);  // gradients that must vanish do so exactly; others are clearly non-zero
@@ -35,7 +35,7 @@ struct Fixture {
 // For every kept target j, the loss term of j depends on input patch k only if k <= j-1 or
 // k < S. Checked for several prefix lengths including pure causal (S = 0).
 TEST(Causality, LossTermOfTargetIgnoresLaterPatches) {
-  Fixture f;
+  CausalityFixture f;
   const int64_t K = f.cfg.num_tokens();
   for (int64_t S : std::vector<int64_t>{0, 1, 5, K - 1}) {
     auto prefix = torch::full({1}, S, torch::kInt64);
@@ -59,7 +59,7 @@ TEST(Causality, LossTermOfTargetIgnoresLaterPatches) {
 
 // Prefix tokens attend bidirectionally within the prefix and to nothing after it.
 TEST(Causality, PrefixOutputsIgnoreNonPrefixPatches) {
-  Fixture f;
+  CausalityFixture f;
   const int64_t K = f.cfg.num_tokens(), S = 6;
   auto out = f.net->forward(f.images, torch::full({1}, S, torch::kInt64));
   for (int64_t i = 0; i < S; ++i) {
@@ -90,7 +90,7 @@ TEST(Causality, BidirectionalOutputsSeeEveryPatch) {
 // Each image's prefix applies to that image only: a batch with mixed S gives every sample
 // exactly what it gets alone.
 TEST(Causality, PerSamplePrefixMatchesSingleImageRuns) {
-  Fixture f;
+  CausalityFixture f;
   torch::manual_seed(1);
   auto images = torch::randn({3, 3, 16, 16}, torch::kFloat64);
   auto prefix = torch::tensor({1, 7, 15}, torch::kInt64);
@@ -109,7 +109,7 @@ TEST(Causality, OrdersAreCausalInSequenceOrder) {
     cfg.attention = model::AttentionMode::kCausal;
     cfg.order = order;
     cfg.order_seed = 5;
-    Fixture f(cfg);
+    CausalityFixture f(cfg);
     const int64_t K = cfg.num_tokens();
     auto perm = f.net->order();
     ASSERT_TRUE(perm.defined());

@@ -23,7 +23,7 @@ struct Result {
   std::map<std::string, torch::Tensor> grads;
 };
 
-Result run(model::AimPretrainModel& net, const torch::Tensor& images, const torch::Tensor& prefix,
+Result run_heads(model::AimPretrainModel& net, const torch::Tensor& images, const torch::Tensor& prefix,
            model::HeadTokens mode) {
   net->zero_grad();
   auto out = net->forward(images, prefix, mode);
@@ -43,8 +43,8 @@ void expect_same_step(model::ModelConfig cfg, const torch::Tensor& prefix) {
   net->to(torch::kFloat64);
   const int64_t B = prefix.numel(), K = cfg.num_tokens();
   auto images = torch::randn({B, cfg.channels, cfg.img_size, cfg.img_size}, torch::kFloat64);
-  auto full = run(net, images, prefix, model::HeadTokens::kAll);
-  auto rows = run(net, images, prefix, model::HeadTokens::kLossOnly);
+  auto full = run_heads(net, images, prefix, model::HeadTokens::kAll);
+  auto rows = run_heads(net, images, prefix, model::HeadTokens::kLossOnly);
 
   EXPECT_EQ(full.loss.count.item<double>(), rows.loss.count.item<double>());
   EXPECT_NEAR(full.loss.sum.item<double>(), rows.loss.sum.item<double>(), 1e-12 * full.loss.sum.item<double>());

@@ -17,7 +17,7 @@ using namespace aim;
 
 namespace {
 
-constexpr int64_t kRank = 3;
+constexpr int64_t kLoraRank = 3;
 constexpr double kAlpha = 2.0;  // scaling alpha / r = 2/3: a wrong scale shows too
 
 // A float64 tiny encoder with LoRA whose A and B are all random.
@@ -25,7 +25,7 @@ model::AimEncoder adapted_encoder(uint64_t seed) {
   torch::manual_seed(seed);
   model::AimEncoder enc(test::tiny_config());
   enc->to(torch::kFloat64);
-  enc->trunk->enable_lora({kRank, kAlpha});
+  enc->trunk->enable_lora({kLoraRank, kAlpha});
   torch::NoGradGuard ng;
   for (auto& p : enc->trunk->lora_parameters()) p.normal_(0, 0.5);
   return enc;
@@ -44,8 +44,8 @@ torch::nn::Linear& qkv_of(model::AimEncoder& enc, size_t block) {
 TEST(Lora, MergedWeightsAddEachUpdateToItsOwnBlock) {
   auto enc = adapted_encoder(5);
   const auto& w = lora_of(enc, 1);
-  const int64_t d = test::tiny_config().width, r = kRank;
-  ASSERT_DOUBLE_EQ(w.scaling, kAlpha / kRank);
+  const int64_t d = test::tiny_config().width, r = kLoraRank;
+  ASSERT_DOUBLE_EQ(w.scaling, kAlpha / kLoraRank);
   ASSERT_GT(w.qkv_B.abs().min().item<double>(), 0) << "every entry of B should be nonzero";
   const auto W = qkv_of(enc, 1)->weight.detach();
   const auto merged = model::merged_qkv_weight(W, w);
@@ -53,7 +53,7 @@ TEST(Lora, MergedWeightsAddEachUpdateToItsOwnBlock) {
   // Rows [0, d) are q: B's first d rows times A's first r rows; [d, 2d) are k, untouched;
   // [2d, 3d) are v: B's last d rows times A's last r rows.
   const auto A = w.qkv_A, B = w.qkv_B;
-  const double s = kAlpha / kRank;
+  const double s = kAlpha / kLoraRank;
   EXPECT_TRUE(torch::allclose(merged.narrow(0, 0, d), W.narrow(0, 0, d) + s * B.narrow(0, 0, d).mm(A.narrow(0, 0, r)),
                               1e-12, 1e-12))
       << "q block";

@@ -42,7 +42,7 @@ std::map<std::string, torch::Tensor> as_map(const io::NamedTensors& t) {
   return std::map<std::string, torch::Tensor>(t.begin(), t.end());
 }
 
-void expect_close(const torch::Tensor& ours, const torch::Tensor& ref, double rtol, double atol, const std::string& what) {
+void expect_close_to_reference(const torch::Tensor& ours, const torch::Tensor& ref, double rtol, double atol, const std::string& what) {
   ASSERT_EQ(ours.sizes(), ref.sizes()) << what;
   auto diff = (ours.to(torch::kFloat64) - ref.to(torch::kFloat64)).abs().max().item<double>();
   EXPECT_TRUE(torch::allclose(ours.to(torch::kFloat64), ref.to(torch::kFloat64), rtol, atol))
@@ -100,19 +100,19 @@ void run_case(const Case& c) {
 
   // float64: the implementations must agree to rounding.
   auto out = net->forward(images, prefix);
-  expect_close(out.trunk_out, ref["trunk_normed"], 1e-9, 1e-9, "trunk output (f64)");
-  expect_close(out.pred, ref["pred"], 1e-9, 1e-9, "head predictions (f64)");
-  expect_close(out.loss.mean.reshape({1}), ref["loss"], 1e-9, 1e-9, "loss (f64)");
+  expect_close_to_reference(out.trunk_out, ref["trunk_normed"], 1e-9, 1e-9, "trunk output (f64)");
+  expect_close_to_reference(out.pred, ref["pred"], 1e-9, 1e-9, "head predictions (f64)");
+  expect_close_to_reference(out.loss.mean.reshape({1}), ref["loss"], 1e-9, 1e-9, "loss (f64)");
   auto feats = enc->features(images, blocks);
-  expect_close(feats, ref["features"], 1e-9, 1e-9, "probe features (f64)");
-  expect_close(probe->forward(feats), ref["attentive_logits"], 1e-9, 1e-9, "attentive probe (f64)");
-  expect_close(linear->forward(feats), ref["linear_logits"], 1e-9, 1e-9, "linear probe (f64)");
+  expect_close_to_reference(feats, ref["features"], 1e-9, 1e-9, "probe features (f64)");
+  expect_close_to_reference(probe->forward(feats), ref["attentive_logits"], 1e-9, 1e-9, "attentive probe (f64)");
+  expect_close_to_reference(linear->forward(feats), ref["linear_logits"], 1e-9, 1e-9, "linear probe (f64)");
 
   // float32, the training precision on CPU: close to the float64 reference.
   net->to(torch::kFloat32);
   auto out32 = net->forward(images.to(torch::kFloat32), prefix);
-  expect_close(out32.pred, ref["pred"], 1e-4, 1e-4, "head predictions (f32)");
-  expect_close(out32.loss.mean.reshape({1}), ref["loss"], 1e-5, 1e-5, "loss (f32)");
+  expect_close_to_reference(out32.pred, ref["pred"], 1e-4, 1e-4, "head predictions (f32)");
+  expect_close_to_reference(out32.loss.mean.reshape({1}), ref["loss"], 1e-5, 1e-5, "loss (f32)");
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ using namespace aim;
 
 namespace {
 
-std::string error_of(const std::vector<std::string>& ref, const std::vector<std::string>& other, const std::string& mode) {
+std::string labels_error_of(const std::vector<std::string>& ref, const std::vector<std::string>& other, const std::string& mode) {
   try {
     probe::match_classes(ref, "probe.train", other, "probe.val", mode);
   } catch (const Error& e) {
@@ -23,14 +23,14 @@ std::string error_of(const std::vector<std::string>& ref, const std::vector<std:
 }  // namespace
 
 TEST(ClassLabels, DifferentNamesAreAnErrorNamingEachSide) {
-  const std::string e = error_of({"cool", "dark", "warm"}, {"dark", "warm", "zblue"}, "names");
+  const std::string e = labels_error_of({"cool", "dark", "warm"}, {"dark", "warm", "zblue"}, "names");
   EXPECT_NE(e.find("only in probe.val: zblue"), std::string::npos) << e;
   EXPECT_NE(e.find("only in probe.train: cool"), std::string::npos) << e;
   EXPECT_NE(e.find("[cool, dark, warm]"), std::string::npos) << e;
   // A subset is an error unless asked for, and the message says how to ask.
-  const std::string sub = error_of({"cool", "dark", "warm"}, {"dark", "warm"}, "names");
+  const std::string sub = labels_error_of({"cool", "dark", "warm"}, {"dark", "warm"}, "names");
   EXPECT_NE(sub.find("probe.class_match=subset"), std::string::npos) << sub;
-  EXPECT_NE(error_of({"cool", "dark", "warm"}, {"dark", "zblue"}, "subset").find("zblue"), std::string::npos);
+  EXPECT_NE(labels_error_of({"cool", "dark", "warm"}, {"dark", "zblue"}, "subset").find("zblue"), std::string::npos);
 }
 
 TEST(ClassLabels, LabelsAreMappedByName) {

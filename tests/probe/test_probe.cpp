@@ -29,7 +29,6 @@ using namespace aim;
 namespace {
 
 const std::string kProbeBin = std::string(AIM_BIN_DIR) + "/aim-probe";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 /// A probe config on small Fashion-MNIST slices (Debian's dataset-fashion-mnist).
 config::RunConfig fmnist_probe(const test::TempDir& dir, const std::vector<std::string>& overrides = {}) {
@@ -410,7 +409,7 @@ TEST(ProbeCli, TwoGlooRanksEvalOnlyAndPredict) {
 
 TEST(ProbeCli, AimTrainProbesItsExportAtTheEnd) {
   test::TempDir dir;
-  std::string out = test::capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
+  std::string out = test::capture(test::kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
                             "/configs/test-tiny.yaml train.out_dir=" + dir.file("run") +
                             " probe.at_end=true 'probe.train={kind: synthetic, size: 64, classes: 4}'"
                             " 'probe.val={kind: synthetic, size: 32, classes: 4}' probe.epochs=2 probe.batch_size=16");

@@ -49,7 +49,7 @@ config::RunConfig colour_probe(const test::TempDir& dir, const std::string& val,
       "test");
 }
 
-std::string error_of(const std::function<void()>& f) {
+std::string classes_error_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const Error& e) {
@@ -67,12 +67,12 @@ TEST(ProbeClasses, ValFoldersAreMatchedByClassName) {
   write_split(dir.file("subset"), {"dark", "warm"}, 4);
 
   // Other classes: an error naming both sides, before any training.
-  std::string e = error_of([&] { probe::run_probe(colour_probe(dir, "other"), {}, nullptr); });
+  std::string e = classes_error_of([&] { probe::run_probe(colour_probe(dir, "other"), {}, nullptr); });
   EXPECT_NE(e.find("only in probe.val: zblue"), std::string::npos) << e;
   EXPECT_NE(e.find("only in probe.train: cool"), std::string::npos) << e;
   // A subset: refused unless asked for; then its labels are mapped by name (position would
   // call dark "cool" and warm "dark" and score about 0).
-  e = error_of([&] { probe::run_probe(colour_probe(dir, "subset"), {}, nullptr); });
+  e = classes_error_of([&] { probe::run_probe(colour_probe(dir, "subset"), {}, nullptr); });
   EXPECT_NE(e.find("probe.class_match=subset"), std::string::npos) << e;
   auto r = probe::run_probe(colour_probe(dir, "subset", "subset"), {}, nullptr);
   EXPECT_EQ(r.classes, 3);
@@ -82,12 +82,12 @@ TEST(ProbeClasses, ValFoldersAreMatchedByClassName) {
   EXPECT_EQ(io::read_safetensors_metadata(probe_file).at("class_names"), "[\"cool\",\"dark\",\"warm\"]");
 
   // The saved probe carries its names: --eval-only and --predict match them too.
-  e = error_of([&] { probe::evaluate_saved_probe(colour_probe(dir, "other"), {}, nullptr, probe_file); });
+  e = classes_error_of([&] { probe::evaluate_saved_probe(colour_probe(dir, "other"), {}, nullptr, probe_file); });
   EXPECT_NE(e.find("zblue"), std::string::npos) << e;
   EXPECT_NE(e.find(probe_file), std::string::npos) << e;
   auto ev = probe::evaluate_saved_probe(colour_probe(dir, "subset", "subset"), {}, nullptr, probe_file);
   EXPECT_NEAR(ev.top1, r.heads[0].top1, 1e-12);
-  e = error_of([&] { probe::prediction_class_names(colour_probe(dir, "other"), probe_file); });
+  e = classes_error_of([&] { probe::prediction_class_names(colour_probe(dir, "other"), probe_file); });
   EXPECT_NE(e.find("zblue"), std::string::npos) << e;
   EXPECT_EQ(probe::prediction_class_names(colour_probe(dir, "train"), probe_file),
             (std::vector<std::string>{"cool", "dark", "warm"}));

@@ -1,6 +1,6 @@
 // aim-scale's report against hand-computed numbers (compute per curve point, trunk vs total,
 // what each fit used), no fit or verdict from a 2-point sweep, aim-train's own final status
-// read back, and a good report never replaced by a poorer one.
+// read_report_file back, and a good report never replaced by a poorer one.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,14 +21,14 @@ using namespace aim;
 
 namespace {
 
-const std::string kScaleBin = std::string(AIM_BIN_DIR) + "/aim-scale";
+const std::string kSweepScaleBin = std::string(AIM_BIN_DIR) + "/aim-scale";
 
-std::string read(const std::string& path) {
+std::string read_report_file(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+std::vector<std::vector<std::string>> parse_report_csv(const std::string& text) {
   std::vector<std::vector<std::string>> rows(1);
   std::string field;
   bool quoted = false;
@@ -55,7 +55,7 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
 
 // Rows as maps from column name to field.
 std::vector<std::map<std::string, std::string>> csv_records(const std::string& path) {
-  const auto rows = parse_csv(read(path));
+  const auto rows = parse_report_csv(read_report_file(path));
   std::vector<std::map<std::string, std::string>> out;
   for (size_t r = 1; r < rows.size(); ++r) {
     std::map<std::string, std::string> m;
@@ -169,7 +169,7 @@ TEST(SweepReport, TwoPointSweepPrintsNoFitAndNoVerdict) {
   const auto rs = scale::collect_results(s, pts);
   ASSERT_EQ(rs[0].status, "done") << rs[0].note;
   scale::write_report(s, rs, "", "", 100);
-  const std::string report = read(dir.file("out/report.md"));
+  const std::string report = read_report_file(dir.file("out/report.md"));
   EXPECT_NE(report.find("too few points to fit: 2 distinct values"), std::string::npos) << report;
   EXPECT_NE(report.find("too few points (2 runs with a probe"), std::string::npos) << report;
   EXPECT_NE(report.find("no verdict"), std::string::npos) << report;
@@ -236,10 +236,10 @@ TEST(SweepCli, CollectNeverReplacesABetterReport) {
   const auto pts = scale::expand_points(s);
   for (const auto& p : pts)
     fake_run(s, p, R"({"step": 1, "loss": 2.0})" "\n" R"({"step": 4, "loss": 1.0, "val_loss": 0.9})" "\n");
-  const std::string cmd = kScaleBin + " --config " + dir.file("sweep.yaml") + " --python ''";
+  const std::string cmd = kSweepScaleBin + " --config " + dir.file("sweep.yaml") + " --python ''";
   std::string out = test::capture(cmd + " --collect train.steps=4");
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
-  const std::string report = read(dir.file("out/report.md")), results = read(dir.file("out/results.csv"));
+  const std::string report = read_report_file(dir.file("out/report.md")), results = read_report_file(dir.file("out/results.csv"));
   ASSERT_NE(report.find("2 points: 2 done"), std::string::npos) << report;
 
   out = test::capture(cmd + " --collect");
@@ -248,12 +248,12 @@ TEST(SweepCli, CollectNeverReplacesABetterReport) {
   EXPECT_NE(out.find("it has 2 done point(s), this collection 0 (2 points: 0 done, 2 stale)"), std::string::npos) << out;
   EXPECT_NE(out.find("were run with train.steps=4"), std::string::npos) << out;
   EXPECT_NE(out.find("--collect train.steps=4."), std::string::npos) << out;
-  EXPECT_EQ(read(dir.file("out/report.md")), report);
-  EXPECT_EQ(read(dir.file("out/results.csv")), results);
+  EXPECT_EQ(read_report_file(dir.file("out/report.md")), report);
+  EXPECT_EQ(read_report_file(dir.file("out/results.csv")), results);
 
   out = test::capture(cmd + " --collect --replace-report");  // said on purpose
   EXPECT_NE(out.find("[exit 0]"), std::string::npos) << out;
-  EXPECT_NE(read(dir.file("out/report.md")).find("2 points: 0 done, 2 stale"), std::string::npos);
+  EXPECT_NE(read_report_file(dir.file("out/report.md")).find("2 points: 0 done, 2 stale"), std::string::npos);
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // Checkpoints in real aim-train runs (tiny model, CPU ranks through --nproc-per-node):
-//  * a rank killed at several points of a background checkpoint write: the run resumes from
-//    the newest complete checkpoint and its losses are bit-exact against an uninterrupted run;
-//  * a run resumed 3 -> 2 -> 4 ranks, with and without optimizer sharding, on a mixture of a
+//  * a rank killed at several points of a background checkpoint write: the run_trainer resumes from
+//    the newest complete checkpoint and its losses are bit-exact against an uninterrupted run_trainer;
+//  * a run_trainer resumed 3 -> 2 -> 4 ranks, with and without optimizer sharding, on a mixture of a
 //    streaming webdataset source (several lanes and workers) and a random-access one, follows
-//    the uninterrupted 3-rank run's losses;
+//    the uninterrupted 3-rank run_trainer's losses;
 //  * asynchronous and synchronous checkpoints give identical runs and identical parts;
 //  * SIGTERM while a background save is in flight: that save and the stop step's complete
 //    before the exit, and the log says where the time went.
@@ -31,16 +31,14 @@ using namespace aim;
 
 namespace {
 
-const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 // Starts aim-train with `args` (and `fault` in AIM_TEST_CHECKPOINT_FAULT); output to `log`.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log, const std::string& fault = "") {
+pid_t spawn_trainer(const std::vector<std::string>& args, const std::string& log, const std::string& fault = "") {
   pid_t pid = fork();
   if (pid == 0) {
     if (fault.empty()) ::unsetenv("AIM_TEST_CHECKPOINT_FAULT");
     else ::setenv("AIM_TEST_CHECKPOINT_FAULT", fault.c_str(), 1);
-    std::vector<std::string> all = {kTrainBin};
+    std::vector<std::string> all = {test::kTrainBin};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (const auto& a : all) argv.push_back(const_cast<char*>(a.c_str()));
@@ -59,14 +57,14 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int run(const std::vector<std::string>& args, const std::string& log, const std::string& fault = "") {
-  return wait_exit(spawn(args, log, fault));
+int run_trainer(const std::vector<std::string>& args, const std::string& log, const std::string& fault = "") {
+  return wait_exit(spawn_trainer(args, log, fault));
 }
 
 std::vector<std::string> tiny(const std::string& out, int ranks, std::vector<std::string> extra) {
   std::vector<std::string> a;
   if (ranks > 1) a = {"--nproc-per-node", std::to_string(ranks)};
-  a.insert(a.end(), {"--config", kTinyYaml, "train.log_every=1", "train.val_every=0", "train.out_dir=" + out});
+  a.insert(a.end(), {"--config", test::kTinyYaml, "train.log_every=1", "train.val_every=0", "train.out_dir=" + out});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -91,7 +89,7 @@ TEST(CheckpointRuns, KilledDuringTheBackgroundWriteResumesBitExact) {
   test::TempDir dir;
   const std::vector<std::string> common = {"train.steps=12", "train.ckpt_every=4", "train.ckpt_async=true",
                                            "train.batch_size=8", "train.micro_batch_size=2"};
-  ASSERT_EQ(run(tiny(dir.file("straight"), 2, common), dir.file("straight.log")), 0) << test::slurp(dir.file("straight.log"));
+  ASSERT_EQ(run_trainer(tiny(dir.file("straight"), 2, common), dir.file("straight.log")), 0) << test::slurp(dir.file("straight.log"));
   struct Point {
     std::string fault;
     int64_t resumes_from;
@@ -103,11 +101,11 @@ TEST(CheckpointRuns, KilledDuringTheBackgroundWriteResumesBitExact) {
     const Point& p = points[i];
     SCOPED_TRACE(p.fault);
     const std::string out = dir.file("killed" + std::to_string(i));
-    EXPECT_NE(run(tiny(out, 2, common), dir.file("killed.log"), p.fault), 0) << test::slurp(dir.file("killed.log"));
+    EXPECT_NE(run_trainer(tiny(out, 2, common), dir.file("killed.log"), p.fault), 0) << test::slurp(dir.file("killed.log"));
     EXPECT_TRUE(fs::exists(ckpt(out, 4) + "/manifest.json"));
     EXPECT_FALSE(fs::exists(ckpt(out, 8))) << "the kill came after the rename";
     EXPECT_FALSE(fs::exists(out + "/trunk.safetensors"));
-    ASSERT_EQ(run(tiny(out, 2, common), dir.file("resume.log")), 0) << test::slurp(dir.file("resume.log"));
+    ASSERT_EQ(run_trainer(tiny(out, 2, common), dir.file("resume.log")), 0) << test::slurp(dir.file("resume.log"));
     const std::string log = test::slurp(dir.file("resume.log"));
     EXPECT_NE(log.find("resumed from " + ckpt(out, p.resumes_from)), std::string::npos) << log;
     EXPECT_NE(log.find("first step after resuming from step " + std::to_string(p.resumes_from) + ": "),
@@ -118,7 +116,7 @@ TEST(CheckpointRuns, KilledDuringTheBackgroundWriteResumesBitExact) {
 }
 
 // webdataset shards whose images are photos, for a streaming source.
-std::string write_shards(const test::TempDir& dir) {
+std::string write_run_shards(const test::TempDir& dir) {
   fs::create_directories(dir.file("wds"));
   for (int s = 0; s < 12; ++s) {
     char name[32];
@@ -137,7 +135,7 @@ std::string write_shards(const test::TempDir& dir) {
 
 TEST(CheckpointRuns, ThreeToTwoToFourRanksOnStreamsFollowTheUninterruptedRun) {
   test::TempDir dir;
-  const std::string sources = write_shards(dir);
+  const std::string sources = write_run_shards(dir);
   for (const std::string sharding : {"none", "optimizer"}) {
     SCOPED_TRACE("train.sharding=" + sharding);
     // Global batch 24: micro-batch 4 on 3 and 2 ranks (accumulating 2 and 3), 3 on 4 ranks.
@@ -148,11 +146,11 @@ TEST(CheckpointRuns, ThreeToTwoToFourRanksOnStreamsFollowTheUninterruptedRun) {
                    "data.workers=2", "data.stream_lanes=4"});
     };
     const std::string straight = dir.file(sharding + "-straight"), out = dir.file(sharding);
-    ASSERT_EQ(run(args(straight, 3, 4), dir.file("s.log")), 0) << test::slurp(dir.file("s.log"));
+    ASSERT_EQ(run_trainer(args(straight, 3, 4), dir.file("s.log")), 0) << test::slurp(dir.file("s.log"));
     // 3 ranks until the save of step 8 dies half written, then 2 until the save of step 12, then 4.
-    EXPECT_NE(run(args(out, 3, 4), dir.file("p1.log"), "kill:part-half:8:2"), 0);
-    EXPECT_NE(run(args(out, 2, 4), dir.file("p2.log"), "kill:part-half:12:1"), 0) << test::slurp(dir.file("p2.log"));
-    ASSERT_EQ(run(args(out, 4, 3), dir.file("p3.log")), 0) << test::slurp(dir.file("p3.log"));
+    EXPECT_NE(run_trainer(args(out, 3, 4), dir.file("p1.log"), "kill:part-half:8:2"), 0);
+    EXPECT_NE(run_trainer(args(out, 2, 4), dir.file("p2.log"), "kill:part-half:12:1"), 0) << test::slurp(dir.file("p2.log"));
+    ASSERT_EQ(run_trainer(args(out, 4, 3), dir.file("p3.log")), 0) << test::slurp(dir.file("p3.log"));
     const std::string p2 = test::slurp(dir.file("p2.log")), p3 = test::slurp(dir.file("p3.log"));
     EXPECT_NE(p2.find("resumed from " + ckpt(out, 4)), std::string::npos) << p2;
     EXPECT_NE(p2.find("its 12 stream lanes continue exactly on 2 ranks (6 per rank)"), std::string::npos) << p2;
@@ -166,7 +164,7 @@ TEST(CheckpointRuns, ThreeToTwoToFourRanksOnStreamsFollowTheUninterruptedRun) {
 TEST(CheckpointRuns, AsyncAndSyncCheckpointsGiveIdenticalRunsAndParts) {
   test::TempDir dir;
   for (const std::string mode : {"true", "false"})
-    ASSERT_EQ(run(tiny(dir.file(mode), 1, {"train.steps=9", "train.ckpt_every=3", "train.ckpt_async=" + mode}),
+    ASSERT_EQ(run_trainer(tiny(dir.file(mode), 1, {"train.steps=9", "train.ckpt_every=3", "train.ckpt_async=" + mode}),
                   dir.file(mode + ".log")),
               0)
         << test::slurp(dir.file(mode + ".log"));
@@ -188,7 +186,7 @@ TEST(CheckpointRuns, SigtermDuringABackgroundSaveCompletesItBeforeTheExit) {
   const std::string out = dir.file("run");
   const std::vector<std::string> common = {"train.steps=30", "train.ckpt_every=4", "train.ckpt_async=true"};
   // Every background write takes at least 2 s: the signal lands while the save of step 4 is in flight.
-  const pid_t pid = spawn(tiny(out, 2, common), dir.file("stop.log"), "delay:2");
+  const pid_t pid = spawn_trainer(tiny(out, 2, common), dir.file("stop.log"), "delay:2");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(ckpt(out, 4) + ".partial/loader_rank0.json") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -208,8 +206,8 @@ TEST(CheckpointRuns, SigtermDuringABackgroundSaveCompletesItBeforeTheExit) {
   waited = std::stod(log.substr(w + 7));
   EXPECT_GT(waited, 0.5) << "the save in flight was not waited for: " << log;
   EXPECT_NE(log.find("snapshot ", at), std::string::npos) << log;
-  // And the run continues from the stop step.
-  ASSERT_EQ(run(tiny(out, 2, common), dir.file("resume.log")), 0) << test::slurp(dir.file("resume.log"));
+  // And the run_trainer continues from the stop step.
+  ASSERT_EQ(run_trainer(tiny(out, 2, common), dir.file("resume.log")), 0) << test::slurp(dir.file("resume.log"));
   EXPECT_NE(test::slurp(dir.file("resume.log")).find("resumed from " + ckpt(out, stop_step)), std::string::npos);
 }
 

@@ -14,9 +14,7 @@ using namespace aim;
 
 namespace {
 
-const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
 const std::string k7bYaml = std::string(AIM_SOURCE_DIR) + "/configs/aim-7b.yaml";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 // The plan's workspace written out term by term, each a buffer named in memory_plan.cpp's
 // header comment and computed by hand in the tests below: the transient peak of backward
@@ -42,7 +40,7 @@ constexpr double kCpuRuntime = 0.20e9, kCudaRuntime = 1.0e9;
 // test-tiny (every image has K - 1 = 15 head rows), fp32 on CPU, explicit attention:
 // K = 16, d = 32, H = 2, r = 4, w = 48, q = 4, D = 48, 3x16x16 images, depth 2, 2 head blocks.
 TEST(MemoryPlan, ArithmeticOnKnownShapes) {
-  auto cfg = config::load_run_config(kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4"});
+  auto cfg = config::load_run_config(test::kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4"});
   const int64_t n = model::count_parameters(cfg.model).total();
   auto p = train::plan_memory(cfg, 1, train::PlanTarget{}, 0);
   EXPECT_EQ(p.parameters, n);
@@ -134,7 +132,7 @@ TEST(MemoryPlan, ArithmeticOnKnownShapes) {
 TEST(MemoryPlan, WorkspaceTermByTermOnCpu) {
   {
     SCOPED_TRACE("K = 64");
-    auto cfg = config::load_run_config(kTinyYaml, {"model.attention=causal", "model.img_size=32",
+    auto cfg = config::load_run_config(test::kTinyYaml, {"model.attention=causal", "model.img_size=32",
                                                    "train.micro_batch_size=4"});
     ASSERT_EQ(cfg.model.num_tokens(), 64);
     const auto p = train::plan_memory(cfg, 1, train::PlanTarget{}, 0);
@@ -155,7 +153,7 @@ TEST(MemoryPlan, WorkspaceTermByTermOnCpu) {
   }
   {
     SCOPED_TRACE("K = 16");
-    auto cfg = config::load_run_config(kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4"});
+    auto cfg = config::load_run_config(test::kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4"});
     const auto p = train::plan_memory(cfg, 1, train::PlanTarget{}, 0);
     Workspace ws;
     ws.mask = 4 * 2 * 16 * 16 * 4.0;
@@ -175,7 +173,7 @@ TEST(MemoryPlan, WorkspaceTermByTermOnCpu) {
 // ranks, 32 px images (K = 64), causal, micro-batch 4: a = 2 bytes for what autocast computes
 // in bf16, 4 for the fp32 residual stream and LayerNorm statistics.
 TEST(MemoryPlan, EveryTermOnCudaWithBf16AndFusedAttention) {
-  auto cfg = config::load_run_config(kTinyYaml, {"model.attention=causal", "model.img_size=32",
+  auto cfg = config::load_run_config(test::kTinyYaml, {"model.attention=causal", "model.img_size=32",
                                                  "train.micro_batch_size=4", "train.precision=bf16"});
   const double n = static_cast<double>(model::count_parameters(cfg.model).total());
   const auto p = train::plan_memory(cfg, 2, train::PlanTarget{true, true}, 0);
@@ -221,7 +219,7 @@ TEST(MemoryPlan, EveryTermOnCudaWithBf16AndFusedAttention) {
 // largest parameter's gradient, and the all-gather of the updated slices holds one
 // bucket-sized chunk in, 3 out and, on Gloo, 3 more in its flat copy; on NCCL no copy.
 TEST(MemoryPlan, ShardedTermsWhenTheSliceSpansManyChunks) {
-  auto cfg = config::load_run_config(kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4",
+  auto cfg = config::load_run_config(test::kTinyYaml, {"model.attention=causal", "train.micro_batch_size=4",
                                                  "train.bucket_mb=0.005", "train.sharding=gradients"});
   const double n = static_cast<double>(model::count_parameters(cfg.model).total());
   const double bucket = 0.005 * 1024 * 1024;
@@ -280,7 +278,7 @@ TEST(MemoryPlan, CheckpointingShrinksActivationsAndTheLargestMicroBatchIsTight) 
 // are 20 B x 6.9 G parameters. The dry run plans for --nproc-per-node ranks without starting them.
 TEST(MemoryPlan, DryRunSaysAim7bDoesNotFitReplicatedOn80GB) {
   test::TempDir dir;
-  const auto out = test::capture(kTrainBin + " --config " + k7bYaml +
+  const auto out = test::capture(test::kTrainBin + " --config " + k7bYaml +
                                  " --dry-run --nproc-per-node 8 train.memory_gb=80 train.device=cuda"
                                  " train.sharding=none train.activation_checkpointing=none"
                                  " 'data.sources=[{kind: synthetic}]' data.val=null");
@@ -295,22 +293,22 @@ TEST(MemoryPlan, DryRunSaysAim7bDoesNotFitReplicatedOn80GB) {
       << out;
   EXPECT_NE(out.find("training refuses to start with this plan"), std::string::npos) << out;
   // A tiny model fits, and says which micro-batch is the largest that would.
-  const auto tiny = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.memory_gb=1");
+  const auto tiny = test::capture(test::kTrainBin + " --config " + test::kTinyYaml + " --dry-run train.memory_gb=1");
   EXPECT_NE(tiny.find("memory verdict: fits in 1.00 GB per device (largest micro-batch that fits: "),
             std::string::npos)
       << tiny;
   // A CPU plan without train.memory_gb has this machine's available memory as its budget; a
   // CUDA plan made without a GPU has none.
-  const auto cpu = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run");
+  const auto cpu = test::capture(test::kTrainBin + " --config " + test::kTinyYaml + " --dry-run");
   EXPECT_NE(cpu.find("  budget: this machine's available memory, "), std::string::npos) << cpu;
-  const auto none = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.device=cuda");
+  const auto none = test::capture(test::kTrainBin + " --config " + test::kTinyYaml + " --dry-run train.device=cuda");
   EXPECT_NE(none.find("memory verdict: no budget"), std::string::npos) << none;
 }
 
 // The recipe for aim-7b: 8 x 80 GB with ZeRO-2 and full activation checkpointing at the
 // config's micro-batch fits; --nnodes multiplies the ranks the plan is for.
 TEST(MemoryPlan, DryRunSaysAim7bFitsOn80GBWithGradientShardingAndCheckpointing) {
-  const std::string base = kTrainBin + " --config " + k7bYaml +
+  const std::string base = test::kTrainBin + " --config " + k7bYaml +
                            " --dry-run train.memory_gb=80 train.device=cuda"
                            " 'data.sources=[{kind: synthetic}]' data.val=null";
   const auto out = test::capture(base + " --nproc-per-node 8 train.sharding=gradients train.activation_checkpointing=full");
@@ -325,7 +323,7 @@ TEST(MemoryPlan, DryRunSaysAim7bFitsOn80GBWithGradientShardingAndCheckpointing) 
   const auto nodes = test::capture(base + " --nnodes 4 --nproc-per-node 8 train.sharding=gradients");
   EXPECT_NE(nodes.find("32 ranks"), std::string::npos) << nodes;
   EXPECT_NE(nodes.find("(this rank's 1/32 slice)"), std::string::npos) << nodes;
-  const auto bad = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run --nnodes 2");
+  const auto bad = test::capture(test::kTrainBin + " --config " + test::kTinyYaml + " --dry-run --nnodes 2");
   EXPECT_NE(bad.find("--nnodes needs --nproc-per-node"), std::string::npos) << bad;
 }
 
@@ -335,7 +333,7 @@ TEST(MemoryPlan, DryRunSaysAim7bFitsOn80GBWithGradientShardingAndCheckpointing) 
 TEST(MemoryPlan, EveryShippedPresetConfigFitsAnEightGpuNode) {
   for (const char* name : {"aim-600m", "aim-1b", "aim-3b", "aim-7b"}) {
     const std::string yaml = std::string(AIM_SOURCE_DIR) + "/configs/" + name + ".yaml";
-    const auto out = test::capture(kTrainBin + " --config " + yaml +
+    const auto out = test::capture(test::kTrainBin + " --config " + yaml +
                                    " --dry-run --nproc-per-node 8 train.memory_gb=80 train.device=cuda");
     EXPECT_NE(out.find("[exit 0]"), std::string::npos) << name << "\n" << out;
     EXPECT_NE(out.find("memory verdict: fits in 80.00 GB"), std::string::npos) << name << "\n" << out;

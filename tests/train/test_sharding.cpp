@@ -30,20 +30,18 @@ using test::train_runs::spawn;
 
 namespace {
 
-const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
 // 0.005 MiB = 1310 floats per all-gather chunk (and gradient buckets of a few parameters).
 const std::string kSmallChunks = "train.bucket_mb=0.005";
 constexpr int64_t kChunkFloats = static_cast<int64_t>(0.005 * 1024 * 1024 / 4);
 
-std::map<int64_t, double> losses(const std::string& out_dir, const char* key = "loss") {
+std::map<int64_t, double> sharded_losses(const std::string& out_dir, const char* key = "loss") {
   return test::metric_by_step(out_dir, key);
 }
 
 // All-gather chunks in the widest of `world` slices of the tiny model.
 int64_t chunks_per_slice(int world) {
-  const int64_t n = model::count_parameters(config::load_run_config(kTinyYaml).model).total();
+  const int64_t n = model::count_parameters(config::load_run_config(test::kTinyYaml).model).total();
   const int64_t widest = (n + world - 1) / world;
   return (widest + kChunkFloats - 1) / kChunkFloats;
 }
@@ -53,21 +51,21 @@ int64_t chunks_per_slice(int world) {
 // train.sharding=optimizer (ZeRO-1): each rank keeps AdamW state for its slice of the
 // flattened parameters (uneven on 3 ranks), updates it and all-gathers it; gradients
 // (ZeRO-2): each rank also keeps only its slice of the gradients, reduced micro-batch by
-// micro-batch (3 micro-batches per rank on 2 ranks). With clipping active the losses,
+// micro-batch (3 micro-batches per rank on 2 ranks). With clipping active the sharded_losses,
 // gradient norms and final weights equal the replicated run's on the same world size (1e-5)
 // and one process with the same global batch (1e-4). Every run has the same small buckets,
 // so the sharded runs exchange their slices in many chunks.
 TEST(Sharding, ManyChunksMatchReplicatedOnTwoAndThreeRanks) {
   test::TempDir dir;
-  const auto cfg = config::load_run_config(kTinyYaml);
+  const auto cfg = config::load_run_config(test::kTinyYaml);
   const int64_t n = model::count_parameters(cfg.model).total();
   EXPECT_NE(n % 3, 0) << "the 3-rank case should have uneven slices";
   EXPECT_GE(chunks_per_slice(3), 10) << "the slices should travel in many chunks";
-  const std::vector<std::string> common = {kTinyYaml, "train.steps=8", "train.log_every=1", "train.val_every=0",
+  const std::vector<std::string> common = {test::kTinyYaml, "train.steps=8", "train.log_every=1", "train.val_every=0",
                                            "train.batch_size=24", "train.micro_batch_size=4", "train.ckpt_every=0",
                                            "optim.grad_clip=0.05", "optim.warmup=0", kSmallChunks};
   auto with = [&](const std::string& name, int ranks, const std::string& sharding) {
-    std::vector<std::string> a = {kTrainBin, "--config"};
+    std::vector<std::string> a = {test::kTrainBin, "--config"};
     if (ranks > 1) a.insert(a.begin() + 1, {"--nproc-per-node", std::to_string(ranks)});
     a.insert(a.end(), common.begin(), common.end());
     a.push_back("train.sharding=" + sharding);
@@ -75,7 +73,7 @@ TEST(Sharding, ManyChunksMatchReplicatedOnTwoAndThreeRanks) {
     EXPECT_EQ(run(a, dir.file(name + ".log")), 0) << slurp(dir.file(name + ".log"));
   };
   with("one", 1, "none");
-  const auto g1 = losses(dir.file("one"), "grad_norm");
+  const auto g1 = sharded_losses(dir.file("one"), "grad_norm");
   ASSERT_EQ(g1.size(), 8u);
   EXPECT_GT(g1.begin()->second, 0.05 * 2) << "clipping should be active";
   for (int ranks : {2, 3}) {
@@ -87,7 +85,7 @@ TEST(Sharding, ManyChunksMatchReplicatedOnTwoAndThreeRanks) {
       const std::string sh = mode + std::to_string(ranks);
       with(sh, ranks, mode);
       for (const char* key : {"loss", "grad_norm"}) {
-        auto a = losses(dir.file(rep), key), b = losses(dir.file(sh), key), o = losses(dir.file("one"), key);
+        auto a = sharded_losses(dir.file(rep), key), b = sharded_losses(dir.file(sh), key), o = sharded_losses(dir.file("one"), key);
         ASSERT_EQ(a.size(), 8u) << key;
         ASSERT_EQ(b.size(), 8u) << key;
         for (auto& [step, v] : a) {
@@ -106,13 +104,13 @@ TEST(Sharding, ManyChunksMatchReplicatedOnTwoAndThreeRanks) {
 
 // Sharded checkpoints: every rank writes its own slice; a 3-rank run killed mid-way
 // resumes on 2 ranks (the slices re-cut on load) and continues with the uninterrupted 3-rank
-// run's losses; on 3 ranks again the resume is bit-exact. For both sharding modes, in many
+// run's sharded_losses; on 3 ranks again the resume is bit-exact. For both sharding modes, in many
 // all-gather chunks per slice (re-sliced on 2 ranks, the chunks fall elsewhere).
 static void expect_sharded_checkpoint_resumes_on_another_world_size(const std::string& sharding) {
   test::TempDir dir;
   ASSERT_GE(chunks_per_slice(3), 10);
   auto args = [&](int ranks, const std::string& out) {
-    return std::vector<std::string>{kTrainBin, "--nproc-per-node", std::to_string(ranks), "--config", kTinyYaml,
+    return std::vector<std::string>{test::kTrainBin, "--nproc-per-node", std::to_string(ranks), "--config", test::kTinyYaml,
                                     "train.steps=40", "train.log_every=1", "train.val_every=0", "train.batch_size=24",
                                     "train.micro_batch_size=4", "train.ckpt_every=4", "train.sharding=" + sharding,
                                     kSmallChunks, "train.out_dir=" + out};
@@ -141,7 +139,7 @@ static void expect_sharded_checkpoint_resumes_on_another_world_size(const std::s
   ASSERT_EQ(run(args(2, dir.file("killed")), dir.file("resume.log")), 0) << slurp(dir.file("resume.log"));
   const auto log = slurp(dir.file("resume.log"));
   EXPECT_NE(log.find("(step " + std::to_string(resume_step) + ")"), std::string::npos) << log;
-  auto a = losses(dir.file("straight")), b = losses(dir.file("killed"));
+  auto a = sharded_losses(dir.file("straight")), b = sharded_losses(dir.file("killed"));
   ASSERT_EQ(a.size(), 40u);
   ASSERT_EQ(b.size(), 40u);
   for (auto& [step, loss] : a) {
@@ -160,7 +158,7 @@ static void expect_sharded_checkpoint_resumes_on_another_world_size(const std::s
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_LT(newest_checkpoint(dir.file("again")), 40);
   ASSERT_EQ(run(args(3, dir.file("again")), dir.file("again.log")), 0) << slurp(dir.file("again.log"));
-  auto c = losses(dir.file("again"));
+  auto c = sharded_losses(dir.file("again"));
   ASSERT_EQ(c.size(), 40u);
   for (auto& [step, loss] : a) EXPECT_EQ(c[step], loss) << "step " << step;
 }

@@ -19,13 +19,11 @@ using namespace aim;
 
 namespace {
 
-const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
-const std::string kReader = std::string(AIM_SOURCE_DIR) + "/tests/io/read_tfevents.py";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
+const std::string kEventReader = std::string(AIM_SOURCE_DIR) + "/tests/io/read_tfevents.py";
 
 // read_tfevents.py on <out>/tb compared with <out>/metrics.jsonl; its JSON and exit status.
 std::pair<nlohmann::json, int> check_against_metrics(const std::string& out) {
-  const auto text = test::capture(std::string(AIM_PYTHON) + " " + kReader + " " + out + "/tb --metrics " + out +
+  const auto text = test::capture(std::string(AIM_PYTHON) + " " + kEventReader + " " + out + "/tb --metrics " + out +
                                   "/metrics.jsonl");
   const auto exit_at = text.rfind("\n[exit ");
   return {nlohmann::json::parse(text.substr(0, exit_at), nullptr, /*allow_exceptions=*/false),
@@ -46,7 +44,7 @@ TEST(TensorBoardRun, ScalarsMatchMetricsAndResumeLeavesEachStepOnce) {
   test::TempDir dir;
   const auto out = dir.file("run");
   const auto cfg = config::load_run_config(
-      kTinyYaml, {"train.out_dir=" + out, "train.steps=12", "train.ckpt_every=4", "train.keep_checkpoints=3",
+      test::kTinyYaml, {"train.out_dir=" + out, "train.steps=12", "train.ckpt_every=4", "train.keep_checkpoints=3",
                   "train.val_every=4", "train.log_every=1", "train.tensorboard=true"});
   train::run_training(cfg, {});
 
@@ -90,7 +88,7 @@ TEST(TensorBoardRun, ScalarsMatchMetricsAndResumeLeavesEachStepOnce) {
 TEST(TensorBoardRun, OnlyRankZeroWrites) {
   test::TempDir dir;
   const auto out = dir.file("run");
-  const auto log = test::capture(kTrainBin + " --nproc-per-node 2 --config " + kTinyYaml + " train.out_dir=" + out +
+  const auto log = test::capture(test::kTrainBin + " --nproc-per-node 2 --config " + test::kTinyYaml + " train.out_dir=" + out +
                                  " train.steps=4 train.batch_size=16 train.tensorboard=true");
   ASSERT_NE(log.find("[exit 0]"), std::string::npos) << log;
   auto [read, status] = check_against_metrics(out);
@@ -123,7 +121,7 @@ TEST(TensorBoardRun, MetricsLogMirrorsWhatTheFileShowsAsNumbers) {
 
 TEST(TensorBoardRun, OffByDefault) {
   test::TempDir dir;
-  auto cfg = config::load_run_config(kTinyYaml, {"train.out_dir=" + dir.file("run"), "train.steps=2"});
+  auto cfg = config::load_run_config(test::kTinyYaml, {"train.out_dir=" + dir.file("run"), "train.steps=2"});
   EXPECT_FALSE(cfg.train.tensorboard);
   train::run_training(cfg, {});
   EXPECT_TRUE(fs::exists(dir.file("run/metrics.jsonl")));

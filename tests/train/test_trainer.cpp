@@ -31,10 +31,8 @@ using namespace aim;
 
 namespace {
 
-const std::string kTinyYaml = std::string(AIM_SOURCE_DIR) + "/configs/test-tiny.yaml";
-const std::string kTrainBin = std::string(AIM_BIN_DIR) + "/aim-train";
 
-std::map<int64_t, double> losses(const std::string& out_dir, const char* key = "loss") {
+std::map<int64_t, double> trainer_losses(const std::string& out_dir, const char* key = "loss") {
   return test::metric_by_step(out_dir, key);
 }
 using test::slurp;
@@ -60,7 +58,7 @@ std::pair<int, int> bucket_report(const std::string& log) {
 
 TEST(Trainer, LossFallsAndRunDirectoryIsComplete) {
   test::TempDir dir;
-  auto cfg = config::load_run_config(kTinyYaml, {"train.out_dir=" + dir.file("run"), "train.steps=40",
+  auto cfg = config::load_run_config(test::kTinyYaml, {"train.out_dir=" + dir.file("run"), "train.steps=40",
                                                  "train.log_every=5", "train.val_every=20", "optim.warmup=0.1"});
   dist::DistEnv env;
   auto s = train::run_training(cfg, env);
@@ -75,10 +73,10 @@ TEST(Trainer, LossFallsAndRunDirectoryIsComplete) {
   auto rec = nlohmann::json::parse(line);
   for (const char* k : {"step", "loss", "lr", "grad_norm", "img_per_s", "mfu", "data_wait", "tflops", "peak_mem_gb"})
     EXPECT_TRUE(rec.contains(k)) << k;
-  EXPECT_EQ(losses(dir.file("run"), "val_loss").size(), 2u);
+  EXPECT_EQ(trainer_losses(dir.file("run"), "val_loss").size(), 2u);
   // The logged lr is the schedule's (warmup then cosine) at the step that was taken: record
   // `step` s holds the lr of update s, i.e. learning_rate(s - 1).
-  const auto lrs = losses(dir.file("run"), "lr");
+  const auto lrs = trainer_losses(dir.file("run"), "lr");
   ASSERT_EQ(lrs.size(), 8u);
   for (const auto& [step, lr] : lrs)
     EXPECT_NEAR(lr, optim::learning_rate(step - 1, 40, cfg.optim), 1e-12 * cfg.optim.lr) << "step " << step;
@@ -94,10 +92,10 @@ TEST(Trainer, LossFallsAndRunDirectoryIsComplete) {
 
 // Proves it resumed: the checkpoint exists before the kill, the second run says it resumed
 // from the newest one (a run that silently started over reproduces every loss with fixed
-// seeds, so equal losses alone prove nothing), and the exported trunks hold the same bits.
+// seeds, so equal trainer_losses alone prove nothing), and the exported trunks hold the same bits.
 TEST(Trainer, ResumeAfterSigkillIsExact) {
   test::TempDir dir;
-  const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=150", "train.ckpt_every=7",
+  const std::vector<std::string> common = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=150", "train.ckpt_every=7",
                                            "train.log_every=1", "train.val_every=50", "train.batch_size=16"};
   auto with_out = [&](const std::string& out) {
     auto a = common;
@@ -124,11 +122,11 @@ TEST(Trainer, ResumeAfterSigkillIsExact) {
   EXPECT_NE(log.find("(step " + std::to_string(resume_step) + ")"), std::string::npos)
       << "expected a resume from the newest checkpoint, step " << resume_step << ":\n" << log;
 
-  auto a = losses(dir.file("straight")), b = losses(dir.file("killed"));
+  auto a = trainer_losses(dir.file("straight")), b = trainer_losses(dir.file("killed"));
   ASSERT_EQ(a.size(), 150u);
   ASSERT_EQ(b.size(), 150u);
   for (auto& [step, loss] : a) EXPECT_EQ(loss, b[step]) << "step " << step;
-  auto va = losses(dir.file("straight"), "val_loss"), vb = losses(dir.file("killed"), "val_loss");
+  auto va = trainer_losses(dir.file("straight"), "val_loss"), vb = trainer_losses(dir.file("killed"), "val_loss");
   EXPECT_EQ(va, vb);
   // The exports differ only in the config's out_dir: same tensors bit for bit, same digest.
   const auto ta = io::load_safetensors(dir.file("straight/trunk.safetensors"));
@@ -146,7 +144,7 @@ TEST(Trainer, ResumeAfterSigkillIsExact) {
 // path and the all-reduces started during backward run too.
 TEST(Trainer, TwoGlooRanksMatchOneProcess) {
   test::TempDir dir;
-  const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=12", "train.log_every=1",
+  const std::vector<std::string> common = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=12", "train.log_every=1",
                                            "train.val_every=6", "train.batch_size=16", "train.micro_batch_size=4",
                                            "train.bucket_mb=0.0001"};
   auto one = common, two = common;
@@ -155,14 +153,14 @@ TEST(Trainer, TwoGlooRanksMatchOneProcess) {
   two.insert(two.begin() + 1, {"--nproc-per-node", "2"});
   ASSERT_EQ(run(one), 0);
   ASSERT_EQ(run(two, dir.file("two.log")), 0);
-  auto a = losses(dir.file("one")), b = losses(dir.file("two"));
+  auto a = trainer_losses(dir.file("one")), b = trainer_losses(dir.file("two"));
   ASSERT_EQ(a.size(), 12u);
   ASSERT_EQ(b.size(), 12u);
   for (auto& [step, loss] : a) EXPECT_NEAR(loss, b[step], 1e-4 * std::abs(loss)) << "step " << step;
-  auto ga = losses(dir.file("one"), "grad_norm"), gb = losses(dir.file("two"), "grad_norm");
+  auto ga = trainer_losses(dir.file("one"), "grad_norm"), gb = trainer_losses(dir.file("two"), "grad_norm");
   ASSERT_EQ(ga.size(), 12u);
   for (auto& [step, g] : ga) EXPECT_NEAR(g, gb[step], 1e-4 * g) << "grad_norm at step " << step;
-  auto va = losses(dir.file("one"), "val_loss"), vb = losses(dir.file("two"), "val_loss");
+  auto va = trainer_losses(dir.file("one"), "val_loss"), vb = trainer_losses(dir.file("two"), "val_loss");
   ASSERT_EQ(va.size(), 2u);
   for (auto& [step, v] : va) EXPECT_NEAR(v, vb[step], 1e-4 * v) << "val step " << step;
 
@@ -177,11 +175,11 @@ TEST(Trainer, TwoGlooRanksMatchOneProcess) {
 }
 
 // train.activation_checkpointing=full recomputes every trunk and head block in backward:
-// an fp32 run of 20 steps (with accumulation) must follow the plain run's losses and
+// an fp32 run of 20 steps (with accumulation) must follow the plain run's trainer_losses and
 // gradient norms to 1e-6 and end with the same weights.
 TEST(Trainer, ActivationCheckpointingKeepsTheTrajectory) {
   test::TempDir dir;
-  const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=20", "train.log_every=1",
+  const std::vector<std::string> common = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=20", "train.log_every=1",
                                            "train.val_every=10", "train.ckpt_every=0"};
   auto with = [&](const std::string& name, const std::string& mode) {
     auto a = common;
@@ -192,7 +190,7 @@ TEST(Trainer, ActivationCheckpointingKeepsTheTrajectory) {
   with("plain", "none");
   with("ckpt", "full");
   for (const char* key : {"loss", "grad_norm", "val_loss"}) {
-    auto a = losses(dir.file("plain"), key), b = losses(dir.file("ckpt"), key);
+    auto a = trainer_losses(dir.file("plain"), key), b = trainer_losses(dir.file("ckpt"), key);
     ASSERT_EQ(a.size(), std::string(key) == "val_loss" ? 2u : 20u) << key;
     ASSERT_EQ(b.size(), a.size()) << key;
     for (auto& [step, v] : a) EXPECT_NEAR(v, b[step], 1e-6 * std::abs(v)) << key << " at step " << step;
@@ -205,7 +203,7 @@ TEST(Trainer, ActivationCheckpointingKeepsTheTrajectory) {
 // here) and start the all-reduces during backward, so the run equals the plain 2-rank run.
 TEST(Trainer, ActivationCheckpointingOnTwoRanksMatchesPlain) {
   test::TempDir dir;
-  const std::vector<std::string> common = {kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml,
+  const std::vector<std::string> common = {test::kTrainBin, "--nproc-per-node", "2", "--config", test::kTinyYaml,
                                            "train.steps=8", "train.log_every=1", "train.val_every=0",
                                            "train.batch_size=16", "train.micro_batch_size=4",
                                            "train.bucket_mb=0.0001", "train.ckpt_every=0"};
@@ -218,7 +216,7 @@ TEST(Trainer, ActivationCheckpointingOnTwoRanksMatchesPlain) {
   with("plain", "none");
   with("ckpt", "full");
   for (const char* key : {"loss", "grad_norm"}) {
-    auto a = losses(dir.file("plain"), key), b = losses(dir.file("ckpt"), key);
+    auto a = trainer_losses(dir.file("plain"), key), b = trainer_losses(dir.file("ckpt"), key);
     ASSERT_EQ(a.size(), 8u) << key;
     ASSERT_EQ(b.size(), 8u) << key;
     for (auto& [step, v] : a) EXPECT_NEAR(v, b[step], 1e-6 * std::abs(v)) << key << " at step " << step;
@@ -236,14 +234,14 @@ TEST(Trainer, ActivationCheckpointingOnTwoRanksMatchesPlain) {
 // own spread). The logged grad_norm is the norm before clipping, the same at step 1.
 TEST(Trainer, GradientClippingBoundsTheUpdate) {
   test::TempDir dir;
-  const std::vector<std::string> common = {kTrainBin, "--config", kTinyYaml, "train.steps=20", "train.log_every=1",
+  const std::vector<std::string> common = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=20", "train.log_every=1",
                                            "train.val_every=0", "optim.warmup=0"};
   auto with = [&](const std::string& name, std::vector<std::string> o) {
     auto a = common;
     a.insert(a.end(), o.begin(), o.end());
     a.push_back("train.out_dir=" + dir.file(name));
     EXPECT_EQ(run(a), 0) << name;
-    return std::make_pair(losses(dir.file(name)), losses(dir.file(name), "grad_norm"));
+    return std::make_pair(trainer_losses(dir.file(name)), trainer_losses(dir.file(name), "grad_norm"));
   };
   auto [lf, gf] = with("free", {"optim.grad_clip=0"});
   auto [lc, gc] = with("clipped", {"optim.grad_clip=1e-12"});
@@ -269,7 +267,7 @@ TEST(Trainer, DryRunOfTheBigPresetsAllocatesNoModel) {
     SCOPED_TRACE(preset);
     const std::string cfg = std::string(AIM_SOURCE_DIR) + "/configs/" + preset + ".yaml";
     // The presets read DFN-2B+ shards; a synthetic source keeps the check to the model.
-    pid_t pid = spawn({kTrainBin, "--config", cfg, "--dry-run", "train.device=cpu",
+    pid_t pid = spawn({test::kTrainBin, "--config", cfg, "--dry-run", "train.device=cpu",
                        "data.sources=[{kind: synthetic}]", "data.val=null"});
     int status = 0;
     struct rusage usage {};
@@ -302,13 +300,13 @@ TEST(Trainer, WebdatasetValidationIsTheSameOnOneTwoAndFourRanks) {
                           "/{00000000..00000002}.tar'}";
   std::map<int, std::map<int64_t, double>> by_world;
   for (int world : {1, 2, 4}) {
-    std::vector<std::string> args = {kTrainBin, "--config", kTinyYaml, "train.steps=2", "train.log_every=1",
+    std::vector<std::string> args = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=2", "train.log_every=1",
                                      "train.val_every=2", "train.val_batches=4", "train.ckpt_every=0",
                                      "train.batch_size=16", "train.micro_batch_size=2", val,
                                      "train.out_dir=" + dir.file("w" + std::to_string(world))};
     if (world > 1) args.insert(args.begin() + 1, {"--nproc-per-node", std::to_string(world)});
     ASSERT_EQ(run(args), 0) << "world " << world;
-    by_world[world] = losses(dir.file("w" + std::to_string(world)), "val_loss");
+    by_world[world] = trainer_losses(dir.file("w" + std::to_string(world)), "val_loss");
     ASSERT_EQ(by_world[world].size(), 1u) << "world " << world;
   }
   const double one = by_world[1].at(2);
@@ -333,18 +331,18 @@ TEST(Trainer, PipeShardsTrainLikeLocalFilesAndTheDryRunSaysTheyAreUnchecked) {
   std::map<std::string, std::map<int64_t, double>> by_via;
   for (const std::string& shards : {dir.file("wds") + range, "pipe:cat " + dir.file("wds") + range}) {
     const std::string out = dir.file(shards[0] == 'p' ? "pipe" : "file");
-    ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.log_every=1", "train.ckpt_every=0",
+    ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=4", "train.log_every=1", "train.ckpt_every=0",
                    "data.val=null", "data.sources=[{kind: webdataset, shards: '" + shards + "'}]",
                    "train.out_dir=" + out}),
               0)
         << shards;
-    by_via[shards[0] == 'p' ? "pipe" : "file"] = losses(out);
+    by_via[shards[0] == 'p' ? "pipe" : "file"] = trainer_losses(out);
   }
   ASSERT_EQ(by_via["file"].size(), 4u);
   EXPECT_EQ(by_via["pipe"], by_via["file"]);
 
   const std::string log = dir.file("dry.log");
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null",
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run", "data.val=null",
                  "data.sources=[{name: s3, kind: webdataset, shards: 'pipe:aws s3 cp s3://b/{00000000..00000099}.tar -'}]"},
                 log),
             0);
@@ -360,19 +358,19 @@ TEST(Trainer, ResumeNamesTheKeysThatChangedAndWhatTheyDo) {
   test::TempDir dir;
   const std::string out = "train.out_dir=" + dir.file("run");
   const std::string log = dir.file("log");
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", "train.log_every=1", out}), 0);
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=1", out}, log), 2);
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=4", "train.ckpt_every=2", "train.log_every=1", out}), 0);
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=1", out}, log), 2);
   EXPECT_NE(slurp(log).find("The newest differs in: train.steps 4 -> 6 (the warmup + cosine schedule is laid out over "
                             "train.steps"),
             std::string::npos)
       << slurp(log);
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", "train.log_every=2", out}, log), 0);
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=4", "train.ckpt_every=2", "train.log_every=2", out}, log), 0);
   EXPECT_NE(slurp(log).find("changed since the checkpoint (same math): train.log_every 1 -> 2"), std::string::npos)
       << slurp(log);
   EXPECT_NE(slurp(log).find("already finished: the checkpoint of step 4"), std::string::npos) << slurp(log);
   EXPECT_NE(slurp(log).find("; final loss "), std::string::npos) << slurp(log);
   EXPECT_EQ(slurp(log).find("resolved config:\n"), std::string::npos) << "the full config belongs in config.yaml";
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=1",
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=1",
                  "train.resume=force", out},
                 log),
             0);
@@ -386,11 +384,11 @@ TEST(Trainer, DryRunWarnsWhenOneStepTakesMinutes) {
   test::TempDir dir;
   const std::string log = dir.file("dry.log");
   // The tiny model executes ~5 MFLOP per training image: 64 of them at 1 MFLOP/s take ~5 min.
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "train.batch_size=64", "train.peak_tflops=1e-6"}, log),
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run", "train.batch_size=64", "train.peak_tflops=1e-6"}, log),
             0);
   EXPECT_NE(slurp(log).find("warning: one step of 64 images needs at least 5 min"), std::string::npos) << slurp(log);
   EXPECT_NE(slurp(log).find("set a smaller train.batch_size"), std::string::npos) << slurp(log);
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "train.batch_size=64", "train.peak_tflops=1e-3"}, log),
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run", "train.batch_size=64", "train.peak_tflops=1e-3"}, log),
             0);
   EXPECT_EQ(slurp(log).find("warning: one step"), std::string::npos) << slurp(log);
 }
@@ -412,24 +410,24 @@ TEST(Trainer, DryRunAndStartWarnWhenTheBatchExceedsTheData) {
   const std::string source = "data.sources=[{name: own, kind: webdataset, shards: '" + shards + "'}]";
   const std::string log = dir.file("log");
   const std::string warning = "train.batch_size=16 is larger than the training data (12 images: own 12)";
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null", source, "train.batch_size=16",
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run", "data.val=null", source, "train.batch_size=16",
                  "train.micro_batch_size=8"},
                 log),
             0);
   EXPECT_NE(slurp(log).find("warning: " + warning), std::string::npos) << slurp(log);
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null", source, "train.batch_size=8",
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run", "data.val=null", source, "train.batch_size=8",
                  "train.micro_batch_size=8"},
                 log),
             0);
   EXPECT_EQ(slurp(log).find("larger than the training data"), std::string::npos) << slurp(log);
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run", "data.val=null",
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run", "data.val=null",
                  "data.sources=[{name: own, kind: webdataset, shards: 'pipe:cat " + shards + "'}]", "train.batch_size=16",
                  "train.micro_batch_size=8"},
                 log),
             0);
   EXPECT_EQ(slurp(log).find("larger than the training data"), std::string::npos) << slurp(log);
   // Random-access sources are counted too (synthetic: its size), and training start warns.
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "data.val=null", "train.steps=1", "train.batch_size=16",
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "data.val=null", "train.steps=1", "train.batch_size=16",
                  "train.micro_batch_size=8", "data.sources=[{name: synth, kind: synthetic, size: 10, height: 28, width: 28}]",
                  "train.out_dir=" + dir.file("run")},
                 log),
@@ -444,10 +442,10 @@ TEST(Trainer, DryRunAndStartWarnWhenTheBatchExceedsTheData) {
 TEST(Trainer, ARefusedRunLeavesTheRunDirectoryAlone) {
   test::TempDir dir;
   const std::string out = "train.out_dir=" + dir.file("run");
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=4", "train.ckpt_every=2", out}), 0);
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=4", "train.ckpt_every=2", out}), 0);
   const std::string before = slurp(dir.file("run/config.yaml"));
   const std::string log = dir.file("log");
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=3",
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=6", "train.ckpt_every=2", "train.log_every=3",
                  "probe.epochs=7", out},
                 log),
             2);
@@ -462,7 +460,7 @@ TEST(Trainer, ARefusedRunLeavesTheRunDirectoryAlone) {
 TEST(Trainer, WallClockCadenceCheckpointsOnEveryRank) {
   test::TempDir dir;
   const std::string out = dir.file("run");
-  ASSERT_EQ(run({kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=0",
+  ASSERT_EQ(run({test::kTrainBin, "--nproc-per-node", "2", "--config", test::kTinyYaml, "train.steps=6", "train.ckpt_every=0",
                  "train.keep_checkpoints=10", "train.ckpt_every_min=0.0001", "train.out_dir=" + out},
                 dir.file("log")),
             0)
@@ -476,7 +474,7 @@ TEST(Trainer, WallClockCadenceCheckpointsOnEveryRank) {
   EXPECT_GE(complete, 5) << "a 6 ms cadence must checkpoint (nearly) every step";
   // Without it only the final step is checkpointed.
   const std::string plain = dir.file("plain");
-  ASSERT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=6", "train.ckpt_every=0", "train.keep_checkpoints=10",
+  ASSERT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=6", "train.ckpt_every=0", "train.keep_checkpoints=10",
                  "train.out_dir=" + plain}),
             0);
   int plain_count = 0;
@@ -489,7 +487,7 @@ TEST(Trainer, WallClockCadenceCheckpointsOnEveryRank) {
 TEST(Trainer, APlanThatDoesNotFitStopsBeforeAllocating) {
   test::TempDir dir;
   const std::string log = dir.file("log");
-  EXPECT_EQ(run({kTrainBin, "--nproc-per-node", "2", "--config", kTinyYaml, "train.steps=2",
+  EXPECT_EQ(run({test::kTrainBin, "--nproc-per-node", "2", "--config", test::kTinyYaml, "train.steps=2",
                  "train.memory_gb=0.001", "train.out_dir=" + dir.file("run")},
                 log),
             2);
@@ -498,10 +496,10 @@ TEST(Trainer, APlanThatDoesNotFitStopsBeforeAllocating) {
   EXPECT_FALSE(fs::exists(dir.file("run/config.yaml")));
   EXPECT_FALSE(fs::exists(dir.file("run/checkpoints")));
   // A budget that only a smaller micro-batch meets: the refusal names it with its number.
-  const auto plan = test::capture(kTrainBin + " --config " + kTinyYaml + " --dry-run train.batch_size=64 "
+  const auto plan = test::capture(test::kTrainBin + " --config " + test::kTinyYaml + " --dry-run train.batch_size=64 "
                                   "train.micro_batch_size=64 train.memory_gb=1");
   ASSERT_NE(plan.find("memory verdict: fits"), std::string::npos) << plan;
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.steps=2", "train.memory_gb=0.001", "train.memory_check=warn",
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.steps=2", "train.memory_gb=0.001", "train.memory_check=warn",
                  "train.out_dir=" + dir.file("warned")},
                 log),
             0);
@@ -513,7 +511,7 @@ TEST(Trainer, APlanThatDoesNotFitStopsBeforeAllocating) {
 // steps in human units.
 TEST(Trainer, DryRunPlansWithoutTheDataSummaryFirst) {
   test::TempDir dir;
-  const auto out = test::capture(kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
+  const auto out = test::capture(test::kTrainBin + " --config " + std::string(AIM_SOURCE_DIR) +
                                  "/configs/aim-600m.yaml --dry-run --nproc-per-node 8 train.device=cuda "
                                  "train.memory_gb=80 train.peak_tflops=1e-3");
   ASSERT_NE(out.find("[exit 0]"), std::string::npos) << out;
@@ -529,8 +527,8 @@ TEST(Trainer, DryRunPlansWithoutTheDataSummaryFirst) {
 
 TEST(Trainer, BadConfigFailsBeforeCompute) {
   test::TempDir dir;
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "train.micro_batch_size=3", "train.out_dir=" + dir.file("x")}), 2);
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.stpes=3", "train.out_dir=" + dir.file("x")}), 2);
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "train.micro_batch_size=3", "train.out_dir=" + dir.file("x")}), 2);
   // Nothing but how it ended (a scheduler's job has no parent reading the exit code).
   ASSERT_TRUE(fs::exists(dir.file("x")));
   std::vector<std::string> written;
@@ -539,7 +537,7 @@ TEST(Trainer, BadConfigFailsBeforeCompute) {
   const std::string status = slurp(dir.file("x/run_status.json"));
   EXPECT_NE(status.find("\"failed\""), std::string::npos) << status;
   EXPECT_NE(status.find("must be divisible by train.micro_batch_size"), std::string::npos) << status;
-  EXPECT_EQ(run({kTrainBin, "--config", kTinyYaml, "--dry-run"}), 0);
+  EXPECT_EQ(run({test::kTrainBin, "--config", test::kTinyYaml, "--dry-run"}), 0);
 }
 
 // An exploding run (lr 1e30) goes non-finite: updates are skipped and counted, the run stops
@@ -548,10 +546,10 @@ TEST(Trainer, BadConfigFailsBeforeCompute) {
 TEST(Trainer, NonFiniteStepsAreSkippedThenStop) {
   test::TempDir dir;
   const std::string out = dir.file("boom");
-  const int code = run({kTrainBin, "--config", kTinyYaml, "optim.lr=1e30", "optim.warmup=0", "train.steps=30",
+  const int code = run({test::kTrainBin, "--config", test::kTinyYaml, "optim.lr=1e30", "optim.warmup=0", "train.steps=30",
                         "train.ckpt_every=1", "train.max_nonfinite=3", "train.val_every=0", "train.out_dir=" + out});
   EXPECT_EQ(code, 2);
-  auto recs = losses(out, "skipped_steps");
+  auto recs = trainer_losses(out, "skipped_steps");
   ASSERT_FALSE(recs.empty());
   EXPECT_EQ(recs.rbegin()->second, 2.0) << "the third non-finite step stops the run before logging";
   ASSERT_TRUE(fs::exists(out + "/checkpoints"));
