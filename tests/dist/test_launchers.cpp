@@ -31,7 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-
 std::map<int64_t, double> losses(const std::string& out_dir) { return test::metric_by_step(out_dir); }
 using test::slurp;
 

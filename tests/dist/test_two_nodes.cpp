@@ -25,7 +25,6 @@ using NodeClock = std::chrono::steady_clock;
 
 namespace {
 
-
 bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
 
 // Two namespaces, n0 (10.77.<k>.1) and n1 (10.77.<k>.2), joined by a veth pair; removed (with

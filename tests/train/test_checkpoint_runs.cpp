@@ -31,7 +31,6 @@ using namespace aim;
 
 namespace {
 
-
 // Starts aim-train with `args` (and `fault` in AIM_TEST_CHECKPOINT_FAULT); output to `log`.
 pid_t spawn_trainer(const std::vector<std::string>& args, const std::string& log, const std::string& fault = "") {
   pid_t pid = fork();

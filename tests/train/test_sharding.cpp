@@ -30,7 +30,6 @@ using test::train_runs::spawn;
 
 namespace {
 
-
 // 0.005 MiB = 1310 floats per all-gather chunk (and gradient buckets of a few parameters).
 const std::string kSmallChunks = "train.bucket_mb=0.005";
 constexpr int64_t kChunkFloats = static_cast<int64_t>(0.005 * 1024 * 1024 / 4);

@@ -31,7 +31,6 @@ using namespace aim;
 
 namespace {
 
-
 std::map<int64_t, double> trainer_losses(const std::string& out_dir, const char* key = "loss") {
   return test::metric_by_step(out_dir, key);
 }
