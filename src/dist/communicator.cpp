@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <sstream>
 #include <type_traits>
@@ -223,6 +224,16 @@ bool agent_serves_store() {
   return v && std::string(v) == "True";
 }
 
+// A peer that dies while this rank writes to its socket (Gloo's pairs, the TCPStore) makes the
+// write fail with EPIPE, and by default the kernel also sends SIGPIPE, which kills the rank
+// (exit 141) before c10d can turn the failure into the collective's error. Python, where
+// torch.distributed usually runs, ignores SIGPIPE from the start; a C++ rank must do the same.
+// A handler someone installed is left alone.
+void ignore_sigpipe_like_python() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+}
+
 c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::milliseconds timeout) {
   const bool agent = agent_serves_store();
   try {
@@ -354,6 +365,7 @@ void Communicator::check_same_on_all_ranks(const std::string& value, const std::
 
 std::unique_ptr<Communicator> connect(const DistEnv& env, const ConnectOptions& options) {
   if (env.world_size < 1) throw Error("dist::connect needs world_size >= 1");
+  ignore_sigpipe_like_python();
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout);
   const bool nccl = options.device.is_cuda() && !options.declared_device_only;
   if (nccl) {

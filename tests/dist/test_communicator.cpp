@@ -6,7 +6,11 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +126,24 @@ TEST(Communicator, JoinsTheStoreTorchrunsAgentServes) {
   } catch (const std::exception&) {
   }
   EXPECT_TRUE(prefixed) << "no key under /worker/attempt_3/";
+}
+
+// A peer that dies mid-send must surface as the collective's error, not as SIGPIPE killing this
+// rank (exit 141, seen in TwoNodes.LosingNodeOneEndsNodeZerosRanksWithinTheTimeout): connecting
+// ignores SIGPIPE as Python does, so a write to a dead peer returns EPIPE instead.
+TEST(Communicator, ConnectingIgnoresSigpipeLikePython) {
+  ::signal(SIGPIPE, SIG_DFL);  // the default, whatever a test before this one in the process did
+  auto comm = gloo_rank(0, 1, test::free_loopback_port());
+  struct sigaction now {};
+  ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &now), 0);
+  EXPECT_EQ(now.sa_handler, SIG_IGN);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);
+  const char byte = 'x';
+  EXPECT_EQ(::write(fds[1], &byte, 1), -1);  // without the change: the process dies here
+  EXPECT_EQ(errno, EPIPE);
+  ::close(fds[1]);
 }
 
 // A rank that disappears must end its peers' collectives with an error within the
