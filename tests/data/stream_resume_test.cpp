@@ -1,7 +1,7 @@
 // Resuming streams on another world size. A run that goes 3 -> 2 -> 4 ranks (with a
 // different micro-batch split and accumulation on each) through merged loader states must
 // give every global sample index the very sample, source and augmentation of the
-// uninterrupted 3-rank run: a mixture of a webdataset source (12 resume_shards of uneven length,
+// uninterrupted 3-rank run: a mixture of a webdataset source (12 shards of uneven length,
 // read by several lanes and workers, past an epoch) and a random-access one. A position that
 // cannot be continued is an error on an unchanged world size and a warning on a changed one.
 #include <gtest/gtest.h>

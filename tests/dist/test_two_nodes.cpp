@@ -1,7 +1,7 @@
 // Two "nodes" on one machine: two network namespaces joined by a veth pair, each with its own
 // address, two aim-train ranks per node started with torchrun's variables (MASTER_ADDR =
 // node 0's address). (a) The 4-rank two-node run follows the 4-rank single-node run's
-// node_losses; (b) killing every process of node 1 ends node 0's ranks with a clear error within
+// losses; (b) killing every process of node 1 ends node 0's ranks with a clear error within
 // train.dist_timeout_s. Traffic stays inside the namespaces the test creates. Needs root (as
 // in CI); elsewhere it skips, and under CI=true / scripts/test.sh a skip is a failure.
 #include <gtest/gtest.h>

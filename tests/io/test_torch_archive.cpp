@@ -1,4 +1,4 @@
-// The native torch.save reader against archive_files Debian's python3-torch writes
+// The native torch.save reader against files Debian's python3-torch writes
 // (tests/io/write_torch_save.py): every dtype, shared storages, strides, nested and DDP
 // layouts, and a clear error for each kind of file it does not read.
 #include <gtest/gtest.h>
@@ -18,7 +18,7 @@ using namespace aim;
 
 namespace {
 
-// One directory of archive_files for the whole suite: the Python script takes seconds.
+// One directory of files for the whole suite: the Python script takes seconds.
 const std::string& archive_files() {
   static test::TempDir dir;
   static const bool written = [] {

@@ -1,6 +1,6 @@
 // aim-scale's report against hand-computed numbers (compute per curve point, trunk vs total,
 // what each fit used), no fit or verdict from a 2-point sweep, aim-train's own final status
-// read_report_file back, and a good report never replaced by a poorer one.
+// read back, and a good report never replaced by a poorer one.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,9 +1,9 @@
 // Checkpoints in real aim-train runs (tiny model, CPU ranks through --nproc-per-node):
-//  * a rank killed at several points of a background checkpoint write: the run_trainer resumes from
-//    the newest complete checkpoint and its losses are bit-exact against an uninterrupted run_trainer;
-//  * a run_trainer resumed 3 -> 2 -> 4 ranks, with and without optimizer sharding, on a mixture of a
+//  * a rank killed at several points of a background checkpoint write: the run resumes from
+//    the newest complete checkpoint and its losses are bit-exact against an uninterrupted run;
+//  * a run resumed 3 -> 2 -> 4 ranks, with and without optimizer sharding, on a mixture of a
 //    streaming webdataset source (several lanes and workers) and a random-access one, follows
-//    the uninterrupted 3-rank run_trainer's losses;
+//    the uninterrupted 3-rank run's losses;
 //  * asynchronous and synchronous checkpoints give identical runs and identical parts;
 //  * SIGTERM while a background save is in flight: that save and the stop step's complete
 //    before the exit, and the log says where the time went.
@@ -205,7 +205,7 @@ TEST(CheckpointRuns, SigtermDuringABackgroundSaveCompletesItBeforeTheExit) {
   waited = std::stod(log.substr(w + 7));
   EXPECT_GT(waited, 0.5) << "the save in flight was not waited for: " << log;
   EXPECT_NE(log.find("snapshot ", at), std::string::npos) << log;
-  // And the run_trainer continues from the stop step.
+  // And the run continues from the stop step.
   ASSERT_EQ(run_trainer(tiny(out, 2, common), dir.file("resume.log")), 0) << test::slurp(dir.file("resume.log"));
   EXPECT_NE(test::slurp(dir.file("resume.log")).find("resumed from " + ckpt(out, stop_step)), std::string::npos);
 }

@@ -50,7 +50,7 @@ int64_t chunks_per_slice(int world) {
 // train.sharding=optimizer (ZeRO-1): each rank keeps AdamW state for its slice of the
 // flattened parameters (uneven on 3 ranks), updates it and all-gathers it; gradients
 // (ZeRO-2): each rank also keeps only its slice of the gradients, reduced micro-batch by
-// micro-batch (3 micro-batches per rank on 2 ranks). With clipping active the sharded_losses,
+// micro-batch (3 micro-batches per rank on 2 ranks). With clipping active the losses,
 // gradient norms and final weights equal the replicated run's on the same world size (1e-5)
 // and one process with the same global batch (1e-4). Every run has the same small buckets,
 // so the sharded runs exchange their slices in many chunks.
@@ -103,7 +103,7 @@ TEST(Sharding, ManyChunksMatchReplicatedOnTwoAndThreeRanks) {
 
 // Sharded checkpoints: every rank writes its own slice; a 3-rank run killed mid-way
 // resumes on 2 ranks (the slices re-cut on load) and continues with the uninterrupted 3-rank
-// run's sharded_losses; on 3 ranks again the resume is bit-exact. For both sharding modes, in many
+// run's losses; on 3 ranks again the resume is bit-exact. For both sharding modes, in many
 // all-gather chunks per slice (re-sliced on 2 ranks, the chunks fall elsewhere).
 static void expect_sharded_checkpoint_resumes_on_another_world_size(const std::string& sharding) {
   test::TempDir dir;

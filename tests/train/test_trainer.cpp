@@ -91,7 +91,7 @@ TEST(Trainer, LossFallsAndRunDirectoryIsComplete) {
 
 // Proves it resumed: the checkpoint exists before the kill, the second run says it resumed
 // from the newest one (a run that silently started over reproduces every loss with fixed
-// seeds, so equal trainer_losses alone prove nothing), and the exported trunks hold the same bits.
+// seeds, so equal losses alone prove nothing), and the exported trunks hold the same bits.
 TEST(Trainer, ResumeAfterSigkillIsExact) {
   test::TempDir dir;
   const std::vector<std::string> common = {test::kTrainBin, "--config", test::kTinyYaml, "train.steps=150", "train.ckpt_every=7",
@@ -174,7 +174,7 @@ TEST(Trainer, TwoGlooRanksMatchOneProcess) {
 }
 
 // train.activation_checkpointing=full recomputes every trunk and head block in backward:
-// an fp32 run of 20 steps (with accumulation) must follow the plain run's trainer_losses and
+// an fp32 run of 20 steps (with accumulation) must follow the plain run's losses and
 // gradient norms to 1e-6 and end with the same weights.
 TEST(Trainer, ActivationCheckpointingKeepsTheTrajectory) {
   test::TempDir dir;
