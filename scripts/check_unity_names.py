@@ -16,7 +16,9 @@ batch changes whenever a file is added, so the rule is global:
 
 Reads the sources with Universal Ctags. Prints each offence and exits 1; run by CTest
 (Unity.FileLocalNamesAreUnique; exit 77, a skip, where ctags is missing and the test
-dependencies are not required). Usage: scripts/check_unity_names.py [repository root]
+dependencies are not required). Given the test suite's unity groups (build/tests/unity_groups.tsv),
+it also checks that each group holds files with the same namespace-scope `using` lines.
+Usage: scripts/check_unity_names.py [repository root] [build/tests/unity_groups.tsv]
 """
 import collections
 import json
@@ -113,6 +115,26 @@ for label, cpp_dir, headers, forbid_using in (("src/", "src", ("src", "include")
     p, summary = check_target(label, cpp_dir, headers, forbid_using)
     problems += p
     summaries.append(summary)
+
+# With the suite's unity groups (tests/CMakeLists.txt writes them at configure time, one
+# "group<TAB>file" line per test file): each group must hold files whose namespace-scope `using`
+# lines are the same.
+if len(sys.argv) > 2 and os.path.isfile(sys.argv[2]):
+    groups = collections.defaultdict(list)
+    for line in open(sys.argv[2]).read().splitlines():
+        if "\t" in line:
+            group, path = line.split("\t", 1)
+            groups[group].append(path)
+    for group, members in sorted(groups.items()):
+        keys = collections.defaultdict(list)
+        for m in members:
+            lines = open(m, encoding="utf-8", errors="replace").read().splitlines()
+            keys[tuple(l for l in lines if re.match(r"using\s", l) and not re.match(r"using\s+\w+\s*=", l))].append(
+                os.path.relpath(m))
+        if len(keys) > 1:
+            problems.append(f"unity group {group} mixes files with different `using` lines: " +
+                            "; ".join(f"{', '.join(f)} ({' '.join(k) or 'none'})" for k, f in keys.items()))
+    summaries.append(f"{len(groups)} unity groups of the suite, each one set of `using` lines")
 
 for p in problems:
     print("check_unity_names: " + p)
